@@ -1,0 +1,36 @@
+# Everruns: `make run` (embedded quick start) and `make test` (the whole suite on PostgreSQL + Redis).
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 9000
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install services serve-prod worker bench spectacular clean
+
+$(STAMP): requirements.txt
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(PY) manage.py migrate --noinput
+	exec $(VENV)/bin/uvicorn everruns.asgi:application --host 0.0.0.0 --port $(PORT) \
+		--timeout-graceful-shutdown 5 --no-access-log
+
+services:
+	@bash scripts/services.sh
+
+test: $(STAMP) services
+	$(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
+	DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/everruns} \
+	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} \
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) bench/turn_latency.py
+
+clean:
+	rm -rf $(VENV) db.sqlite3*

@@ -1,0 +1,77 @@
+from django.db import models
+from django.db.models import Q
+
+from everruns.ids import uuid7
+
+
+class Agent(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        ARCHIVED = "archived"
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    name = models.CharField(max_length=255, db_index=True)
+    description = models.TextField(blank=True, null=True)
+    system_prompt = models.TextField()
+    tags = models.JSONField(default=list, blank=True)
+    capabilities = models.JSONField(default=list, blank=True, help_text="Ordered capability ids.")
+    default_model = models.ForeignKey(
+        "agents.LlmModel", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    max_iterations = models.PositiveIntegerField(null=True, blank=True, help_text="Default: TURN_MAX_ITERATIONS.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return self.name
+
+
+class LlmProvider(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        DISABLED = "disabled"
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    name = models.CharField(max_length=255)
+    provider_type = models.CharField(max_length=64)
+    base_url = models.CharField(max_length=2048, blank=True, null=True)
+    api_key_encrypted = models.TextField(blank=True, default="")
+    settings = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"{self.name} ({self.provider_type})"
+
+
+class LlmModel(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        DISABLED = "disabled"
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    provider = models.ForeignKey(LlmProvider, on_delete=models.CASCADE, related_name="models")
+    model_id = models.CharField(max_length=255, help_text="The provider's model name, e.g. gpt-4o-mini.")
+    display_name = models.CharField(max_length=255, blank=True, default="")
+    is_default = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="one_default_model"),
+            models.UniqueConstraint(fields=["provider", "model_id"], name="unique_model_per_provider"),
+        ]
+
+    def __str__(self):
+        return self.display_name or self.model_id

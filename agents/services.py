@@ -1,0 +1,50 @@
+from django.db import transaction
+
+from agents.models import Agent
+from everruns.api.errors import NotFound
+
+AGENT_FIELDS = {"name", "system_prompt", "description", "tags", "capabilities", "max_iterations", "status"}
+
+
+def agent_create(
+    *,
+    name: str,
+    system_prompt: str,
+    description: str | None = None,
+    tags: list | None = None,
+    capabilities: list | None = None,
+    default_model_id=None,
+    max_iterations: int | None = None,
+    status: str = Agent.Status.ACTIVE,
+) -> Agent:
+    return Agent.objects.create(
+        name=name,
+        system_prompt=system_prompt,
+        description=description,
+        tags=tags or [],
+        capabilities=capabilities or [],
+        default_model_id=default_model_id,
+        max_iterations=max_iterations,
+        status=status,
+    )
+
+
+def agent_update(*, agent: Agent, data: dict) -> Agent:
+    fields = []
+    for key, value in data.items():
+        if key in AGENT_FIELDS:
+            setattr(agent, key, value if value is not None or key in {"description", "max_iterations"} else [])
+            fields.append(key)
+        elif key == "default_model_id":
+            agent.default_model_id = value
+            fields.append("default_model")
+    if fields:
+        agent.save(update_fields=fields + ["updated_at"])
+    return agent
+
+
+def agent_archive(*, agent: Agent) -> None:
+    with transaction.atomic():
+        updated = Agent.objects.filter(pk=agent.pk, status=Agent.Status.ACTIVE).update(status=Agent.Status.ARCHIVED)
+    if not updated:
+        raise NotFound("Agent not found")

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class EverrunsConfig(AppConfig):
+    name = "everruns"
+    verbose_name = "Everruns"

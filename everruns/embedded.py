@@ -1,0 +1,32 @@
+"""The embedded quick start: a Celery worker on the in-memory broker, inside the web process."""
+
+import logging
+import threading
+
+logger = logging.getLogger(__name__)
+_started = False
+_lock = threading.Lock()
+
+
+def start_embedded_worker(concurrency: int) -> None:
+    global _started
+    with _lock:
+        if _started:
+            return
+        _started = True
+    from celery.worker import WorkController
+
+    from everruns.celery import app
+
+    app.loader.import_default_modules()
+    worker = WorkController(
+        app=app,
+        hostname="embedded@localhost",
+        pool="threads",
+        concurrency=concurrency,
+        without_heartbeat=True,
+        without_mingle=True,
+        without_gossip=True,
+    )
+    threading.Thread(target=worker.start, name="embedded-celery-worker", daemon=True).start()
+    logger.info("embedded Celery worker started (threads=%d, broker=%s)", concurrency, app.conf.broker_url)

@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from everruns.api.health import HealthView
+
+urlpatterns = [
+    path("health", HealthView.as_view()),
+    path("api-doc/openapi.json", SpectacularAPIView.as_view(), name="openapi"),
+    path("swagger-ui/", SpectacularSwaggerView.as_view(url_name="openapi")),
+    path("admin/", admin.site.urls),
+    path("v1/", include("agents.urls")),
+    path("v1/", include("sessions.urls")),
+]
+
+handler400 = "everruns.api.errors.handler400"
+handler403 = "everruns.api.errors.handler403"
+handler404 = "everruns.api.errors.handler404"
+handler500 = "everruns.api.errors.handler500"

@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class RunnerConfig(AppConfig):
+    name = "runner"
+    verbose_name = "Runner"
+
+    def ready(self):
+        from runner.tools import registry
+
+        registry.publish_catalogue()

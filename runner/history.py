@@ -1,0 +1,73 @@
+"""The conversation sent to the model, rebuilt from stored messages (so turns resume and carry on)."""
+
+import json
+
+from sessions.models import Message
+
+
+def _user_content(parts: list[dict]):
+    if all(p.get("type") == "text" for p in parts):
+        return "\n\n".join(p["text"] for p in parts)
+    out = []
+    for p in parts:
+        if p.get("type") == "text":
+            out.append({"type": "text", "text": p["text"]})
+        elif p.get("type") == "image":
+            url = p.get("url") or f"data:{p.get('media_type')};base64,{p.get('base64')}"
+            out.append({"type": "image_url", "image_url": {"url": url}})
+    return out
+
+
+def tool_result_text(part: dict) -> str:
+    if part.get("error"):
+        return json.dumps({"error": part["error"]})
+    result = part.get("result")
+    return result if isinstance(result, str) else json.dumps(result)
+
+
+def build(system_prompt: str, messages: list[Message]) -> list[dict]:
+    """OpenAI-format messages. Tool results follow the assistant message that called them, even
+    when a user message was stored between them (posted while the tools ran)."""
+    results = {}
+    for m in messages:
+        if m.role == Message.Role.TOOL_RESULT:
+            for part in m.content:
+                if part.get("type") == "tool_result":
+                    results[part["tool_call_id"]] = part
+    out = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    for m in messages:
+        if m.role == Message.Role.USER:
+            out.append({"role": "user", "content": _user_content(m.content)})
+        elif m.role == Message.Role.ASSISTANT:
+            text = "".join(p.get("text", "") for p in m.content if p.get("type") == "text")
+            calls = [p for p in m.content if p.get("type") == "tool_call"]
+            entry = {"role": "assistant", "content": text or None}
+            if calls:
+                entry["tool_calls"] = [
+                    {
+                        "id": c["id"],
+                        "type": "function",
+                        "function": {"name": c["name"], "arguments": json.dumps(c.get("arguments") or {})},
+                    }
+                    for c in calls
+                ]
+            out.append(entry)
+            for c in calls:
+                part = results.get(c["id"]) or {"error": "no result was recorded for this tool call"}
+                out.append({"role": "tool", "tool_call_id": c["id"], "content": tool_result_text(part)})
+    return out
+
+
+def unanswered_tool_calls(messages: list[Message]) -> list[dict]:
+    """Tool calls of the last assistant message that have no stored result (a crash mid-tools)."""
+    answered = {
+        p["tool_call_id"]
+        for m in messages
+        if m.role == Message.Role.TOOL_RESULT
+        for p in m.content
+        if p.get("type") == "tool_result"
+    }
+    for m in reversed(messages):
+        if m.role == Message.Role.ASSISTANT:
+            return [p for p in m.content if p.get("type") == "tool_call" and p["id"] not in answered]
+    return []

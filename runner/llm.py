@@ -1,0 +1,161 @@
+"""The LLM adapter: the only module that imports litellm (worker side only; ~5 s and ~200 MB)."""
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from runner.models import ResolvedModel
+
+logger = logging.getLogger(__name__)
+_litellm = None
+
+
+def _lib():
+    global _litellm
+    if _litellm is None:
+        import os
+
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        import litellm
+
+        from runner.llmsim import LlmSim
+
+        litellm.suppress_debug_info = True
+        litellm.telemetry = False
+        litellm.custom_provider_map = [{"provider": "llmsim", "custom_handler": LlmSim()}]
+        _litellm = litellm
+    return _litellm
+
+
+class LlmError(Exception):
+    def __init__(self, code: str, message: str, *, transient: bool = False, status: int | None = None):
+        super().__init__(message)
+        self.code, self.message, self.transient, self.status = code, message, transient, status
+
+
+class Stopped(Exception):
+    """The caller asked the stream to stop (the turn was cancelled or lost its lease)."""
+
+
+@dataclass
+class LlmResult:
+    text: str
+    tool_calls: list[dict]  # [{id, name, arguments (raw JSON string)}]
+    finish_reason: str | None
+    usage: dict = field(default_factory=dict)
+    cost_usd: float | None = None
+    duration_ms: int = 0
+
+
+def _classify(exc: Exception) -> LlmError:
+    lib = _lib()
+    text = str(exc)[:500]
+    status = getattr(exc, "status_code", None)
+    table = [
+        (lib.ContextWindowExceededError, "context_window_exceeded", False),
+        (lib.AuthenticationError, "llm_authentication_failed", False),
+        (lib.PermissionDeniedError, "llm_permission_denied", False),
+        (lib.NotFoundError, "llm_model_not_found", False),
+        (lib.BadRequestError, "llm_bad_request", False),
+        (lib.RateLimitError, "llm_rate_limited", True),
+        (lib.Timeout, "llm_timeout", True),
+        (lib.APIConnectionError, "llm_connection_error", True),
+        (lib.InternalServerError, "llm_provider_error", True),
+        (lib.ServiceUnavailableError, "llm_provider_error", True),
+    ]
+    for cls, code, transient in table:
+        if isinstance(exc, cls):
+            return LlmError(code, text, transient=transient, status=status)
+    if isinstance(status, int):
+        return LlmError("llm_provider_error" if status >= 500 else "llm_error", text, transient=status >= 500 or status == 429, status=status)
+    return LlmError("llm_error", text)
+
+
+def _usage(built) -> dict:
+    usage = getattr(built, "usage", None)
+    if usage is None:
+        return {"input_tokens": 0, "output_tokens": 0, "cached_tokens": 0, "reasoning_tokens": 0}
+    prompt_details = getattr(usage, "prompt_tokens_details", None)
+    completion_details = getattr(usage, "completion_tokens_details", None)
+    return {
+        "input_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
+        "output_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
+        "cached_tokens": int(getattr(prompt_details, "cached_tokens", 0) or 0) if prompt_details else 0,
+        "reasoning_tokens": int(getattr(completion_details, "reasoning_tokens", 0) or 0) if completion_details else 0,
+    }
+
+
+def _cost(model: ResolvedModel, built) -> float | None:
+    if model.provider_type == "llmsim":
+        return 0.0
+    try:
+        return float(_lib().completion_cost(completion_response=built, model=model.litellm_model))
+    except Exception:
+        return None  # unknown price: honest null, never a crash
+
+
+def stream_completion(
+    *,
+    model: ResolvedModel,
+    messages: list[dict],
+    tools: list[dict] | None,
+    on_delta: Callable[[str], None],
+    should_stop: Callable[[], bool],
+    timeout: float,
+    reasoning_effort: str | None = None,
+) -> LlmResult:
+    lib = _lib()
+    kwargs = {
+        "model": model.litellm_model,
+        "messages": messages,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "timeout": timeout,
+    }
+    if tools:
+        kwargs["tools"] = tools
+    if model.api_base:
+        kwargs["api_base"] = model.api_base
+    if model.api_key:
+        kwargs["api_key"] = model.api_key
+    if model.provider_type == "llmsim":
+        kwargs["llmsim"] = model.settings
+    if reasoning_effort:
+        kwargs["reasoning_effort"] = reasoning_effort
+        kwargs["drop_params"] = True
+    started = time.monotonic()
+    chunks = []
+    try:
+        response = lib.completion(**kwargs)
+        for chunk in response:
+            if should_stop():
+                close = getattr(response, "close", None)
+                if close:
+                    close()
+                raise Stopped()
+            chunks.append(chunk)
+            if chunk.choices:
+                delta = chunk.choices[0].delta
+                text = getattr(delta, "content", None)
+                if text:
+                    on_delta(text)
+        built = lib.stream_chunk_builder(chunks, messages=messages)
+    except (Stopped, LlmError):
+        raise
+    except Exception as exc:
+        raise _classify(exc) from exc
+    choice = built.choices[0] if built and built.choices else None
+    message = choice.message if choice else None
+    tool_calls = [
+        {"id": tc.id, "name": tc.function.name, "arguments": tc.function.arguments or ""}
+        for tc in (getattr(message, "tool_calls", None) or [])
+    ]
+    return LlmResult(
+        text=(getattr(message, "content", None) or ""),
+        tool_calls=tool_calls,
+        finish_reason=getattr(choice, "finish_reason", None),
+        usage=_usage(built),
+        cost_usd=_cost(model, built),
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )

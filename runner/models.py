@@ -1,0 +1,59 @@
+"""Which model a turn uses: message controls -> session -> agent -> the global default."""
+
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from agents.models import LlmModel, LlmProvider
+
+
+class ModelUnavailable(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class ResolvedModel:
+    litellm_model: str  # e.g. "llmsim/llmsim-1", "openai/gpt-4o-mini"
+    display: str
+    provider_type: str
+    api_base: str | None = None
+    api_key: str | None = None
+    settings: dict = field(default_factory=dict)
+    model_pk: str | None = None
+
+
+def to_litellm(model: LlmModel) -> ResolvedModel:
+    provider: LlmProvider = model.provider
+    if model.status != LlmModel.Status.ACTIVE:
+        raise ModelUnavailable("model_disabled", f"Model {model.model_id} is disabled")
+    if provider.status != LlmProvider.Status.ACTIVE:
+        raise ModelUnavailable("provider_disabled", f"Provider {provider.name} is disabled")
+    prefix = "openai" if provider.provider_type == "openai_compatible" else provider.provider_type
+    return ResolvedModel(
+        litellm_model=f"{prefix}/{model.model_id}",
+        display=model.model_id,
+        provider_type=provider.provider_type,
+        api_base=provider.base_url or None,
+        api_key=None,
+        settings=dict(provider.settings or {}),
+        model_pk=str(model.pk),
+    )
+
+
+def resolve(*, controls_model_id=None, session_model_id=None, agent_model_id=None) -> ResolvedModel:
+    for model_id in (controls_model_id, session_model_id, agent_model_id):
+        if model_id:
+            model = LlmModel.objects.select_related("provider").filter(pk=model_id).first()
+            if model is None:
+                raise ModelUnavailable("model_not_found", f"Model {model_id} does not exist")
+            return to_litellm(model)
+    if settings.EVERRUNS_DEFAULT_MODEL:
+        name = settings.EVERRUNS_DEFAULT_MODEL
+        return ResolvedModel(litellm_model=name, display=name, provider_type=name.split("/", 1)[0])
+    model = LlmModel.objects.select_related("provider").filter(is_default=True).first()
+    if model is None:
+        raise ModelUnavailable("no_default_model", "No model chosen and no default model configured")
+    return to_litellm(model)

@@ -1,0 +1,73 @@
+"""Running the tool calls of one LLM response, concurrently, each bounded in time."""
+
+import json
+import logging
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+from django.db import connection
+
+from runner.tools.base import Tool, ToolContext, ToolError
+
+logger = logging.getLogger(__name__)
+
+
+def parse_arguments(raw) -> tuple[dict, str | None]:
+    """(arguments object, error). Arguments that are not a JSON object are an error for the model."""
+    if isinstance(raw, dict):
+        return raw, None
+    if raw in (None, ""):
+        return {}, None
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        return {}, f"arguments are not valid JSON: {exc}"
+    if not isinstance(value, dict):
+        return {}, "arguments must be a JSON object"
+    return value, None
+
+
+def _call(tool: Tool, ctx: ToolContext, arguments: dict):
+    try:
+        return tool.func(ctx, arguments), None
+    except ToolError as exc:
+        return None, str(exc)
+    except Exception as exc:
+        logger.warning("tool %s raised %s", tool.name, exc, exc_info=True)
+        return None, f"{type(exc).__name__}: {exc}"
+    finally:
+        connection.close()
+
+
+def run_calls(calls: list[dict], tools: dict[str, Tool], ctx: ToolContext, on_done, should_stop):
+    """calls: [{id, name, arguments, argument_error}]. on_done(call, result, error, duration_ms)
+    runs in the caller's thread as each call finishes, in completion order."""
+    pool = ThreadPoolExecutor(max_workers=max(1, len(calls)), thread_name_prefix="tool")
+    pending = {}
+    try:
+        for call in calls:
+            tool = tools.get(call["name"])
+            if call.get("argument_error"):
+                on_done(call, None, call["argument_error"], 0)
+            elif tool is None:
+                on_done(call, None, f"unknown tool: {call['name']}", 0)
+            else:
+                future = pool.submit(_call, tool, ctx, call["arguments"])
+                pending[future] = (call, time.monotonic(), tool.timeout_seconds)
+        while pending:
+            if should_stop():
+                from runner.llm import Stopped
+
+                raise Stopped()
+            done, _ = wait(list(pending), timeout=0.25, return_when=FIRST_COMPLETED)
+            for future in done:
+                call, started, _limit = pending.pop(future)
+                result, error = future.result()
+                on_done(call, result, error, int((time.monotonic() - started) * 1000))
+            now = time.monotonic()
+            for future, (call, started, limit) in list(pending.items()):
+                if now - started > limit:
+                    pending.pop(future)
+                    on_done(call, None, f"tool timed out after {limit:g} s", int((now - started) * 1000))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,36 @@
+"""The capability registry: one module per capability under runner/tools, listed here."""
+
+import importlib
+
+from runner.tools.base import Capability, Tool
+
+MODULES = ["noop", "current_time", "test_math"]
+
+CAPABILITIES: dict[str, Capability] = {}
+for _name in MODULES:
+    _cap = importlib.import_module(f"runner.tools.{_name}").CAPABILITY
+    CAPABILITIES[_cap.id] = _cap
+
+
+def publish_catalogue() -> None:
+    """Let `agents` validate and list capability ids without importing the runner."""
+    from agents import capabilities
+
+    for cap in CAPABILITIES.values():
+        capabilities.register(cap.id, cap.info())
+
+
+def for_agent(capability_ids: list[str]) -> tuple[str, list[Tool]]:
+    """The prompt additions and the union of tools of an agent's capabilities, in order."""
+    prompts, tools, seen = [], [], set()
+    for cap_id in capability_ids:
+        cap = CAPABILITIES.get(cap_id)
+        if cap is None:
+            continue
+        if cap.system_prompt:
+            prompts.append(cap.system_prompt)
+        for tool in cap.tools:
+            if tool.name not in seen:
+                seen.add(tool.name)
+                tools.append(tool)
+    return "\n\n".join(prompts), tools

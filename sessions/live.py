@@ -1,0 +1,50 @@
+"""Live delivery of session events through django-eventstream's listeners.
+
+Stored events carry their sequence as the pub id; `message.delta` carries none (live only).
+With EVENTSTREAM_REDIS set (production), the payload goes over Redis pub/sub to every web process;
+without it (embedded quick start), straight to this process's listeners.
+"""
+
+import json
+import logging
+
+from django_eventstream import eventstream as es_eventstream
+from django_eventstream import views as es_views
+from django_eventstream.event import Event as EsEvent
+
+logger = logging.getLogger(__name__)
+
+# The stream drains its queue as fast as the loop runs; token deltas arrive in bursts.
+es_views.MAX_PENDING = 1000
+
+
+def channel_for(session_id) -> str:
+    return f"session-{session_id}"
+
+
+def publish(session_id, event: dict, *, sequence: int | None = None) -> None:
+    """Publish one event; a failure is logged, never raised: the log is the truth, streams catch up."""
+    channel = channel_for(session_id)
+    pub_id = event.get("sequence") if sequence is None else sequence
+    data = json.dumps(event)
+    try:
+        if es_eventstream.redis_client is not None:
+            message = {"channel": channel, "event_type": event["type"], "data": data, "pub_id": pub_id}
+            es_eventstream.redis_client.publish("events_channel", json.dumps(message))
+        else:
+            es_views.get_listener_manager().add_to_queues(channel, EsEvent(channel, event["type"], data, id=pub_id))
+    except Exception as exc:  # Redis restarting: streams re-read the log on their next poll
+        logger.warning("live publish failed for session %s: %s", session_id, exc)
+
+
+def publish_delta(session_id, *, turn_id, message_id, delta: str) -> None:
+    publish(
+        session_id,
+        {
+            "type": "message.delta",
+            "session_id": str(session_id),
+            "turn_id": str(turn_id) if turn_id else None,
+            "sequence": None,
+            "data": {"message_id": str(message_id), "delta": delta},
+        },
+    )

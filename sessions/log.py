@@ -1,0 +1,94 @@
+"""The session's durable, ordered log: the one way to append events and messages.
+
+Each append takes the next per-session sequence inside the caller's transaction (the UPDATE on the
+session row serialises concurrent appenders) and publishes the event to live streams after commit.
+"""
+
+import uuid
+
+from django.db import transaction
+from django.db.models import F
+
+from sessions import live
+from sessions.models import Event, Message, Session
+
+
+class SessionGone(Exception):
+    """The session was deleted while something was still writing to it."""
+
+
+def _next_sequence(session_id, counter: str) -> int:
+    updated = Session.objects.filter(pk=session_id).update(**{counter: F(counter) + 1})
+    if not updated:
+        raise SessionGone(str(session_id))
+    return Session.objects.filter(pk=session_id).values_list(counter, flat=True).get()
+
+
+def event_to_dict(event: Event) -> dict:
+    return {
+        "id": str(event.id),
+        "sequence": event.sequence,
+        "type": event.type,
+        "session_id": str(event.session_id),
+        "turn_id": str(event.turn_id) if event.turn_id else None,
+        "data": event.data,
+        "created_at": _rfc3339(event.created_at),
+    }
+
+
+def message_to_dict(message: Message) -> dict:
+    return {
+        "id": str(message.id),
+        "session_id": str(message.session_id),
+        "sequence": message.sequence,
+        "role": message.role,
+        "content": message.content,
+        "controls": message.controls,
+        "metadata": message.metadata,
+        "created_at": _rfc3339(message.created_at),
+    }
+
+
+def _rfc3339(value) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def append_event(*, session_id, type: str, data: dict, turn_id=None) -> Event:
+    with transaction.atomic():
+        sequence = _next_sequence(session_id, "last_event_sequence")
+        event = Event.objects.create(session_id=session_id, turn_id=turn_id, sequence=sequence, type=type, data=data)
+        payload = event_to_dict(event)
+        transaction.on_commit(lambda: live.publish(session_id, payload))
+    return event
+
+
+def append_message(
+    *,
+    session_id,
+    role: str,
+    content: list,
+    turn_id=None,
+    controls: dict | None = None,
+    metadata: dict | None = None,
+    idempotency_key: str | None = None,
+    message_id: uuid.UUID | None = None,
+) -> Message:
+    """Store a message and its `message.<role>` event together."""
+    with transaction.atomic():
+        sequence = _next_sequence(session_id, "last_message_sequence")
+        extra = {"id": message_id} if message_id else {}
+        message = Message.objects.create(
+            session_id=session_id,
+            turn_id=turn_id,
+            sequence=sequence,
+            role=role,
+            content=content,
+            controls=controls,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+            **extra,
+        )
+        append_event(
+            session_id=session_id, turn_id=turn_id, type=f"message.{role}", data={"message": message_to_dict(message)}
+        )
+    return message

@@ -1,0 +1,23 @@
+from django.db.models import QuerySet
+
+from everruns.api.errors import NotFound
+from sessions.models import Event, Message, Session
+
+
+def session_get(*, agent_id, session_id) -> Session:
+    try:
+        return Session.objects.select_related("agent").get(pk=session_id, agent_id=agent_id)
+    except Session.DoesNotExist:
+        raise NotFound("Session not found") from None
+
+
+def session_list(*, agent_id) -> QuerySet[Session]:
+    return Session.objects.filter(agent_id=agent_id).order_by("-id")
+
+
+def message_list(*, session_id) -> QuerySet[Message]:
+    return Message.objects.filter(session_id=session_id).order_by("sequence")
+
+
+def event_list(*, session_id, after: int = 0) -> QuerySet[Event]:
+    return Event.objects.filter(session_id=session_id, sequence__gt=after).order_by("sequence")

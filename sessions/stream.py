@@ -1,0 +1,101 @@
+"""The SSE stream of one session: history from the log, then live, exactly once and in order.
+
+The listener is registered before the first read of the log, so every event committed after that
+read is queued for it; queued events are matched against the cursor by sequence: a duplicate is
+dropped, a gap (an event whose wake-up is late or was lost) sends the stream back to the log.
+"""
+
+import asyncio
+import json
+import time
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django_eventstream.views import Listener, get_listener_manager
+
+from sessions.eventstream import read_events_after
+from sessions.live import channel_for
+
+BATCH = 500
+
+
+def encode(event: dict) -> str:
+    lines = [f"event: {event['type']}"]
+    if event.get("sequence") is not None:
+        lines.append(f"id: {event['sequence']}")
+    lines.append(f"data: {json.dumps(event, separators=(',', ':'))}")
+    return "\n".join(lines) + "\n\n"
+
+
+def parse_cursor(value: str | None) -> int | None:
+    """Accepts `7` and django-eventstream's `session-<id>:7`; None when absent or not a cursor."""
+    if not value:
+        return None
+    value = value.strip().rsplit(":", 1)[-1]
+    try:
+        cursor = int(value)
+    except ValueError:
+        return None
+    return cursor if cursor >= 0 else None
+
+
+async def event_stream(session_id, after: int):
+    read = sync_to_async(read_events_after, thread_sensitive=False)
+    channel = channel_for(session_id)
+    listener = Listener()
+    listener.channels = {channel}
+    listener.user_id = "anonymous"
+    listener.assign_loop()
+    manager = get_listener_manager()
+    manager.add_listener(listener)
+    cursor = after
+    keepalive = settings.SSE_KEEPALIVE_SECONDS
+    poll = settings.SSE_POLL_SECONDS
+    try:
+        yield ": stream open\n\n"
+        while True:
+            # Catch up from the log.
+            while True:
+                events = await read(session_id, cursor, BATCH)
+                if events:
+                    yield "".join(encode(e) for e in events)
+                    cursor = events[-1]["sequence"]
+                if len(events) < BATCH:
+                    break
+            # Then live, until a gap, an overflow or the poll interval sends us back to the log.
+            last_poll = last_write = time.monotonic()
+            back_to_log = False
+            while not back_to_log:
+                timeout = max(0.05, min(last_write + keepalive, last_poll + poll) - time.monotonic())
+                try:
+                    await asyncio.wait_for(listener.aevent.wait(), timeout)
+                except asyncio.TimeoutError:
+                    now = time.monotonic()
+                    if now - last_write >= keepalive:
+                        yield ": keep-alive\n\n"
+                        last_write = now
+                    if now - last_poll >= poll:
+                        back_to_log = True
+                    continue
+                with manager.lock:
+                    items = listener.channel_items.pop(channel, [])
+                    listener.channel_items = {}
+                    overflow, listener.overflow = listener.overflow, False
+                    listener.aevent.clear()
+                out = []
+                for item in items:
+                    if item.id is None:  # live-only (message.delta)
+                        out.append(encode(json.loads(item.data)))
+                    elif back_to_log or item.id <= cursor:
+                        continue
+                    elif item.id == cursor + 1:
+                        out.append(encode(json.loads(item.data)))
+                        cursor = item.id
+                    else:
+                        back_to_log = True
+                if out:
+                    yield "".join(out)
+                    last_write = time.monotonic()
+                back_to_log = back_to_log or overflow
+    finally:
+        manager.remove_listener(listener)

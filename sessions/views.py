@@ -1,0 +1,152 @@
+import json
+
+from django.http import QueryDict, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.renderers import BaseRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from agents.selectors import agent_get
+from everruns.api.errors import ValidationError
+from everruns.api.pagination import list_schema, paginated
+from everruns.api.views import errors, validated
+from sessions import selectors, services
+from sessions.serializers import (
+    EventSerializer,
+    MessageInputSerializer,
+    MessageSerializer,
+    SessionInputSerializer,
+    SessionSerializer,
+)
+from sessions.stream import event_stream, parse_cursor
+
+PAGE = [OpenApiParameter("limit", int), OpenApiParameter("offset", int)]
+
+
+def _compact(value):
+    """Drop empty nested objects so `controls: {}` is stored as null."""
+    if isinstance(value, dict):
+        value = {k: _compact(v) for k, v in value.items() if v is not None}
+        return {k: v for k, v in value.items() if v not in ({}, None)} or None
+    return value
+
+
+class SessionListView(APIView):
+    @extend_schema(operation_id="sessions_list", parameters=PAGE, responses={200: list_schema(SessionSerializer), **errors(400, 404)})
+    def get(self, request, agent_id):
+        agent_get(agent_id=agent_id)
+        return paginated(request, selectors.session_list(agent_id=agent_id), SessionSerializer)
+
+    @extend_schema(
+        operation_id="sessions_create",
+        request=SessionInputSerializer,
+        responses={201: SessionSerializer, **errors(400, 404, 409, 415)},
+    )
+    def post(self, request, agent_id):
+        agent = agent_get(agent_id=agent_id)
+        body = {} if isinstance(request.data, QueryDict) else request.data  # no body at all is `{}`
+        data = validated(SessionInputSerializer, body)
+        session = services.session_create(agent=agent, **data)
+        return Response(SessionSerializer(session).data, status=201)
+
+
+class SessionDetailView(APIView):
+    @extend_schema(operation_id="sessions_get", responses={200: SessionSerializer, **errors(404)})
+    def get(self, request, agent_id, session_id):
+        return Response(SessionSerializer(selectors.session_get(agent_id=agent_id, session_id=session_id)).data)
+
+    @extend_schema(
+        operation_id="sessions_update",
+        request=SessionInputSerializer,
+        responses={200: SessionSerializer, **errors(400, 404, 415)},
+    )
+    def patch(self, request, agent_id, session_id):
+        session = selectors.session_get(agent_id=agent_id, session_id=session_id)
+        data = validated(SessionInputSerializer, request.data, partial=True)
+        return Response(SessionSerializer(services.session_update(session=session, **data)).data)
+
+    @extend_schema(operation_id="sessions_delete", responses={204: None, **errors(404)})
+    def delete(self, request, agent_id, session_id):
+        services.session_delete(session=selectors.session_get(agent_id=agent_id, session_id=session_id))
+        return Response(status=204)
+
+
+class MessageListView(APIView):
+    @extend_schema(operation_id="messages_list", parameters=PAGE, responses={200: list_schema(MessageSerializer), **errors(400, 404)})
+    def get(self, request, agent_id, session_id):
+        session = selectors.session_get(agent_id=agent_id, session_id=session_id)
+        return paginated(request, selectors.message_list(session_id=session.pk), MessageSerializer)
+
+    @extend_schema(
+        operation_id="messages_create",
+        request=MessageInputSerializer,
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+        responses={201: MessageSerializer, 200: MessageSerializer, **errors(400, 404, 409, 413, 415)},
+    )
+    def post(self, request, agent_id, session_id):
+        session = selectors.session_get(agent_id=agent_id, session_id=session_id)
+        data = validated(MessageInputSerializer, request.data)
+        key = request.headers.get("Idempotency-Key") or None
+        if key is not None and len(key) > 255:
+            raise ValidationError("Invalid Idempotency-Key", details={"Idempotency-Key": ["At most 255 characters."]})
+        message, created = services.message_post(
+            session=session,
+            content=[dict(p) for p in data["message"]["content"]],
+            controls=_compact(json.loads(json.dumps(data.get("controls") or {}, default=str))),
+            metadata=data.get("metadata"),
+            idempotency_key=key,
+        )
+        return Response(MessageSerializer(message).data, status=201 if created else 200)
+
+
+class EventStreamRenderer(BaseRenderer):
+    media_type = "text/event-stream"
+    format = "event-stream"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        # Only errors reach a renderer on this media type; the stream itself bypasses renderers.
+        return json.dumps(data).encode()
+
+
+class EventListView(APIView):
+    from rest_framework.renderers import JSONRenderer
+
+    renderer_classes = [JSONRenderer, EventStreamRenderer]
+
+    @extend_schema(
+        operation_id="events_list",
+        description=(
+            "The session's event log. With `Accept: text/event-stream` the same route is a Server-Sent "
+            "Events stream: history after the cursor (`Last-Event-ID`, `?lastEventId=` or `?after=`), then live."
+        ),
+        parameters=[*PAGE, OpenApiParameter("after", int), OpenApiParameter("lastEventId", str)],
+        responses={
+            200: list_schema(EventSerializer),
+            (200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description="SSE stream"),
+            **errors(400, 404),
+        },
+    )
+    def get(self, request, agent_id, session_id):
+        session = selectors.session_get(agent_id=agent_id, session_id=session_id)
+        after = self._after(request)
+        if request.accepted_renderer.format == "event-stream":
+            response = StreamingHttpResponse(event_stream(session.pk, after), content_type="text/event-stream")
+            response["Cache-Control"] = "no-cache"
+            response["X-Accel-Buffering"] = "no"
+            return response
+        return paginated(request, selectors.event_list(session_id=session.pk, after=after), EventSerializer)
+
+    @staticmethod
+    def _after(request) -> int:
+        raw = (
+            request.headers.get("Last-Event-ID")
+            or request.query_params.get("lastEventId")
+            or request.query_params.get("after")
+        )
+        if raw in (None, ""):
+            return 0
+        cursor = parse_cursor(raw)
+        if cursor is None:
+            raise ValidationError("Invalid cursor", details={"after": ["Must be a non-negative event sequence."]})
+        return cursor
