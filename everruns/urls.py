@@ -1,12 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from everruns.api.health import HealthView
 
 urlpatterns = [
     path("health", HealthView.as_view()),
-    path("api-doc/openapi.json", SpectacularAPIView.as_view(), name="openapi"),
+    path("api-doc/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("swagger-ui/", SpectacularSwaggerView.as_view(url_name="openapi")),
     path("admin/", admin.site.urls),
     path("v1/", include("agents.urls")),

@@ -204,14 +204,6 @@ class TurnRunner:
         usage = {**result.usage, "cost_usd": result.cost_usd}
         with transaction.atomic():
             self._guard()
-            append_message(
-                session_id=self.session_id,
-                turn_id=self.turn_id,
-                role=Message.Role.ASSISTANT,
-                content=content,
-                metadata={"model": model, "usage": usage, "finish_reason": result.finish_reason},
-                message_id=message_id,
-            )
             append_event(
                 session_id=self.session_id,
                 turn_id=self.turn_id,
@@ -224,6 +216,14 @@ class TurnRunner:
                     "duration_ms": result.duration_ms,
                     "finish_reason": result.finish_reason,
                 },
+            )
+            append_message(
+                session_id=self.session_id,
+                turn_id=self.turn_id,
+                role=Message.Role.ASSISTANT,
+                content=content,
+                metadata={"model": model, "usage": usage, "finish_reason": result.finish_reason},
+                message_id=message_id,
             )
             cost = result.cost_usd or 0.0
             counters = {

@@ -114,6 +114,12 @@ class EventListView(APIView):
 
     renderer_classes = [JSONRenderer, EventStreamRenderer]
 
+    def handle_exception(self, exc):
+        # Errors are JSON even when the client asked for a stream (404 before streaming).
+        self.request.accepted_renderer = self.JSONRenderer()
+        self.request.accepted_media_type = "application/json"
+        return super().handle_exception(exc)
+
     @extend_schema(
         operation_id="events_list",
         description=(

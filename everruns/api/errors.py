@@ -2,7 +2,7 @@
 
 import logging
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -74,6 +74,8 @@ _DRF_CODES = {
 def exception_handler(exc, context):
     if isinstance(exc, AppError):
         return Response(envelope(exc.code, exc.message, exc.details), status=exc.status)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(envelope("payload_too_large", "Request body is too large"), status=413)
     if isinstance(exc, Http404):
         return Response(envelope("not_found", "Not found"), status=404)
     if isinstance(exc, PermissionDenied):

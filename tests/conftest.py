@@ -1,0 +1,69 @@
+import time
+
+import pytest
+import redis
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from agents.models import LlmModel, LlmProvider
+from agents.seed import seed
+from tests import processes
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_broker():
+    """The suite owns its Redis database: start from an empty queue."""
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    yield
+
+
+@pytest.fixture
+def seeded(db):
+    seed(LlmProvider, LlmModel)
+
+
+@pytest.fixture
+def seeded_tx(transactional_db):
+    seed(LlmProvider, LlmModel)
+
+
+@pytest.fixture
+def api(seeded):
+    return APIClient()
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("procs")
+
+
+@pytest.fixture(scope="session")
+def worker(django_db_setup, django_db_blocker, log_dir):
+    """One real Celery worker process for the test session."""
+    proc = processes.start_worker(log_dir, TURN_SWEEP_SECONDS=1, TURN_LEASE_SECONDS=5, TURN_QUEUED_GRACE_SECONDS=5)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def web(django_db_setup, log_dir):
+    """One real uvicorn process for the test session; returns its base URL."""
+    proc, url = processes.start_web(log_dir, SSE_KEEPALIVE_SECONDS=2, SSE_POLL_SECONDS=2)
+    yield url
+    proc.stop()
+
+
+@pytest.fixture
+def stack(seeded_tx, worker, web):
+    """The production shape, live: web + worker on PostgreSQL and Redis. Returns the base URL."""
+    return web

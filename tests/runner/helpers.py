@@ -1,0 +1,34 @@
+from sessions import services
+from sessions.models import Event, Message, Session, Turn
+from tests.factories import make_agent, make_session
+
+
+def post_user(session, text: str, **kwargs):
+    message, _ = services.message_post(
+        session=Session.objects.select_related("agent").get(pk=session.pk),
+        content=[{"type": "text", "text": text}],
+        **kwargs,
+    )
+    return message
+
+
+def run_active_turn(session, owner: str = "test-owner"):
+    """Run the session's queued turn in this process, the way a worker would."""
+    from runner.loop import run_turn
+
+    turn = Turn.objects.filter(session=session).order_by("-id").first()
+    run_turn(turn.pk, owner)
+    turn.refresh_from_db()
+    return turn
+
+
+def event_types(session) -> list[str]:
+    return list(Event.objects.filter(session=session).order_by("sequence").values_list("type", flat=True))
+
+
+def messages(session) -> list[Message]:
+    return list(Message.objects.filter(session=session).order_by("sequence"))
+
+
+def new_session(**agent_fields):
+    return make_session(make_agent(**agent_fields))

@@ -1,0 +1,136 @@
+"""The loop in this process (real litellm + llmsim, real PostgreSQL), without Celery."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from runner.loop import claim
+from sessions.models import Event, Message, Session, Turn
+from tests.factories import make_model
+from tests.runner.helpers import event_types, messages, new_session, post_user, run_active_turn
+
+pytestmark = pytest.mark.usefixtures("seeded_tx")
+
+
+def test_plain_turn_answers_and_returns_to_pending():
+    session = new_session()
+    post_user(session, "What is 2 + 2? Please explain your reasoning.")
+    turn = run_active_turn(session)
+    assert turn.status == "completed" and turn.iterations == 1
+    session.refresh_from_db()
+    assert session.status == "pending" and session.error is None and session.active_turn_id is None
+    assert event_types(session) == [
+        "message.user", "session.status", "turn.started", "llm.started",
+        "llm.completed", "message.assistant", "turn.completed", "session.status",
+    ]
+    answer = messages(session)[-1]
+    assert answer.role == "assistant" and "2 + 2 = 4" in answer.content[0]["text"]
+    assert answer.metadata["model"] == "llmsim-1"
+    assert answer.metadata["usage"]["input_tokens"] > 0 and answer.metadata["usage"]["output_tokens"] > 0
+    assert session.input_tokens == answer.metadata["usage"]["input_tokens"]
+    assert session.output_tokens == answer.metadata["usage"]["output_tokens"]
+    assert session.cost_usd == 0.0
+    statuses = [e.data for e in Event.objects.filter(session=session, type="session.status").order_by("sequence")]
+    assert statuses == [
+        {"status": "running", "previous": "pending", "error": None},
+        {"status": "pending", "previous": "running", "error": None},
+    ]
+
+
+def test_event_sequences_are_contiguous_from_one():
+    session = new_session()
+    post_user(session, "hello")
+    run_active_turn(session)
+    sequences = list(Event.objects.filter(session=session).order_by("sequence").values_list("sequence", flat=True))
+    assert sequences == list(range(1, len(sequences) + 1))
+
+
+def test_failing_llm_call_fails_the_turn_and_the_next_message_works():
+    broken = make_model(model_id="error")
+    session = new_session()
+    post_user(session, "hello", controls={"model_id": str(broken.pk)})
+    turn = run_active_turn(session)
+    session.refresh_from_db()
+    assert turn.status == "failed" and session.status == "failed"
+    assert session.error["code"] == "llm_provider_error" and "simulated provider error" in session.error["message"]
+    failed = Event.objects.get(session=session, type="turn.failed")
+    assert failed.data == {"error": session.error}
+    post_user(session, "hello again")
+    turn = run_active_turn(session)
+    session.refresh_from_db()
+    assert turn.status == "completed" and session.status == "pending" and session.error is None
+    assert Turn.objects.filter(session=session).count() == 2
+
+
+def test_message_posted_before_the_llm_call_is_seen_by_the_running_turn():
+    session = new_session()
+    post_user(session, "first")
+    post_user(session, "second")  # stored while the turn is active: no second turn
+    turn = run_active_turn(session)
+    assert Turn.objects.filter(session=session).count() == 1 and turn.iterations == 1
+    assert "second" in messages(session)[-1].content[0]["text"]
+
+
+def test_message_arriving_after_the_last_llm_call_keeps_the_turn_going(monkeypatch):
+    from runner import loop
+
+    session = new_session()
+    post_user(session, "first")
+    original = loop.TurnRunner._complete
+    posted = []
+
+    def complete_after_a_late_message(self, last_seen):
+        if not posted:
+            posted.append(post_user(session, "late"))
+        return original(self, last_seen)
+
+    monkeypatch.setattr(loop.TurnRunner, "_complete", complete_after_a_late_message)
+    turn = run_active_turn(session)
+    assert turn.status == "completed" and turn.iterations == 2
+    assert [m.role for m in messages(session)] == ["user", "assistant", "user", "assistant"]
+    assert "late" in messages(session)[-1].content[0]["text"]
+
+
+def test_unknown_model_fails_with_a_clear_code():
+    session = new_session()
+    model = make_model(model_id="llmsim-disabled", status="disabled")
+    Session.objects.filter(pk=session.pk).update(model=model)
+    post_user(session, "hi")
+    run_active_turn(session)
+    session.refresh_from_db()
+    assert session.status == "failed" and session.error["code"] == "model_disabled"
+
+
+def test_claim_respects_a_live_lease_and_takes_a_stale_one():
+    session = new_session()
+    post_user(session, "hi")
+    turn = Turn.objects.get(session=session)
+    assert claim(turn.pk, "worker-a")
+    assert not claim(turn.pk, "worker-b")
+    Turn.objects.filter(pk=turn.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    assert claim(turn.pk, "worker-b")
+    assert Turn.objects.get(pk=turn.pk).lease_owner == "worker-b"
+    assert event_types(session).count("turn.started") == 1
+
+
+def test_completed_turn_is_not_run_again():
+    session = new_session()
+    post_user(session, "hi")
+    turn = run_active_turn(session)
+    count = Event.objects.filter(session=session).count()
+    run_active_turn(session)  # a redelivered task
+    assert Event.objects.filter(session=session).count() == count
+    assert Message.objects.filter(session=session, role="assistant").count() == 1
+    assert turn.status == "completed"
+
+
+def test_deleted_session_stops_the_turn_quietly():
+    from runner.loop import run_turn
+
+    session = new_session()
+    post_user(session, "hi")
+    turn = Turn.objects.get(session=session)
+    Session.objects.filter(pk=session.pk).delete()
+    run_turn(turn.pk, "owner")  # nothing to claim, nothing raised
+    assert not Turn.objects.filter(pk=turn.pk).exists()
