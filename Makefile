@@ -30,7 +30,7 @@ test: $(STAMP) services
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(PY) bench/turn_latency.py
+	$(PY) bench/turn_latency.py --base http://localhost:$(PORT)
 
 clean:
 	rm -rf $(VENV) db.sqlite3*

@@ -1,0 +1,43 @@
+"""Fault injection: bounded, local, and each test cleans up what it started."""
+
+import pytest
+
+from everruns.celery import RUN_TURN_TASK, app as celery_app
+from sessions.models import Event, Message, Session, Turn
+from tests import processes
+from tests.conftest import wait_for
+from tests.factories import make_agent, make_model, make_session
+from tests.runner.helpers import post_user
+
+pytestmark = [pytest.mark.e2e, pytest.mark.fault]
+FAULT_QUEUE = "faults"
+WORKER_ENV = {"CELERY_QUEUE": FAULT_QUEUE, "TURN_LEASE_SECONDS": 3, "TURN_SWEEP_SECONDS": 1}
+
+
+def test_a_worker_killed_mid_turn_loses_nothing(seeded_tx, log_dir):
+    slow = make_model(model_id="llmsim-slow-kill", settings={"latency_ms": 4000})
+    session = make_session(make_agent(), model_id=slow.pk)
+    post_user(session, "What is 4 + 4?")
+    turn = Turn.objects.get(session=session)
+    first = processes.start_worker(log_dir, name="doomed", **WORKER_ENV)
+    second = None
+    try:
+        celery_app.send_task(RUN_TURN_TASK, args=[str(turn.pk)], queue=FAULT_QUEUE)
+        wait_for(lambda: Event.objects.filter(session=session, type="llm.started").exists(), 30, message="llm.started")
+        first.kill()  # SIGKILL, mid LLM call
+        assert Session.objects.get(pk=session.pk).status == "running"
+        second = processes.start_worker(log_dir, name="rescuer", **WORKER_ENV)
+        wait_for(lambda: Session.objects.get(pk=session.pk).status == "pending", 60, message="turn taken over")
+    finally:
+        first.kill()
+        if second:
+            second.kill()
+    turn.refresh_from_db()
+    assert turn.status == "completed"
+    assistant = Message.objects.filter(session=session, role="assistant")
+    assert assistant.count() == 1 and "4 + 4 = 8" in assistant.get().content[0]["text"]
+    types = list(Event.objects.filter(session=session).order_by("sequence").values_list("type", flat=True))
+    assert types.count("turn.started") == 1 and types.count("turn.completed") == 1
+    assert types.count("llm.started") == 2  # the abandoned call, then the one that answered
+    sequences = list(Event.objects.filter(session=session).order_by("sequence").values_list("sequence", flat=True))
+    assert sequences == list(range(1, len(sequences) + 1))

@@ -1,0 +1,125 @@
+"""The production shape, live: uvicorn + a Celery worker process on PostgreSQL and Redis."""
+
+import contextlib
+import io
+import time
+
+import pytest
+import requests
+
+from tests.e2e import refclient
+from tests.e2e.sse import Stream, turn_done
+from tests.factories import make_model
+
+pytestmark = [pytest.mark.e2e]
+
+
+def wait_pending(base: str, path: str, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        session = requests.get(f"{base}{path}", timeout=5).json()
+        if not seen or seen[-1] != session["status"]:
+            seen.append(session["status"])
+        if session["status"] in ("pending", "failed") and len(seen) > 1 or session["status"] == "failed":
+            return session
+        time.sleep(0.1)
+    raise AssertionError(f"session never settled: {seen}")
+
+
+def test_reference_client_runs_unmodified_but_for_its_address(stack):
+    source = refclient.DEFAULT.read_text().replace('BASE_URL = "http://localhost:9000"', f'BASE_URL = "{stack}"')
+    assert f'BASE_URL = "{stack}"' in source
+    out = io.StringIO()
+    namespace = {"__name__": "__refclient__"}
+    with contextlib.redirect_stdout(out):
+        for i, cell in enumerate(refclient.code_cells(source)):
+            exec(compile(cell, f"cell {i + 1}", "exec"), namespace)
+    printed = out.getvalue()
+    assert "2 + 2 = 4" in printed and "3 + 3 = 6" in printed
+    assert "Session status: running" in printed and "Session status: pending" in printed
+    for event in ("message.user", "turn.started", "llm.started", "message.delta", "llm.completed",
+                  "message.assistant", "turn.completed", "session.status"):
+        assert f"Event: {event}" in printed, event
+    assert "deleted." in printed and "archived." in printed
+
+
+def test_live_events_status_flow_and_messages(stack):
+    agent = requests.post(f"{stack}/v1/agents", json={"name": "e2e", "system_prompt": "Be brief."}).json()
+    session = requests.post(f"{stack}/v1/agents/{agent['id']}/sessions", json={}).json()
+    path = f"/v1/agents/{agent['id']}/sessions/{session['id']}"
+    stream = Stream(f"{stack}{path}/events")
+    try:
+        response = requests.post(
+            f"{stack}{path}/messages", json={"message": {"content": [{"type": "text", "text": "What is 5 * 6?"}]}}
+        )
+        assert response.status_code == 201
+        assert requests.get(f"{stack}{path}").json()["status"] == "running"  # never a stale pending
+        stream.read_until(turn_done)
+    finally:
+        stream.close()
+    types = [e["event"] for e in stream.events]
+    stored = [e["event"] for e in stream.stored()]
+    assert stored == [
+        "message.user", "session.status", "turn.started", "llm.started",
+        "llm.completed", "message.assistant", "turn.completed", "session.status",
+    ]
+    deltas = [i for i, t in enumerate(types) if t == "message.delta"]
+    assert len(deltas) >= 2 and max(deltas) < types.index("message.assistant")
+    text = "".join(e["data"]["data"]["delta"] for e in stream.events if e["event"] == "message.delta")
+    messages = requests.get(f"{stack}{path}/messages").json()
+    assert [m["role"] for m in messages["items"]] == ["user", "assistant"]
+    assert messages["items"][1]["content"][0]["text"] == text and "5 * 6 = 30" in text
+    assert [e["id"] for e in stream.stored()] == [str(i) for i in range(1, 9)]
+    log = requests.get(f"{stack}{path}/events").json()
+    assert [e["type"] for e in log["items"]] == stored
+
+
+def test_sse_resume_after_a_dropped_stream_gets_exactly_the_missing_events(stack):
+    slow = make_model(model_id="llmsim-slow", settings={"latency_ms": 300, "tokens_per_second": 20})
+    agent = requests.post(f"{stack}/v1/agents", json={"name": "resume", "system_prompt": "x"}).json()
+    session = requests.post(f"{stack}/v1/agents/{agent['id']}/sessions", json={"model_id": str(slow.pk)}).json()
+    path = f"{stack}/v1/agents/{agent['id']}/sessions/{session['id']}"
+    first = Stream(f"{path}/events")
+    requests.post(f"{path}/messages", json={"message": {"content": [{"type": "text", "text": "Tell me a story"}]}})
+    first.read_until(lambda e: e["event"] == "llm.started")
+    first.close()  # dropped mid-turn
+    seen = first.stored()
+    cursor = seen[-1]["id"]
+    time.sleep(1.0)  # events happen while nobody listens
+    second = Stream(f"{path}/events", last_event_id=cursor)
+    try:
+        second.read_until(turn_done)
+    finally:
+        second.close()
+    resumed = second.stored()
+    sequences = [e["data"]["sequence"] for e in seen + resumed]
+    assert sequences == list(range(1, len(sequences) + 1)), sequences
+    log = requests.get(f"{path}/events").json()["items"]
+    assert [e["sequence"] for e in log] == sequences
+    assert resumed[0]["data"]["sequence"] == int(cursor) + 1
+    # ?lastEventId= works the same, and a cursor at the end replays nothing
+    third = Stream(f"{path}/events?lastEventId={sequences[-3]}")
+    try:
+        third.read_until(lambda e: e["data"].get("sequence") == sequences[-1])
+    finally:
+        third.close()
+    assert [e["data"]["sequence"] for e in third.stored()] == sequences[-2:]
+
+
+def test_failing_model_over_http_then_recovery(stack):
+    broken = make_model(model_id="error")
+    agent = requests.post(f"{stack}/v1/agents", json={"name": "f", "system_prompt": "x"}).json()
+    session = requests.post(f"{stack}/v1/agents/{agent['id']}/sessions", json={}).json()
+    path = f"/v1/agents/{agent['id']}/sessions/{session['id']}"
+    requests.post(
+        f"{stack}{path}/messages",
+        json={"message": {"content": [{"type": "text", "text": "hi"}]}, "controls": {"model_id": str(broken.pk)}},
+    )
+    failed = wait_pending(stack, path)
+    assert failed["status"] == "failed" and failed["error"]["code"] == "llm_provider_error"
+    requests.post(f"{stack}{path}/messages", json={"message": {"content": [{"type": "text", "text": "hi again"}]}})
+    recovered = wait_pending(stack, path)
+    assert recovered["status"] == "pending" and recovered["error"] is None
+    roles = [m["role"] for m in requests.get(f"{stack}{path}/messages").json()["items"]]
+    assert roles == ["user", "user", "assistant"]
