@@ -12,7 +12,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import DateTimeField, ExpressionWrapper, F
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from everruns.ids import uuid7
@@ -36,17 +37,24 @@ def lease_seconds() -> float:
     return settings.TURN_LEASE_SECONDS
 
 
+def lease_expiry():
+    """Now + the lease, on the database's clock (so workers on skewed machines agree)."""
+    return ExpressionWrapper(Now() + timedelta(seconds=lease_seconds()), output_field=DateTimeField())
+
+
 def claim(turn_id, owner: str) -> bool:
     with transaction.atomic():
         turn = Turn.objects.select_for_update().filter(pk=turn_id).first()
         if turn is None or turn.status not in Turn.ACTIVE:
             return False
-        now = timezone.now()
-        alive = turn.heartbeat_at and turn.heartbeat_at > now - timedelta(seconds=lease_seconds())
+        alive = Turn.objects.filter(pk=turn_id, lease_expires_at__gt=Now()).exists()
         if turn.status == Turn.Status.RUNNING and turn.lease_owner not in ("", owner) and alive:
             return False
         Turn.objects.filter(pk=turn_id).update(
-            status=Turn.Status.RUNNING, lease_owner=owner, heartbeat_at=now, started_at=turn.started_at or now
+            status=Turn.Status.RUNNING,
+            lease_owner=owner,
+            lease_expires_at=lease_expiry(),
+            started_at=turn.started_at or timezone.now(),
         )
         if turn.started_at is None:
             append_event(
@@ -72,7 +80,7 @@ class Heartbeat(threading.Thread):
         try:
             while not self.stopping.wait(interval):
                 held = Turn.objects.filter(pk=self.turn_id, lease_owner=self.owner, status=Turn.Status.RUNNING).update(
-                    heartbeat_at=timezone.now()
+                    lease_expires_at=lease_expiry()
                 )
                 if not held:
                     self.lost.set()

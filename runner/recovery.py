@@ -12,6 +12,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import connection
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from sessions.models import Turn
@@ -22,14 +23,12 @@ _started = False
 
 
 def stuck_turn_ids() -> list:
-    now = timezone.now()
-    stale = now - timedelta(seconds=settings.TURN_LEASE_SECONDS)
-    waiting = now - timedelta(seconds=settings.TURN_QUEUED_GRACE_SECONDS)
+    waiting = timezone.now() - timedelta(seconds=settings.TURN_QUEUED_GRACE_SECONDS)
     return list(
         Turn.objects.filter(
             Q(status=Turn.Status.QUEUED, created_at__lt=waiting)
-            | Q(status=Turn.Status.RUNNING, heartbeat_at__lt=stale)
-            | Q(status=Turn.Status.RUNNING, heartbeat_at__isnull=True)
+            | Q(status=Turn.Status.RUNNING, lease_expires_at__lt=Now())
+            | Q(status=Turn.Status.RUNNING, lease_expires_at__isnull=True)
         ).values_list("id", flat=True)[:100]
     )
 

@@ -55,9 +55,10 @@ class Turn(models.Model):
     input_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
     cost_usd = models.FloatField(null=True, blank=True)
-    # Lease: the worker running the turn renews heartbeat_at; a stale lease lets another take over.
+    # Lease: the worker running the turn keeps pushing lease_expires_at ahead (database clock);
+    # once it passes, another worker may take the turn over.
     lease_owner = models.CharField(max_length=128, blank=True, default="")
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

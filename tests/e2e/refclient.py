@@ -4,10 +4,15 @@ Usage: python tests/e2e/refclient.py [path/to/agent_api_example.md]
 Shell lines (`!pip install ...`) are skipped: the packages come from requirements.txt.
 """
 
+import os
 import sys
 from pathlib import Path
 
-DEFAULT = Path(__file__).resolve().parents[3] / "shared" / "seed" / "agent_api_example.md"
+# The contract's copy lives in ../shared beside the repository; EVERRUNS_REFERENCE_CLIENT overrides.
+DEFAULT = Path(
+    os.environ.get("EVERRUNS_REFERENCE_CLIENT")
+    or Path(__file__).resolve().parents[3] / "shared" / "seed" / "agent_api_example.md"
+)
 
 
 def code_cells(text: str) -> list[str]:

@@ -108,7 +108,7 @@ def test_claim_respects_a_live_lease_and_takes_a_stale_one():
     turn = Turn.objects.get(session=session)
     assert claim(turn.pk, "worker-a")
     assert not claim(turn.pk, "worker-b")
-    Turn.objects.filter(pk=turn.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    Turn.objects.filter(pk=turn.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     assert claim(turn.pk, "worker-b")
     assert Turn.objects.get(pk=turn.pk).lease_owner == "worker-b"
     assert event_types(session).count("turn.started") == 1
