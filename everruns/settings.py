@@ -89,7 +89,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("SQLITE_TEST_NAME", "")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis and Celery ---------------------------------------------------------------------------
@@ -109,6 +108,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A turn running longer than this is handed to a second worker by the Redis broker.
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 6 * 3600)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+if CELERY_BROKER_URL.startswith("memory://"):
+    # The in-memory transport polls its queue; kombu's default of 1 s would add ~1 s to every turn.
+    CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = env_float("EMBEDDED_BROKER_POLL_SECONDS", 0.01)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- django-eventstream: our event log is the storage, Redis pub/sub carries the wake-up ---------
@@ -132,7 +134,6 @@ LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 120.0)
 TURN_MAX_ITERATIONS = env_int("TURN_MAX_ITERATIONS", 10)
 
 # --- API ----------------------------------------------------------------------------------------
-AUTH_MODE = os.environ.get("AUTH_MODE", "none")
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "everruns.api.errors.exception_handler",
