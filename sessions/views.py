@@ -1,5 +1,6 @@
 import json
 
+from django.db import connection as db_connection
 from django.http import QueryDict, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -137,6 +138,9 @@ class EventListView(APIView):
         session = selectors.session_get(agent_id=agent_id, session_id=session_id)
         after = self._after(request)
         if request.accepted_renderer.format == "event-stream":
+            # Django closes this request's connection only when the response ends; a stream may
+            # last hours, so release it now (the stream reads the log with short-lived connections).
+            db_connection.close()
             response = StreamingHttpResponse(event_stream(session.pk, after), content_type="text/event-stream")
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"

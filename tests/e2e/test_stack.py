@@ -123,3 +123,33 @@ def test_failing_model_over_http_then_recovery(stack):
     assert recovered["status"] == "pending" and recovered["error"] is None
     roles = [m["role"] for m in requests.get(f"{stack}{path}/messages").json()["items"]]
     assert roles == ["user", "user", "assistant"]
+
+
+def test_idle_stream_sends_keepalives_and_open_streams_hold_no_database_connection(stack):
+    import psycopg2
+    from django.db import connection
+
+    agent = requests.post(f"{stack}/v1/agents", json={"name": "idle", "system_prompt": "x"}).json()
+    session = requests.post(f"{stack}/v1/agents/{agent['id']}/sessions", json={}).json()
+    url = f"{stack}/v1/agents/{agent['id']}/sessions/{session['id']}/events"
+    name = connection.settings_dict["NAME"]
+
+    def backends() -> int:
+        with psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres") as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [name])
+            return cur.fetchone()[0]
+
+    before = backends()
+    streams = [requests.get(url, stream=True, headers={"Accept": "text/event-stream"}, timeout=(5, 10)) for _ in range(20)]
+    try:
+        started = time.monotonic()
+        received = b""
+        for chunk in streams[0].iter_content(chunk_size=None):
+            received += chunk
+            if b": keep-alive" in received:
+                break
+        assert time.monotonic() - started < 6  # SSE_KEEPALIVE_SECONDS=2 for the test web process
+        assert backends() <= before + 2, "open streams must not each hold a PostgreSQL connection"
+    finally:
+        for s in streams:
+            s.close()
