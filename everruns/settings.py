@@ -182,3 +182,13 @@ TURN_LEASE_SECONDS = env_float("TURN_LEASE_SECONDS", 30.0)
 # A queued turn that no worker has taken after this long is queued again.
 TURN_QUEUED_GRACE_SECONDS = env_float("TURN_QUEUED_GRACE_SECONDS", 60.0)
 TURN_SWEEP_SECONDS = env_float("TURN_SWEEP_SECONDS", 10.0)
+
+# --- Session files and tools --------------------------------------------------------------------
+SESSION_FILE_MAX_BYTES = env_int("SESSION_FILE_MAX_BYTES", 10 * 1024 * 1024)
+SESSION_FS_MAX_BYTES = env_int("SESSION_FS_MAX_BYTES", 100 * 1024 * 1024)
+TOOL_TIMEOUT_SECONDS = env_float("TOOL_TIMEOUT_SECONDS", 30.0)
+WEB_FETCH_ALLOWED_HOSTS = [h.strip().lower() for h in os.environ.get("WEB_FETCH_ALLOWED_HOSTS", "").split(",") if h.strip()]
+WEB_FETCH_MAX_BYTES = env_int("WEB_FETCH_MAX_BYTES", 2 * 1024 * 1024)
+WEB_FETCH_CONNECT_TIMEOUT = env_float("WEB_FETCH_CONNECT_TIMEOUT", 5.0)
+WEB_FETCH_TIMEOUT = env_float("WEB_FETCH_TIMEOUT", 20.0)
+WEB_FETCH_MAX_REDIRECTS = env_int("WEB_FETCH_MAX_REDIRECTS", 5)

@@ -37,7 +37,8 @@ def to_litellm(model: LlmModel) -> ResolvedModel:
         display=model.model_id,
         provider_type=provider.provider_type,
         api_base=provider.base_url or None,
-        api_key=None,
+        # Local OpenAI-compatible servers usually need no key, but the client insists on one.
+        api_key="not-needed" if provider.provider_type == "openai_compatible" else None,
         settings=dict(provider.settings or {}),
         model_pk=str(model.pk),
     )

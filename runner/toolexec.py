@@ -5,6 +5,7 @@ import logging
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
+from django.conf import settings
 from django.db import connection
 
 from runner.tools.base import Tool, ToolContext, ToolError
@@ -53,7 +54,8 @@ def run_calls(calls: list[dict], tools: dict[str, Tool], ctx: ToolContext, on_do
                 on_done(call, None, f"unknown tool: {call['name']}", 0)
             else:
                 future = pool.submit(_call, tool, ctx, call["arguments"])
-                pending[future] = (call, time.monotonic(), tool.timeout_seconds)
+                limit = tool.timeout_seconds or settings.TOOL_TIMEOUT_SECONDS
+                pending[future] = (call, time.monotonic(), limit)
         while pending:
             if should_stop():
                 from runner.llm import Stopped

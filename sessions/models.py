@@ -104,3 +104,20 @@ class Event(models.Model):
     class Meta:
         ordering = ["sequence"]
         constraints = [models.UniqueConstraint(fields=["session", "sequence"], name="unique_event_sequence")]
+
+
+class SessionFile(models.Model):
+    """A file or directory in a session's own virtual file system. Paths are normalised: "/a/b.txt"."""
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="files")
+    path = models.CharField(max_length=1024)
+    is_directory = models.BooleanField(default=False)
+    content = models.BinaryField(default=b"")
+    size = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["path"]
+        constraints = [models.UniqueConstraint(fields=["session", "path"], name="unique_session_file_path")]

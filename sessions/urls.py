@@ -1,6 +1,6 @@
 from django.urls import path
 
-from sessions import views
+from sessions import fs_views, views
 
 base = "agents/<uuid:agent_id>/sessions"
 urlpatterns = [
@@ -8,4 +8,7 @@ urlpatterns = [
     path(f"{base}/<uuid:session_id>", views.SessionDetailView.as_view()),
     path(f"{base}/<uuid:session_id>/messages", views.MessageListView.as_view()),
     path(f"{base}/<uuid:session_id>/events", views.EventListView.as_view()),
+    path(f"{base}/<uuid:session_id>/fs", fs_views.SessionFileRootView.as_view()),
+    path(f"{base}/<uuid:session_id>/fs/", fs_views.SessionFileRootView.as_view()),
+    path(f"{base}/<uuid:session_id>/fs/<path:path>", fs_views.SessionFileView.as_view()),
 ]

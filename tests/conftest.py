@@ -67,3 +67,28 @@ def web(django_db_setup, log_dir):
 def stack(seeded_tx, worker, web):
     """The production shape, live: web + worker on PostgreSQL and Redis. Returns the base URL."""
     return web
+
+
+@pytest.fixture(scope="session")
+def fake_llm_server():
+    from tests.fake_llm_server import FakeLLM
+
+    server = FakeLLM().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_llm(fake_llm_server):
+    """The fake OpenAI-compatible server with an empty script and no recorded requests."""
+    fake_llm_server.script.clear()
+    fake_llm_server.requests.clear()
+    return fake_llm_server
+
+
+@pytest.fixture
+def fake_model(fake_llm):
+    """An `openai_compatible` model pointed at the fake server (litellm's real openai/ HTTP path)."""
+    from tests.factories import make_model
+
+    return make_model(provider_type="openai_compatible", model_id="fake-model", base_url=fake_llm.base_url)

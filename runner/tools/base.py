@@ -20,7 +20,7 @@ class Tool:
     description: str
     parameters: dict
     func: Callable[[ToolContext, dict], object]
-    timeout_seconds: float = 30.0
+    timeout_seconds: float | None = None  # None: TOOL_TIMEOUT_SECONDS
 
     def schema(self) -> dict:
         return {"name": self.name, "description": self.description, "parameters": self.parameters}

@@ -4,7 +4,7 @@ import importlib
 
 from runner.tools.base import Capability, Tool
 
-MODULES = ["noop", "current_time", "test_math"]
+MODULES = ["noop", "current_time", "test_math", "test_weather", "stateless_todo_list", "web_fetch", "session_file_system"]
 
 CAPABILITIES: dict[str, Capability] = {}
 for _name in MODULES:

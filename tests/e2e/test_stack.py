@@ -153,3 +153,30 @@ def test_idle_stream_sends_keepalives_and_open_streams_hold_no_database_connecti
     finally:
         for s in streams:
             s.close()
+
+
+def test_tool_turn_live_over_sse_and_in_messages(stack):
+    agent = requests.post(
+        f"{stack}/v1/agents", json={"name": "math", "system_prompt": "Use tools.", "capabilities": ["test_math"]}
+    ).json()
+    session = requests.post(f"{stack}/v1/agents/{agent['id']}/sessions", json={}).json()
+    path = f"{stack}/v1/agents/{agent['id']}/sessions/{session['id']}"
+    stream = Stream(f"{path}/events")
+    try:
+        requests.post(f"{path}/messages", json={"message": {"content": [{"type": "text", "text": "What is 7 + 8?"}]}})
+        stream.read_until(turn_done)
+    finally:
+        stream.close()
+    stored = [e["event"] for e in stream.stored()]
+    assert stored == [
+        "message.user", "session.status", "turn.started",
+        "llm.started", "llm.completed", "message.assistant", "tool.started", "message.tool_result", "tool.completed",
+        "llm.started", "llm.completed", "message.assistant", "turn.completed", "session.status",
+    ]
+    tool_done = next(e for e in stream.events if e["event"] == "tool.completed")["data"]["data"]
+    assert tool_done["name"] == "add" and tool_done["status"] == "success" and tool_done["result"] == {"result": 15}
+    items = requests.get(f"{path}/messages").json()["items"]
+    assert [m["role"] for m in items] == ["user", "assistant", "tool_result", "assistant"]
+    assert items[1]["content"][0] == {**items[1]["content"][0], "type": "tool_call", "name": "add", "arguments": {"a": 7, "b": 8}}
+    assert items[2]["content"][0]["result"] == {"result": 15}
+    assert "7 + 8 = 15" in items[3]["content"][0]["text"]

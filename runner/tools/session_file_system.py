@@ -1,0 +1,84 @@
+"""Tools over the session's own file system (sessions.files)."""
+
+from everruns.api.errors import AppError
+from runner.tools.base import Capability, Tool, ToolError, obj
+from sessions import files
+
+PATH = {"type": "string", "description": "Absolute or relative path inside the session, e.g. /notes/todo.md"}
+
+
+def _wrap(func):
+    def call(ctx, args):
+        try:
+            return func(ctx.session_id, args)
+        except AppError as exc:
+            detail = "; ".join(m for ms in exc.details.values() for m in ms) if exc.details else ""
+            raise ToolError(f"{exc.message}{': ' + detail if detail else ''}") from None
+        except KeyError as missing:
+            raise ToolError(f"missing argument {missing}") from None
+
+    return call
+
+
+def _read(session_id, args):
+    found = files.get(session_id, args["path"])
+    if found is None or found.is_directory:
+        raise ToolError(f"{args['path']} is a directory")
+    return files.describe(found, with_content=True)
+
+
+def _write(session_id, args):
+    content = args["content"]
+    if not isinstance(content, str):
+        raise ToolError("content must be a string")
+    written, created = files.write(session_id, args["path"], content=content)
+    return {"path": written.path, "size": written.size, "created": created}
+
+
+def _list(session_id, args):
+    path = args.get("path") or "/"
+    return {"path": files.normalize(path), "entries": [files.describe(f) for f in files.children(session_id, path)]}
+
+
+def _grep(session_id, args):
+    return {"matches": files.grep(session_id, args["pattern"], args.get("path") or "/")}
+
+
+def _delete(session_id, args):
+    return {"deleted": files.delete(session_id, args["path"], recursive=bool(args.get("recursive")))}
+
+
+def _stat(session_id, args):
+    return files.describe(files.get(session_id, args["path"]))
+
+
+CAPABILITY = Capability(
+    id="session_file_system",
+    name="Session file system",
+    description="Read, write, list, search and delete files in the session's own file system.",
+    category="files",
+    system_prompt="You have a private file system for this session. Use it to keep notes and work products.",
+    tools=[
+        Tool("read_file", "Read a file.", obj({"path": PATH}, ["path"]), _wrap(_read)),
+        Tool(
+            "write_file",
+            "Create or replace a file; parent directories are created.",
+            obj({"path": PATH, "content": {"type": "string"}}, ["path", "content"]),
+            _wrap(_write),
+        ),
+        Tool("list_directory", "List a directory (default: the root).", obj({"path": PATH}), _wrap(_list)),
+        Tool(
+            "grep_files",
+            "Search files for a regular expression; returns matching lines.",
+            obj({"pattern": {"type": "string"}, "path": PATH}, ["pattern"]),
+            _wrap(_grep),
+        ),
+        Tool(
+            "delete_file",
+            "Delete a file or directory (recursive for a non-empty directory).",
+            obj({"path": PATH, "recursive": {"type": "boolean"}}, ["path"]),
+            _wrap(_delete),
+        ),
+        Tool("stat_file", "Size, type and times of a file or directory.", obj({"path": PATH}, ["path"]), _wrap(_stat)),
+    ],
+)

@@ -1,0 +1,188 @@
+"""web_fetch: real HTTP(S) GET/HEAD with time and size limits and text extraction.
+
+Server-side request forgery is refused where it matters, at connect time: every TCP connection
+(the first request and each redirect) goes through a network backend that resolves the host itself
+and refuses loopback, private, link-local (cloud metadata included), multicast, reserved and other
+non-global addresses. A hostname whose DNS answer points there is refused the same way, and the
+connection goes to the checked address (no second lookup to rebind). WEB_FETCH_ALLOWED_HOSTS lists
+host names that skip the check (for local testing).
+"""
+
+import ipaddress
+import re
+import socket
+import time
+from html.parser import HTMLParser
+from urllib.parse import urlsplit
+
+import httpcore
+import httpx
+from django.conf import settings
+
+from runner.tools.base import Capability, Tool, ToolError, obj
+
+METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data"}
+
+
+class RefusedAddress(Exception):
+    pass
+
+
+def check_address(ip: ipaddress._BaseAddress) -> None:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    if not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_loopback or ip.is_link_local:
+        raise RefusedAddress(f"refused: {ip} is not a public address")
+
+
+class GuardedBackend(httpcore.SyncBackend):
+    def __init__(self, allowed_hosts: list[str]):
+        super().__init__()
+        self.allowed = {h.lower() for h in allowed_hosts}
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        name = host.decode() if isinstance(host, bytes) else host
+        name = name.strip("[]").lower()
+        if name in self.allowed:
+            return super().connect_tcp(host, port, timeout, local_address, socket_options)
+        if name in METADATA_HOSTS:
+            raise RefusedAddress(f"refused: {name} is a cloud metadata host")
+        try:
+            infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise httpcore.ConnectError(f"cannot resolve {name}: {exc}") from None
+        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+        for ip in addresses:
+            check_address(ip)  # every answer must be public, not just the first
+        return super().connect_tcp(str(addresses[0]), port, timeout, local_address, socket_options)
+
+
+def guarded_client(timeout: httpx.Timeout) -> httpx.Client:
+    transport = httpx.HTTPTransport(trust_env=False)
+    pool = transport._pool
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=pool._ssl_context, network_backend=GuardedBackend(settings.WEB_FETCH_ALLOWED_HOSTS)
+    )
+    return httpx.Client(
+        transport=transport,
+        timeout=timeout,
+        follow_redirects=True,
+        max_redirects=settings.WEB_FETCH_MAX_REDIRECTS,
+        trust_env=False,
+        headers={"User-Agent": "Everruns-web_fetch/1.0"},
+    )
+
+
+class _TextExtractor(HTMLParser):
+    SKIP = {"script", "style", "noscript", "template", "svg", "head"}
+    BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article", "pre", "table", "ul", "ol"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts, self.skip, self.title, self._in_title = [], 0, "", False
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.SKIP:
+            self.skip += 1
+        if tag == "title":
+            self._in_title = True
+        if tag in self.BLOCK:
+            self.parts.append("\n")
+        if tag in ("h1", "h2", "h3"):
+            self.parts.append("#" * int(tag[1]) + " ")
+        if tag == "li":
+            self.parts.append("- ")
+
+    def handle_endtag(self, tag):
+        if tag in self.SKIP and self.skip:
+            self.skip -= 1
+        if tag == "title":
+            self._in_title = False
+        if tag in self.BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data):
+        if self._in_title:
+            self.title += data
+        elif not self.skip:
+            self.parts.append(data)
+
+
+def html_to_text(html: str) -> tuple[str, str]:
+    parser = _TextExtractor()
+    parser.feed(html)
+    text = "".join(parser.parts)
+    text = re.sub(r"[ \t]+", " ", text)
+    text = re.sub(r"\n\s*\n\s*", "\n\n", text)
+    return parser.title.strip(), text.strip()
+
+
+def web_fetch(ctx, args):
+    url = args.get("url")
+    method = (args.get("method") or "GET").upper()
+    if not isinstance(url, str) or not url:
+        raise ToolError("url is required")
+    if method not in ("GET", "HEAD"):
+        raise ToolError("method must be GET or HEAD")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ToolError("only http and https URLs are fetched")
+    deadline = time.monotonic() + settings.WEB_FETCH_TIMEOUT
+    timeout = httpx.Timeout(settings.WEB_FETCH_TIMEOUT, connect=settings.WEB_FETCH_CONNECT_TIMEOUT)
+    limit = settings.WEB_FETCH_MAX_BYTES
+    try:
+        with guarded_client(timeout) as client, client.stream(method, url) as response:
+            body, truncated = bytearray(), False
+            if method == "GET":
+                for chunk in response.iter_bytes():
+                    body.extend(chunk)
+                    if len(body) > limit:
+                        del body[limit:]
+                        truncated = True
+                        break
+                    if time.monotonic() > deadline:
+                        raise ToolError(f"timed out after {settings.WEB_FETCH_TIMEOUT:g} s")
+            final_url, status = str(response.url), response.status_code
+            content_type = response.headers.get("content-type", "")
+            encoding = response.encoding or "utf-8"
+    except RefusedAddress as exc:
+        raise ToolError(str(exc)) from None
+    except httpx.TooManyRedirects:
+        raise ToolError("too many redirects") from None
+    except httpx.TimeoutException:
+        raise ToolError("timed out") from None
+    except httpx.HTTPError as exc:
+        cause = exc.__context__ or exc.__cause__
+        if isinstance(cause, RefusedAddress):
+            raise ToolError(str(cause)) from None
+        raise ToolError(f"request failed: {exc}") from None
+    result = {"url": final_url, "status": status, "content_type": content_type, "truncated": truncated}
+    if method == "HEAD":
+        return result
+    text = bytes(body).decode(encoding, errors="replace")
+    if "html" in content_type:
+        result["title"], result["content"] = html_to_text(text)
+    elif content_type.startswith("text/") or "json" in content_type or "xml" in content_type or not content_type:
+        result["content"] = text
+    else:
+        result["content"] = None
+        result["note"] = f"binary content ({content_type}) not shown"
+    return result
+
+
+CAPABILITY = Capability(
+    id="web_fetch",
+    name="Web fetch",
+    description="Fetch a public web page or file over HTTP(S) and read it as text.",
+    category="web",
+    system_prompt="Use web_fetch to read web pages. Only public addresses can be fetched.",
+    tools=[
+        Tool(
+            "web_fetch",
+            "Fetch a URL (GET returns the text content; HEAD only status and headers).",
+            obj({"url": {"type": "string"}, "method": {"type": "string", "enum": ["GET", "HEAD"]}}, ["url"]),
+            web_fetch,
+            timeout_seconds=60.0,
+        )
+    ],
+)

@@ -1,0 +1,88 @@
+"""`.../sessions/{session_id}/fs/{path}`: the session's files over HTTP."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from everruns.api.fields import StrictSerializer
+from everruns.api.views import errors, validated
+from sessions import files, selectors
+
+FILE_SCHEMA = inline_serializer(
+    name="SessionFile",
+    fields={
+        "path": serializers.CharField(),
+        "name": serializers.CharField(),
+        "is_directory": serializers.BooleanField(),
+        "size": serializers.IntegerField(),
+        "content": serializers.CharField(required=False),
+        "encoding": serializers.CharField(required=False),
+        "entries": serializers.ListField(child=serializers.DictField(), required=False),
+        "created_at": serializers.CharField(allow_null=True),
+        "updated_at": serializers.CharField(allow_null=True),
+    },
+)
+
+
+class FileCreateSerializer(StrictSerializer):
+    content = serializers.CharField(allow_blank=True, required=False, trim_whitespace=False, allow_null=True)
+    encoding = serializers.ChoiceField(choices=["text", "base64"], default="text")
+    is_directory = serializers.BooleanField(default=False)
+
+
+class FileUpdateSerializer(StrictSerializer):
+    content = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    encoding = serializers.ChoiceField(choices=["text", "base64"], default="text")
+
+
+class SessionFileView(APIView):
+    def _session(self, agent_id, session_id):
+        return selectors.session_get(agent_id=agent_id, session_id=session_id)
+
+    @extend_schema(operation_id="session_files_get", responses={200: FILE_SCHEMA, **errors(400, 404)})
+    def get(self, request, agent_id, session_id, path="/"):
+        session = self._session(agent_id, session_id)
+        found = files.get(session.pk, path)
+        if found is None or found.is_directory:
+            listing = files.describe(found)
+            listing["entries"] = [files.describe(f) for f in files.children(session.pk, path)]
+            return Response(listing)
+        return Response(files.describe(found, with_content=True))
+
+    @extend_schema(
+        operation_id="session_files_create",
+        request=FileCreateSerializer,
+        responses={201: FILE_SCHEMA, **errors(400, 404, 409, 413, 415)},
+    )
+    def post(self, request, agent_id, session_id, path="/"):
+        session = self._session(agent_id, session_id)
+        data = validated(FileCreateSerializer, request.data)
+        created = files.create(session.pk, path, **data)
+        return Response(files.describe(created, with_content=True), status=201)
+
+    @extend_schema(
+        operation_id="session_files_update",
+        request=FileUpdateSerializer,
+        responses={200: FILE_SCHEMA, **errors(400, 404, 409, 413, 415)},
+    )
+    def put(self, request, agent_id, session_id, path="/"):
+        session = self._session(agent_id, session_id)
+        data = validated(FileUpdateSerializer, request.data)
+        return Response(files.describe(files.update(session.pk, path, **data), with_content=True))
+
+    @extend_schema(
+        operation_id="session_files_delete",
+        parameters=[OpenApiParameter("recursive", bool)],
+        responses={204: None, **errors(400, 404, 409)},
+    )
+    def delete(self, request, agent_id, session_id, path="/"):
+        session = self._session(agent_id, session_id)
+        recursive = request.query_params.get("recursive", "").lower() in ("1", "true", "yes")
+        files.delete(session.pk, path, recursive=recursive)
+        return Response(status=204)
+
+
+@extend_schema(exclude=True)
+class SessionFileRootView(SessionFileView):
+    """`.../fs` and `.../fs/`: the root directory (documented as `.../fs/{path}`)."""

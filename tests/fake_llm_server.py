@@ -1,0 +1,162 @@
+"""A small OpenAI-compatible server that replays scripted responses, so tests drive litellm's real
+`openai/` HTTP path offline.
+
+Script entries (consumed in order, one per /v1/chat/completions request):
+  {"text": "...", "tool_calls": [{"id", "name", "arguments": dict|str}], "usage": {...}}
+  {"status": 429|500|401|400, "error": "message"}          an error response
+  {"delay": seconds}                                       sleeps before answering (any entry)
+When the script is empty the server echoes a short text. Every request body is recorded.
+
+Run standalone: python tests/fake_llm_server.py [port]
+"""
+
+import json
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeLLM:
+    def __init__(self, port: int = 0):
+        self.script: list[dict] = []
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> "FakeLLM":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def reply(self, *entries: dict) -> None:
+        with self.lock:
+            self.script.extend(entries)
+
+    def _next(self, body: dict) -> dict:
+        with self.lock:
+            self.requests.append(body)
+            if self.script:
+                return self.script.pop(0)
+        last = body.get("messages", [{}])[-1].get("content")
+        return {"text": f"echo: {last}"}
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _json(self, status: int, payload: dict) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                if status == 429:
+                    self.send_header("Retry-After", "0")
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self._json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                entry = fake._next(body)
+                if entry.get("delay"):
+                    time.sleep(entry["delay"])
+                if entry.get("status"):
+                    kind = {401: "authentication_error", 429: "rate_limit_error", 400: "invalid_request_error"}
+                    self._json(entry["status"], {"error": {"message": entry.get("error", "scripted error"),
+                                                           "type": kind.get(entry["status"], "server_error"), "code": None}})
+                    return
+                if body.get("stream"):
+                    self._stream(body, entry)
+                else:
+                    self._whole(body, entry)
+
+            def _usage(self, entry):
+                usage = entry.get("usage") or {"prompt_tokens": 20, "completion_tokens": 10}
+                usage = {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}
+                return usage
+
+            def _calls(self, entry):
+                return [
+                    {
+                        "id": c.get("id", f"call_{i}"),
+                        "type": "function",
+                        "function": {
+                            "name": c["name"],
+                            "arguments": c["arguments"] if isinstance(c["arguments"], str) else json.dumps(c["arguments"]),
+                        },
+                    }
+                    for i, c in enumerate(entry.get("tool_calls") or [])
+                ]
+
+            def _whole(self, body, entry):
+                message = {"role": "assistant", "content": entry.get("text") or None}
+                calls = self._calls(entry)
+                if calls:
+                    message["tool_calls"] = calls
+                self._json(200, {
+                    "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+                    "model": body.get("model"),
+                    "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}],
+                    "usage": self._usage(entry),
+                })
+
+            def _stream(self, body, entry):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Cache-Control", "no-cache")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
+                        "model": body.get("model")}
+
+                def send(choices, **extra):
+                    chunk = {**base, "choices": choices, **extra}
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+
+                send([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+                text = entry.get("text") or ""
+                words = [w + " " for w in text.split(" ")] if text else []
+                if words:
+                    words[-1] = words[-1][:-1]
+                for word in words:
+                    send([{"index": 0, "delta": {"content": word}, "finish_reason": None}])
+                    if entry.get("token_delay"):
+                        time.sleep(entry["token_delay"])
+                for i, call in enumerate(self._calls(entry)):
+                    args = call["function"]["arguments"]
+                    half = len(args) // 2
+                    send([{"index": 0, "delta": {"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                            "function": {"name": call["function"]["name"], "arguments": args[:half]}}]}, "finish_reason": None}])
+                    send([{"index": 0, "delta": {"tool_calls": [{"index": i, "function": {"arguments": args[half:]}}]},
+                           "finish_reason": None}])
+                send([{"index": 0, "delta": {}, "finish_reason": "tool_calls" if entry.get("tool_calls") else "stop"}])
+                if (body.get("stream_options") or {}).get("include_usage"):
+                    send([], usage=self._usage(entry))
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+                self.close_connection = True
+
+        return Handler
+
+
+if __name__ == "__main__":
+    server = FakeLLM(int(sys.argv[1]) if len(sys.argv) > 1 else 8089).start()
+    print(f"fake OpenAI-compatible server on {server.base_url}", flush=True)
+    server.thread.join()
