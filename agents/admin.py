@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin
 
-from agents import capabilities
+from agents import capabilities, provider_types, secrets
 from agents.models import Agent, LlmModel, LlmProvider
 
 
@@ -41,13 +41,54 @@ class LlmModelInline(admin.TabularInline):
     extra = 0
 
 
+class LlmProviderAdminForm(forms.ModelForm):
+    """The key is write-only: never rendered, encrypted before it is stored."""
+
+    api_key = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Leave blank to keep the stored key.",
+    )
+    clear_api_key = forms.BooleanField(required=False, help_text="Remove the stored key.")
+
+    class Meta:
+        model = LlmProvider
+        exclude = ["api_key_encrypted"]
+
+    def clean_provider_type(self):
+        value = self.cleaned_data["provider_type"]
+        if value not in provider_types.ALL:
+            raise forms.ValidationError("Unknown provider type: use a litellm provider, openai_compatible or llmsim.")
+        return value
+
+    def clean_api_key(self):
+        key = self.cleaned_data.get("api_key")
+        if key and not secrets.is_configured():
+            raise forms.ValidationError("SECRETS_ENCRYPTION_KEY is not configured: the key cannot be stored.")
+        return key
+
+    def save(self, commit=True):
+        provider = super().save(commit=False)
+        if self.cleaned_data.get("clear_api_key"):
+            provider.api_key_encrypted = ""
+        elif self.cleaned_data.get("api_key"):
+            provider.api_key_encrypted = secrets.encrypt(self.cleaned_data["api_key"])
+        if commit:
+            provider.save()
+        return provider
+
+
 @admin.register(LlmProvider)
 class LlmProviderAdmin(admin.ModelAdmin):
-    list_display = ["name", "provider_type", "status", "created_at"]
+    form = LlmProviderAdminForm
+    list_display = ["name", "provider_type", "has_key", "status", "created_at"]
     list_filter = ["provider_type", "status"]
     search_fields = ["name"]
-    exclude = ["api_key_encrypted"]
     inlines = [LlmModelInline]
+
+    @admin.display(boolean=True, description="API key set")
+    def has_key(self, provider):
+        return bool(provider.api_key_encrypted)
 
 
 @admin.register(LlmModel)

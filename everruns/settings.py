@@ -155,6 +155,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "AgentStatusEnum": "agents.models.Agent.Status",
         "SessionStatusEnum": "sessions.models.Session.Status",
+        "LlmStatusEnum": "agents.models.LlmProvider.Status",
     },
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 4 * 1024 * 1024)
@@ -171,7 +172,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact_secrets": {"()": "agents.secrets.RedactSecretsFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"LiteLLM": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }
@@ -192,3 +194,10 @@ WEB_FETCH_MAX_BYTES = env_int("WEB_FETCH_MAX_BYTES", 2 * 1024 * 1024)
 WEB_FETCH_CONNECT_TIMEOUT = env_float("WEB_FETCH_CONNECT_TIMEOUT", 5.0)
 WEB_FETCH_TIMEOUT = env_float("WEB_FETCH_TIMEOUT", 20.0)
 WEB_FETCH_MAX_REDIRECTS = env_int("WEB_FETCH_MAX_REDIRECTS", 5)
+
+# --- Provider keys and LLM calls ----------------------------------------------------------------
+SECRETS_ENCRYPTION_KEY = os.environ.get("SECRETS_ENCRYPTION_KEY", "")
+SECRETS_ENCRYPTION_KEY_PREVIOUS = [k.strip() for k in os.environ.get("SECRETS_ENCRYPTION_KEY_PREVIOUS", "").split(",") if k.strip()]
+LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 3)
+LLM_RETRY_BASE_MS = env_int("LLM_RETRY_BASE_MS", 1000)
+LLM_RETRY_MAX_MS = env_int("LLM_RETRY_MAX_MS", 30000)

@@ -29,9 +29,11 @@ def _lib():
 
 
 class LlmError(Exception):
-    def __init__(self, code: str, message: str, *, transient: bool = False, status: int | None = None):
+    def __init__(self, code: str, message: str, *, transient: bool = False, status: int | None = None,
+                 retry_after: float | None = None):
         super().__init__(message)
         self.code, self.message, self.transient, self.status = code, message, transient, status
+        self.retry_after = retry_after
 
 
 class Stopped(Exception):
@@ -48,7 +50,28 @@ class LlmResult:
     duration_ms: int = 0
 
 
-def _classify(exc: Exception) -> LlmError:
+def _retry_after(exc: Exception) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or getattr(exc, "litellm_response_headers", None) or {}
+    try:
+        value = headers.get("retry-after") if hasattr(headers, "get") else None
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _classify(exc: Exception, api_key: str | None) -> LlmError:
+    error = _classify_type(exc)
+    error.retry_after = _retry_after(exc)
+    if api_key and api_key in error.message:
+        error.message = error.message.replace(api_key, "[redacted]")
+    from agents.secrets import redact
+
+    error.message = redact(error.message)
+    return error
+
+
+def _classify_type(exc: Exception) -> LlmError:
     lib = _lib()
     text = str(exc)[:500]
     status = getattr(exc, "status_code", None)
@@ -111,7 +134,10 @@ def stream_completion(
         "messages": messages,
         "stream": True,
         "stream_options": {"include_usage": True},
-        "timeout": timeout,
+        "timeout": float(model.settings.get("timeout") or timeout),
+        # Retries are ours (visible as llm.retrying events), never the client library's.
+        "max_retries": 0,
+        "num_retries": 0,
     }
     if tools:
         kwargs["tools"] = tools
@@ -144,7 +170,7 @@ def stream_completion(
     except (Stopped, LlmError):
         raise
     except Exception as exc:
-        raise _classify(exc) from exc
+        raise _classify(exc, model.api_key) from None
     choice = built.choices[0] if built and built.choices else None
     message = choice.message if choice else None
     tool_calls = [

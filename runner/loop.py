@@ -7,6 +7,7 @@ Only the holder of the turn's lease writes; it renews the lease with a heartbeat
 """
 
 import logging
+import random
 import threading
 from datetime import timedelta
 
@@ -150,16 +151,10 @@ class TurnRunner:
             last_seen = messages[-1].sequence if messages else 0
             iteration = turn.iterations + 1
             self._step(type="llm.started", data={"iteration": iteration, "model": model.display})
-            message_id = uuid7()
-            result = llm.stream_completion(
+            message_id, result = self._call_llm(
                 model=model,
                 messages=history.build(system_prompt, messages),
                 tools=[t.openai_schema() for t in tools] or None,
-                on_delta=lambda text: live.publish_delta(
-                    self.session_id, turn_id=self.turn_id, message_id=message_id, delta=text
-                ),
-                should_stop=self._should_stop,
-                timeout=settings.LLM_TIMEOUT_SECONDS,
                 reasoning_effort=(controls.get("reasoning") or {}).get("effort"),
             )
             calls = self._store_response(message_id, iteration, model.display, result)
@@ -170,6 +165,38 @@ class TurnRunner:
                 return
 
     # --- steps ----------------------------------------------------------------------------------
+    def _call_llm(self, *, model, messages, tools, reasoning_effort):
+        """One LLM call, retried on transient errors with exponential backoff and full jitter.
+        Each attempt streams under its own message id, so deltas of a failed attempt never mix
+        with the answer's."""
+        attempt = 0
+        while True:
+            message_id = uuid7()
+            try:
+                result = llm.stream_completion(
+                    model=model,
+                    messages=messages,
+                    tools=tools,
+                    on_delta=lambda text, mid=message_id: live.publish_delta(
+                        self.session_id, turn_id=self.turn_id, message_id=mid, delta=text
+                    ),
+                    should_stop=self._should_stop,
+                    timeout=settings.LLM_TIMEOUT_SECONDS,
+                    reasoning_effort=reasoning_effort,
+                )
+                return message_id, result
+            except llm.LlmError as exc:
+                attempt += 1
+                if not exc.transient or attempt > settings.LLM_MAX_RETRIES:
+                    raise
+                delay_ms = retry_delay_ms(attempt, exc.retry_after)
+                self._step(
+                    type="llm.retrying",
+                    data={"attempt": attempt, "delay_ms": delay_ms, "error": {"code": exc.code, "message": exc.message}},
+                )
+                if self.heartbeat.lost.wait(delay_ms / 1000):
+                    raise llm.Stopped() from None
+
     def _should_stop(self) -> bool:
         return self.heartbeat.lost.is_set()
 
@@ -319,6 +346,15 @@ class TurnRunner:
                 )
         except SessionGone:
             pass
+
+
+def retry_delay_ms(attempt: int, retry_after: float | None = None) -> int:
+    """Exponential backoff with full jitter, at least the provider's Retry-After, at most the cap."""
+    ceiling = min(settings.LLM_RETRY_MAX_MS, settings.LLM_RETRY_BASE_MS * 2 ** (attempt - 1))
+    delay = random.uniform(ceiling / 2, ceiling)
+    if retry_after:
+        delay = max(delay, retry_after * 1000)
+    return int(min(delay, settings.LLM_RETRY_MAX_MS))
 
 
 def _add_cost(field: str, cost: float):

@@ -1,9 +1,11 @@
 """Which model a turn uses: message controls -> session -> agent -> the global default."""
 
+import os
 from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from agents import provider_types, secrets
 from agents.models import LlmModel, LlmProvider
 
 
@@ -20,9 +22,25 @@ class ResolvedModel:
     display: str
     provider_type: str
     api_base: str | None = None
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     settings: dict = field(default_factory=dict)
     model_pk: str | None = None
+
+
+def _api_key(provider: LlmProvider) -> str | None:
+    if provider.api_key_encrypted:
+        try:
+            return secrets.decrypt(provider.api_key_encrypted)
+        except (secrets.SecretUnreadable, secrets.SecretsNotConfigured) as exc:
+            raise ModelUnavailable("provider_key_unreadable", f"Provider {provider.name}: {exc}") from None
+    if provider.provider_type == "openai_compatible":
+        return "not-needed"  # local servers usually take no key, but the client insists on one
+    env = provider_types.KEY_ENV.get(provider.provider_type)
+    if env and not os.environ.get(env):
+        raise ModelUnavailable(
+            "provider_key_missing", f"Provider {provider.name} has no API key (store one, or set {env})"
+        )
+    return None  # litellm finds it in the environment
 
 
 def to_litellm(model: LlmModel) -> ResolvedModel:
@@ -37,8 +55,7 @@ def to_litellm(model: LlmModel) -> ResolvedModel:
         display=model.model_id,
         provider_type=provider.provider_type,
         api_base=provider.base_url or None,
-        # Local OpenAI-compatible servers usually need no key, but the client insists on one.
-        api_key="not-needed" if provider.provider_type == "openai_compatible" else None,
+        api_key=_api_key(provider),
         settings=dict(provider.settings or {}),
         model_pk=str(model.pk),
     )

@@ -83,6 +83,7 @@ def fake_llm(fake_llm_server):
     """The fake OpenAI-compatible server with an empty script and no recorded requests."""
     fake_llm_server.script.clear()
     fake_llm_server.requests.clear()
+    fake_llm_server.headers.clear()
     return fake_llm_server
 
 

@@ -17,12 +17,19 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 class FakeLLM:
     def __init__(self, port: int = 0):
         self.script: list[dict] = []
         self.requests: list[dict] = []
+        self.headers: list[dict] = []
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self.server = _QuietServer(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
@@ -40,9 +47,10 @@ class FakeLLM:
         with self.lock:
             self.script.extend(entries)
 
-    def _next(self, body: dict) -> dict:
+    def _next(self, body: dict, headers: dict) -> dict:
         with self.lock:
             self.requests.append(body)
+            self.headers.append(headers)
             if self.script:
                 return self.script.pop(0)
         last = body.get("messages", [{}])[-1].get("content")
@@ -73,12 +81,15 @@ class FakeLLM:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
-                entry = fake._next(body)
+                entry = fake._next(body, {k.lower(): v for k, v in self.headers.items()})
                 if entry.get("delay"):
                     time.sleep(entry["delay"])
                 if entry.get("status"):
                     kind = {401: "authentication_error", 429: "rate_limit_error", 400: "invalid_request_error"}
-                    self._json(entry["status"], {"error": {"message": entry.get("error", "scripted error"),
+                    message = entry.get("error", "scripted error")
+                    if entry.get("echo_key"):  # a provider that quotes the key back, as some do
+                        message += " key=" + self.headers.get("Authorization", "").removeprefix("Bearer ")
+                    self._json(entry["status"], {"error": {"message": message,
                                                            "type": kind.get(entry["status"], "server_error"), "code": None}})
                     return
                 if body.get("stream"):

@@ -7,5 +7,10 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("TURN_SWEEP_SECONDS", "0")
 # Turns queued by in-process tests go to a queue no worker reads; the e2e processes use their own.
 os.environ.setdefault("CELERY_QUEUE", "inprocess-tests")
+# A fixed Fernet key for the suite (its subprocesses inherit it); never used outside tests.
+os.environ.setdefault("SECRETS_ENCRYPTION_KEY", "xjuHNf168f3SJTauATMJSl3dCAd9VuAm4wuJuupyI38=")
+# The suite must not depend on real provider keys in the developer's environment.
+for _name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "EVERRUNS_DEFAULT_MODEL"):
+    os.environ.pop(_name, None)
 
 from everruns.settings import *  # noqa: E402,F401,F403

@@ -1,5 +1,7 @@
 """The list envelope: {items, total, limit, offset}."""
 
+import functools
+
 from rest_framework.response import Response
 
 from everruns.api.errors import ValidationError
@@ -37,6 +39,7 @@ def paginated(request, queryset, serializer_class) -> Response:
     return Response({"items": items, "total": total, "limit": limit, "offset": offset})
 
 
+@functools.cache
 def list_schema(serializer_class):
     """An inline OpenAPI component for the list envelope of serializer_class."""
     from drf_spectacular.utils import inline_serializer

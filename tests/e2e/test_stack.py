@@ -180,3 +180,33 @@ def test_tool_turn_live_over_sse_and_in_messages(stack):
     assert items[1]["content"][0] == {**items[1]["content"][0], "type": "tool_call", "name": "add", "arguments": {"a": 7, "b": 8}}
     assert items[2]["content"][0]["result"] == {"result": 15}
     assert "7 + 8 = 15" in items[3]["content"][0]["text"]
+
+
+def test_a_model_added_through_the_api_runs_a_turn(stack, fake_llm):
+    key = "sk-e2e-provider-1a2b3c"
+    provider = requests.post(
+        f"{stack}/v1/llm-providers",
+        json={"name": "fake", "provider_type": "openai_compatible", "base_url": fake_llm.base_url, "api_key": key},
+    ).json()
+    assert provider["api_key_set"] is True
+    model = requests.post(f"{stack}/v1/llm-providers/{provider['id']}/models", json={"model_id": "gpt-4o-mini"}).json()
+    fake_llm.reply({"text": "Hello from the fake server, streamed word by word.", "token_delay": 0.02,
+                    "usage": {"prompt_tokens": 30, "completion_tokens": 11}})
+    agent = requests.post(f"{stack}/v1/agents", json={"name": "p", "system_prompt": "x", "default_model_id": model["id"]}).json()
+    session = requests.post(f"{stack}/v1/agents/{agent['id']}/sessions", json={}).json()
+    path = f"{stack}/v1/agents/{agent['id']}/sessions/{session['id']}"
+    stream = Stream(f"{path}/events")
+    try:
+        requests.post(f"{path}/messages", json={"message": {"content": [{"type": "text", "text": "hi"}]}})
+        stream.read_until(turn_done)
+    finally:
+        stream.close()
+    types = [e["event"] for e in stream.events]
+    deltas = [i for i, t in enumerate(types) if t == "message.delta"]
+    assert len(deltas) >= 5 and max(deltas) < types.index("message.assistant")
+    assert fake_llm.headers[-1]["authorization"] == f"Bearer {key}"
+    done = requests.get(path).json()
+    assert done["status"] == "pending"
+    assert done["usage"]["input_tokens"] == 30 and done["usage"]["output_tokens"] == 11
+    assert done["usage"]["cost_usd"] > 0
+    assert requests.get(f"{path}/messages").json()["items"][-1]["metadata"]["model"] == "gpt-4o-mini"

@@ -1,0 +1,196 @@
+"""Providers and models at turn time, through litellm's real openai/ HTTP path to the fake server."""
+
+import json
+import logging
+
+import pytest
+
+from agents import secrets
+from agents.models import Agent, LlmModel, LlmProvider
+from sessions.models import Event, Message, Session
+from tests.factories import make_agent, make_model, make_session
+from tests.runner.helpers import event_types, messages, post_user, run_active_turn
+
+pytestmark = pytest.mark.usefixtures("seeded_tx")
+
+
+@pytest.fixture
+def fast_retries(settings):
+    settings.LLM_RETRY_BASE_MS = 10
+    settings.LLM_RETRY_MAX_MS = 50
+    settings.LLM_MAX_RETRIES = 3
+
+
+def fake(fake_llm, model_id, **extra):
+    return make_model(provider_type="openai_compatible", model_id=model_id, base_url=fake_llm.base_url, **extra)
+
+
+def test_resolution_order_controls_session_agent_default(fake_llm, settings):
+    m_default, m_agent, m_session, m_controls = (fake(fake_llm, n) for n in ("m-default", "m-agent", "m-session", "m-controls"))
+    LlmModel.objects.update(is_default=False)
+    LlmModel.objects.filter(pk=m_default.pk).update(is_default=True)
+    agent = make_agent()
+    session = make_session(agent)
+
+    def used():
+        run_active_turn(session)
+        return fake_llm.requests[-1]["model"]
+
+    post_user(session, "a")
+    assert used() == "m-default"
+    Agent.objects.filter(pk=agent.pk).update(default_model=m_agent)
+    post_user(session, "b")
+    assert used() == "m-agent"
+    Session.objects.filter(pk=session.pk).update(model=m_session)
+    post_user(session, "c")
+    assert used() == "m-session"
+    post_user(session, "d", controls={"model_id": str(m_controls.pk)})
+    assert used() == "m-controls"
+    assert messages(session)[-1].metadata["model"] == "m-controls"
+
+
+def test_everruns_default_model_replaces_the_seeded_default(fake_llm, settings, monkeypatch):
+    settings.EVERRUNS_DEFAULT_MODEL = "openai/env-model"
+    monkeypatch.setenv("OPENAI_API_BASE", fake_llm.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env-key-0000")
+    session = make_session()
+    post_user(session, "hi")
+    assert run_active_turn(session).status == "completed"
+    assert fake_llm.requests[-1]["model"] == "env-model"
+
+
+def test_a_provider_without_a_key_fails_with_provider_key_missing(fake_llm):
+    openai = LlmModel.objects.get(model_id="gpt-4o-mini", provider__provider_type="openai")
+    session = make_session(model_id=openai.pk)
+    post_user(session, "hi")
+    run_active_turn(session)
+    session.refresh_from_db()
+    assert session.status == "failed" and session.error["code"] == "provider_key_missing"
+    assert "OPENAI_API_KEY" in session.error["message"] and not fake_llm.requests
+
+
+def test_disabled_provider_and_missing_model_fail_clearly(fake_llm):
+    model = fake(fake_llm, "m-off")
+    LlmProvider.objects.filter(pk=model.provider_id).update(status="disabled")
+    session = make_session(model_id=model.pk)
+    post_user(session, "hi")
+    run_active_turn(session)
+    session.refresh_from_db()
+    assert session.error["code"] == "provider_disabled"
+
+
+def test_stored_key_is_sent_and_never_leaks(fake_llm, caplog):
+    key = "sk-leakcheck-5f8a2b9c"
+    model = fake(fake_llm, "m-keyed")
+    LlmProvider.objects.filter(pk=model.provider_id).update(api_key_encrypted=secrets.encrypt(key))
+    fake_llm.reply({"status": 401, "error": "Incorrect API key provided", "echo_key": True})
+    session = make_session(model_id=model.pk)
+    caplog.set_level(logging.DEBUG)
+    post_user(session, "hi")
+    run_active_turn(session)
+    assert fake_llm.headers[-1]["authorization"] == f"Bearer {key}"
+    session.refresh_from_db()
+    assert session.error["code"] == "llm_authentication_failed"
+    assert "[redacted]" in session.error["message"]
+    everything = json.dumps(
+        [list(Event.objects.filter(session=session).values("data")), list(Message.objects.filter(session=session).values("content", "metadata")),
+         session.error], default=str
+    )
+    assert key not in everything
+    assert key not in caplog.text
+    assert key not in "".join(r.getMessage() for r in caplog.records)
+
+
+def test_reasoning_effort_is_passed_through(fake_llm):
+    model = fake(fake_llm, "o3-mini")
+    session = make_session(model_id=model.pk)
+    post_user(session, "think", controls={"reasoning": {"effort": "low"}})
+    run_active_turn(session)
+    assert fake_llm.requests[-1]["reasoning_effort"] == "low"
+
+
+def test_usage_and_cost_are_summed_across_a_tool_turn(fake_llm):
+    import litellm
+
+    model = fake(fake_llm, "gpt-4o-mini")  # a priced model name, served by the fake server
+    fake_llm.reply(
+        {"tool_calls": [{"id": "c1", "name": "add", "arguments": {"a": 1, "b": 2}}], "usage": {"prompt_tokens": 50, "completion_tokens": 20}},
+        {"text": "3", "usage": {"prompt_tokens": 90, "completion_tokens": 12}},
+    )
+    session = make_session(make_agent(capabilities=["test_math"]), model_id=model.pk)
+    post_user(session, "1+2")
+    run_active_turn(session)
+    price = litellm.model_cost["gpt-4o-mini"]
+    costs = [n_in * price["input_cost_per_token"] + n_out * price["output_cost_per_token"] for n_in, n_out in ((50, 20), (90, 12))]
+    calls = [e.data for e in Event.objects.filter(session=session, type="llm.completed").order_by("sequence")]
+    assert [c["usage"]["input_tokens"] for c in calls] == [50, 90]
+    assert [c["usage"]["output_tokens"] for c in calls] == [20, 12]
+    assert all(set(c["usage"]) >= {"cached_tokens", "reasoning_tokens"} for c in calls)
+    assert [c["cost_usd"] for c in calls] == pytest.approx(costs)
+    assistant = [m for m in messages(session) if m.role == "assistant"]
+    assert [m.metadata["usage"]["cost_usd"] for m in assistant] == pytest.approx(costs)
+    done = Event.objects.get(session=session, type="turn.completed").data
+    assert done["usage"]["input_tokens"] == 140 and done["usage"]["output_tokens"] == 32
+    assert done["usage"]["cost_usd"] == pytest.approx(sum(costs))
+    session.refresh_from_db()
+    assert (session.input_tokens, session.output_tokens) == (140, 32)
+    assert session.cost_usd == pytest.approx(sum(costs))
+
+
+def test_unknown_price_is_null_not_a_crash(fake_llm):
+    model = fake(fake_llm, "no-such-priced-model")
+    session = make_session(model_id=model.pk)
+    post_user(session, "hi")
+    assert run_active_turn(session).status == "completed"
+    assert Event.objects.get(session=session, type="llm.completed").data["cost_usd"] is None
+
+
+def test_transient_errors_are_retried_then_succeed(fake_llm, fast_retries):
+    model = fake(fake_llm, "m-flaky")
+    fake_llm.reply({"status": 500, "error": "boom"}, {"status": 429, "error": "slow down"}, {"text": "finally"})
+    session = make_session(model_id=model.pk)
+    post_user(session, "hi")
+    assert run_active_turn(session).status == "completed"
+    retries = [e.data for e in Event.objects.filter(session=session, type="llm.retrying").order_by("sequence")]
+    assert [r["attempt"] for r in retries] == [1, 2]
+    assert [r["error"]["code"] for r in retries] == ["llm_provider_error", "llm_rate_limited"]
+    assert all(0 <= r["delay_ms"] <= 50 for r in retries)
+    assert len(fake_llm.requests) == 3  # the client library did not retry on its own
+    assert messages(session)[-1].content[0]["text"] == "finally"
+
+
+def test_retries_exhausted_fail_the_turn(fake_llm, fast_retries):
+    model = fake(fake_llm, "m-down")
+    fake_llm.reply(*[{"status": 503, "error": "unavailable"}] * 4)
+    session = make_session(model_id=model.pk)
+    post_user(session, "hi")
+    run_active_turn(session)
+    session.refresh_from_db()
+    assert session.status == "failed" and session.error["code"] == "llm_provider_error"
+    assert Event.objects.filter(session=session, type="llm.retrying").count() == 3
+    assert len(fake_llm.requests) == 4
+
+
+@pytest.mark.parametrize("status,code", [(401, "llm_authentication_failed"), (400, "llm_bad_request")])
+def test_permanent_errors_fail_at_once(fake_llm, fast_retries, status, code):
+    model = fake(fake_llm, f"m-{status}")
+    fake_llm.reply({"status": status, "error": "no"})
+    session = make_session(model_id=model.pk)
+    post_user(session, "hi")
+    run_active_turn(session)
+    session.refresh_from_db()
+    assert session.error["code"] == code
+    assert not Event.objects.filter(session=session, type="llm.retrying").exists() and len(fake_llm.requests) == 1
+
+
+def test_a_call_over_its_timeout_is_retried_then_fails_as_llm_timeout(fake_llm, fast_retries, settings):
+    settings.LLM_TIMEOUT_SECONDS = 0.5
+    settings.LLM_MAX_RETRIES = 1
+    model = fake(fake_llm, "m-slow")
+    fake_llm.reply({"delay": 2, "text": "late"}, {"delay": 2, "text": "late"})
+    session = make_session(model_id=model.pk)
+    post_user(session, "hi")
+    run_active_turn(session)
+    session.refresh_from_db()
+    assert session.error["code"] == "llm_timeout"
+    assert Event.objects.filter(session=session, type="llm.retrying").count() == 1
