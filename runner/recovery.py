@@ -7,34 +7,32 @@ runs a sweeper; queuing a turn twice is harmless (the lease lets one run it).
 
 import logging
 import threading
-from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Q
 from django.db.models.functions import Now
-from django.utils import timezone
 
 from sessions.models import Turn
-from sessions.services import queue_turn
+from sessions.services import queue_deadline, queue_turn
 
 logger = logging.getLogger(__name__)
 _started = False
 
 
-def stuck_turn_ids() -> list:
-    waiting = timezone.now() - timedelta(seconds=settings.TURN_QUEUED_GRACE_SECONDS)
-    return list(
-        Turn.objects.filter(
-            Q(status=Turn.Status.QUEUED, created_at__lt=waiting)
-            | Q(status=Turn.Status.RUNNING, lease_expires_at__lt=Now())
-            | Q(status=Turn.Status.RUNNING, lease_expires_at__isnull=True)
-        ).values_list("id", flat=True)[:100]
-    )
-
-
 def sweep() -> int:
-    ids = stuck_turn_ids()
+    """Re-queue turns whose deadline passed: queued ones no worker took in time, running ones whose
+    lease was not renewed. The deadline is pushed ahead and the lease released in the same
+    statement, so a turn is re-queued at most once per grace period, however many workers sweep."""
+    with transaction.atomic():
+        ids = list(
+            Turn.objects.select_for_update(skip_locked=True)
+            .filter(status__in=Turn.ACTIVE)
+            .filter(Q(lease_expires_at__lt=Now()) | Q(lease_expires_at__isnull=True))
+            .values_list("id", flat=True)[:100]
+        )
+        if ids:
+            Turn.objects.filter(pk__in=ids).update(lease_owner="", lease_expires_at=queue_deadline())
     for turn_id in ids:
         logger.warning("re-queuing stuck turn %s", turn_id)
         queue_turn(turn_id)

@@ -56,7 +56,8 @@ class Turn(models.Model):
     output_tokens = models.BigIntegerField(default=0)
     cost_usd = models.FloatField(null=True, blank=True)
     # Lease: the worker running the turn keeps pushing lease_expires_at ahead (database clock);
-    # once it passes, another worker may take the turn over.
+    # once it passes, another worker may take the turn over. For a queued turn it is the time by
+    # which a worker should have taken it, after which the sweeper queues it again.
     lease_owner = models.CharField(max_length=128, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

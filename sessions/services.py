@@ -1,8 +1,12 @@
 """Session actions: views call these; they decide, write, and queue turns after commit."""
 
 import logging
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import DateTimeField, ExpressionWrapper
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from agents.models import Agent, LlmModel
@@ -69,6 +73,11 @@ def set_session_status(*, session_id, status: str, error: dict | None = None, tu
         )
 
 
+def queue_deadline():
+    """When a queued turn counts as lost (database clock): now + TURN_QUEUED_GRACE_SECONDS."""
+    return ExpressionWrapper(Now() + timedelta(seconds=settings.TURN_QUEUED_GRACE_SECONDS), output_field=DateTimeField())
+
+
 def queue_turn(turn_id) -> None:
     """Hand the turn to a worker by task name. If the broker is down the turn stays queued and the
     sweeper queues it again."""
@@ -111,7 +120,9 @@ def message_post(
             )
             active = locked.active_turn_id and Turn.objects.filter(pk=locked.active_turn_id, status__in=Turn.ACTIVE).exists()
             if not active:
-                turn = Turn.objects.create(session_id=session.pk, input_message_ids=[str(message.id)])
+                turn = Turn.objects.create(
+                    session_id=session.pk, input_message_ids=[str(message.id)], lease_expires_at=queue_deadline()
+                )
                 Message.objects.filter(pk=message.pk).update(turn=turn)
                 set_session_status(session_id=session.pk, status=Session.Status.RUNNING, turn_id=turn.id, active_turn=turn)
                 transaction.on_commit(lambda: queue_turn(turn.id))
