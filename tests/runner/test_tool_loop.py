@@ -2,8 +2,10 @@
 
 import json
 import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from agents.models import Agent
 from sessions.models import Event, Message, Session
@@ -180,7 +182,10 @@ def test_a_resumed_turn_runs_unanswered_tool_calls_first(fake_llm, fake_model):
     turn = Turn.objects.get(session=session)
     append_message(session_id=session.pk, turn_id=turn.pk, role="assistant",
                    content=[{"type": "tool_call", "id": "c9", "name": "add", "arguments": {"a": 7, "b": 8}}])
-    Turn.objects.filter(pk=turn.pk).update(status="running", iterations=1, lease_owner="dead-worker", started_at=turn.created_at)
+    Turn.objects.filter(pk=turn.pk).update(
+        status="running", iterations=1, lease_owner="dead-worker", started_at=turn.created_at,
+        lease_expires_at=timezone.now() - timedelta(seconds=1),
+    )
     turn = run_active_turn(session)
     assert turn.status == "completed" and turn.iterations == 2
     assert [m.role for m in messages(session)] == ["user", "assistant", "tool_result", "assistant"]
