@@ -100,8 +100,12 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "memory://"
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "celery")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_TASK_ACKS_LATE = True
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Turns are acknowledged when they start. Durability comes from the database, not the broker: a
+# turn whose worker dies is re-queued by the sweeper once its lease expires (runner/recovery.py).
+# Holding an unacked message for a whole turn buys nothing, and with kombu 5.7 a Redis restart while
+# a message is unacked kills the worker ("Unrecoverable error: 'NoneType' object has no attribute
+# 'hostname'" while restoring unacked messages).
+CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TRACK_STARTED = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

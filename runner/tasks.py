@@ -15,7 +15,7 @@ def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{uuid7().hex[-8:]}"
 
 
-@shared_task(name=RUN_TURN_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(name=RUN_TURN_TASK, ignore_result=True)
 def run_turn(turn_id: str) -> None:
     from runner.loop import run_turn as run
 

@@ -41,3 +41,50 @@ def test_a_worker_killed_mid_turn_loses_nothing(seeded_tx, log_dir):
     assert types.count("llm.started") == 2  # the abandoned call, then the one that answered
     sequences = list(Event.objects.filter(session=session).order_by("sequence").values_list("sequence", flat=True))
     assert sequences == list(range(1, len(sequences) + 1))
+
+
+def redis_restart() -> None:
+    import subprocess
+    import time
+
+    import redis as redis_lib
+
+    subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "shutdown", "nosave"], capture_output=True, timeout=10)
+    time.sleep(0.5)
+    subprocess.run(["bash", str(processes.ROOT / "scripts" / "services.sh")], capture_output=True, timeout=60, check=True)
+    wait_for(lambda: redis_lib.Redis(host="127.0.0.1", port=6379).ping(), 20, message="redis back")
+
+
+def test_a_redis_restart_mid_turn_loses_no_turn_and_no_event(stack, worker):
+    import requests
+
+    from tests.e2e.sse import Stream, turn_done
+
+    slow = make_model(model_id="llmsim-slow-redis", settings={"latency_ms": 2500})
+    agent = requests.post(f"{stack}/v1/agents", json={"name": "r", "system_prompt": "x"}).json()
+    session = requests.post(f"{stack}/v1/agents/{agent['id']}/sessions", json={"model_id": str(slow.pk)}).json()
+    path = f"{stack}/v1/agents/{agent['id']}/sessions/{session['id']}"
+    stream = Stream(f"{path}/events", timeout=90)
+    try:
+        requests.post(f"{path}/messages", json={"message": {"content": [{"type": "text", "text": "before"}]}})
+        stream.read_until(lambda e: e["event"] == "llm.started")
+        redis_restart()  # while the worker is in the middle of the turn
+        stream.read_until(turn_done)
+        assert worker.popen.poll() is None, "the worker must survive a Redis restart"
+        response = requests.post(f"{path}/messages", json={"message": {"content": [{"type": "text", "text": "after"}]}})
+        assert response.status_code == 201
+        stream.read_until(lambda e: turn_done(e) and e["data"]["sequence"] > 8)
+    finally:
+        stream.close()
+        redis_restart_if_down()
+    sequences = [e["data"]["sequence"] for e in stream.stored()]
+    assert sequences == list(range(1, 17))
+    assert requests.get(path).json()["status"] == "pending"
+    roles = [m["role"] for m in requests.get(f"{path}/messages").json()["items"]]
+    assert roles == ["user", "assistant", "user", "assistant"]
+
+
+def redis_restart_if_down() -> None:
+    import subprocess
+
+    subprocess.run(["bash", str(processes.ROOT / "scripts" / "services.sh")], capture_output=True, timeout=60)
