@@ -58,20 +58,19 @@ def redis_restart() -> None:
 def test_a_redis_restart_mid_turn_loses_no_turn_and_no_event(stack, worker):
     import requests
 
+    from tests.e2e.client import open_session, say
     from tests.e2e.sse import Stream, turn_done
 
     slow = make_model(model_id="llmsim-slow-redis", settings={"latency_ms": 2500})
-    agent = requests.post(f"{stack}/v1/agents", json={"name": "r", "system_prompt": "x"}).json()
-    session = requests.post(f"{stack}/v1/agents/{agent['id']}/sessions", json={"model_id": str(slow.pk)}).json()
-    path = f"{stack}/v1/agents/{agent['id']}/sessions/{session['id']}"
+    path = open_session(stack, session={"model_id": str(slow.pk)})
     stream = Stream(f"{path}/events", timeout=90)
     try:
-        requests.post(f"{path}/messages", json={"message": {"content": [{"type": "text", "text": "before"}]}})
+        say(path, "before")
         stream.read_until(lambda e: e["event"] == "llm.started")
         redis_restart()  # while the worker is in the middle of the turn
         stream.read_until(turn_done)
         assert worker.popen.poll() is None, "the worker must survive a Redis restart"
-        response = requests.post(f"{path}/messages", json={"message": {"content": [{"type": "text", "text": "after"}]}})
+        response = say(path, "after")
         assert response.status_code == 201
         stream.read_until(lambda e: turn_done(e) and e["data"]["sequence"] > 8)
     finally:

@@ -8,17 +8,18 @@ import pytest
 import requests
 
 from tests.e2e import refclient
+from tests.e2e.client import open_session, say
 from tests.e2e.sse import Stream, turn_done
 from tests.factories import make_model
 
 pytestmark = [pytest.mark.e2e]
 
 
-def wait_pending(base: str, path: str, timeout: float = 30) -> dict:
+def wait_pending(url: str, timeout: float = 30) -> dict:
     deadline = time.monotonic() + timeout
     seen = []
     while time.monotonic() < deadline:
-        session = requests.get(f"{base}{path}", timeout=5).json()
+        session = requests.get(url, timeout=5).json()
         if not seen or seen[-1] != session["status"]:
             seen.append(session["status"])
         if session["status"] in ("pending", "failed") and len(seen) > 1 or session["status"] == "failed":
@@ -45,16 +46,12 @@ def test_reference_client_runs_unmodified_but_for_its_address(stack):
 
 
 def test_live_events_status_flow_and_messages(stack):
-    agent = requests.post(f"{stack}/v1/agents", json={"name": "e2e", "system_prompt": "Be brief."}).json()
-    session = requests.post(f"{stack}/v1/agents/{agent['id']}/sessions", json={}).json()
-    path = f"/v1/agents/{agent['id']}/sessions/{session['id']}"
-    stream = Stream(f"{stack}{path}/events")
+    path = open_session(stack)
+    stream = Stream(f"{path}/events")
     try:
-        response = requests.post(
-            f"{stack}{path}/messages", json={"message": {"content": [{"type": "text", "text": "What is 5 * 6?"}]}}
-        )
+        response = say(path, "What is 5 * 6?")
         assert response.status_code == 201
-        assert requests.get(f"{stack}{path}").json()["status"] == "running"  # never a stale pending
+        assert requests.get(path).json()["status"] == "running"  # never a stale pending
         stream.read_until(turn_done)
     finally:
         stream.close()
@@ -67,21 +64,19 @@ def test_live_events_status_flow_and_messages(stack):
     deltas = [i for i, t in enumerate(types) if t == "message.delta"]
     assert len(deltas) >= 2 and max(deltas) < types.index("message.assistant")
     text = "".join(e["data"]["data"]["delta"] for e in stream.events if e["event"] == "message.delta")
-    messages = requests.get(f"{stack}{path}/messages").json()
+    messages = requests.get(f"{path}/messages").json()
     assert [m["role"] for m in messages["items"]] == ["user", "assistant"]
     assert messages["items"][1]["content"][0]["text"] == text and "5 * 6 = 30" in text
     assert [e["id"] for e in stream.stored()] == [str(i) for i in range(1, 9)]
-    log = requests.get(f"{stack}{path}/events").json()
+    log = requests.get(f"{path}/events").json()
     assert [e["type"] for e in log["items"]] == stored
 
 
 def test_sse_resume_after_a_dropped_stream_gets_exactly_the_missing_events(stack):
     slow = make_model(model_id="llmsim-slow", settings={"latency_ms": 300, "tokens_per_second": 20})
-    agent = requests.post(f"{stack}/v1/agents", json={"name": "resume", "system_prompt": "x"}).json()
-    session = requests.post(f"{stack}/v1/agents/{agent['id']}/sessions", json={"model_id": str(slow.pk)}).json()
-    path = f"{stack}/v1/agents/{agent['id']}/sessions/{session['id']}"
+    path = open_session(stack, session={"model_id": str(slow.pk)})
     first = Stream(f"{path}/events")
-    requests.post(f"{path}/messages", json={"message": {"content": [{"type": "text", "text": "Tell me a story"}]}})
+    say(path, "Tell me a story")
     first.read_until(lambda e: e["event"] == "llm.started")
     first.close()  # dropped mid-turn
     seen = first.stored()
@@ -109,19 +104,14 @@ def test_sse_resume_after_a_dropped_stream_gets_exactly_the_missing_events(stack
 
 def test_failing_model_over_http_then_recovery(stack):
     broken = make_model(model_id="error")
-    agent = requests.post(f"{stack}/v1/agents", json={"name": "f", "system_prompt": "x"}).json()
-    session = requests.post(f"{stack}/v1/agents/{agent['id']}/sessions", json={}).json()
-    path = f"/v1/agents/{agent['id']}/sessions/{session['id']}"
-    requests.post(
-        f"{stack}{path}/messages",
-        json={"message": {"content": [{"type": "text", "text": "hi"}]}, "controls": {"model_id": str(broken.pk)}},
-    )
-    failed = wait_pending(stack, path)
+    path = open_session(stack)
+    say(path, "hi", controls={"model_id": str(broken.pk)})
+    failed = wait_pending(path)
     assert failed["status"] == "failed" and failed["error"]["code"] == "llm_provider_error"
-    requests.post(f"{stack}{path}/messages", json={"message": {"content": [{"type": "text", "text": "hi again"}]}})
-    recovered = wait_pending(stack, path)
+    say(path, "hi again")
+    recovered = wait_pending(path)
     assert recovered["status"] == "pending" and recovered["error"] is None
-    roles = [m["role"] for m in requests.get(f"{stack}{path}/messages").json()["items"]]
+    roles = [m["role"] for m in requests.get(f"{path}/messages").json()["items"]]
     assert roles == ["user", "user", "assistant"]
 
 
@@ -129,9 +119,7 @@ def test_idle_stream_sends_keepalives_and_open_streams_hold_no_database_connecti
     import psycopg2
     from django.db import connection
 
-    agent = requests.post(f"{stack}/v1/agents", json={"name": "idle", "system_prompt": "x"}).json()
-    session = requests.post(f"{stack}/v1/agents/{agent['id']}/sessions", json={}).json()
-    url = f"{stack}/v1/agents/{agent['id']}/sessions/{session['id']}/events"
+    url = f"{open_session(stack)}/events"
     name = connection.settings_dict["NAME"]
 
     def backends() -> int:
@@ -156,14 +144,10 @@ def test_idle_stream_sends_keepalives_and_open_streams_hold_no_database_connecti
 
 
 def test_tool_turn_live_over_sse_and_in_messages(stack):
-    agent = requests.post(
-        f"{stack}/v1/agents", json={"name": "math", "system_prompt": "Use tools.", "capabilities": ["test_math"]}
-    ).json()
-    session = requests.post(f"{stack}/v1/agents/{agent['id']}/sessions", json={}).json()
-    path = f"{stack}/v1/agents/{agent['id']}/sessions/{session['id']}"
+    path = open_session(stack, agent={"capabilities": ["test_math"]})
     stream = Stream(f"{path}/events")
     try:
-        requests.post(f"{path}/messages", json={"message": {"content": [{"type": "text", "text": "What is 7 + 8?"}]}})
+        say(path, "What is 7 + 8?")
         stream.read_until(turn_done)
     finally:
         stream.close()
@@ -192,12 +176,10 @@ def test_a_model_added_through_the_api_runs_a_turn(stack, fake_llm):
     model = requests.post(f"{stack}/v1/llm-providers/{provider['id']}/models", json={"model_id": "gpt-4o-mini"}).json()
     fake_llm.reply({"text": "Hello from the fake server, streamed word by word.", "token_delay": 0.02,
                     "usage": {"prompt_tokens": 30, "completion_tokens": 11}})
-    agent = requests.post(f"{stack}/v1/agents", json={"name": "p", "system_prompt": "x", "default_model_id": model["id"]}).json()
-    session = requests.post(f"{stack}/v1/agents/{agent['id']}/sessions", json={}).json()
-    path = f"{stack}/v1/agents/{agent['id']}/sessions/{session['id']}"
+    path = open_session(stack, agent={"default_model_id": model["id"]})
     stream = Stream(f"{path}/events")
     try:
-        requests.post(f"{path}/messages", json={"message": {"content": [{"type": "text", "text": "hi"}]}})
+        say(path, "hi")
         stream.read_until(turn_done)
     finally:
         stream.close()
