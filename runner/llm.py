@@ -23,6 +23,9 @@ def _lib():
 
         litellm.suppress_debug_info = True
         litellm.telemetry = False
+        # We log and account for every call ourselves: skip litellm's per-chunk success logging (a
+        # thread-pool task per streamed chunk, for callbacks we do not use).
+        litellm.disable_streaming_logging = True
         litellm.custom_provider_map = [{"provider": "llmsim", "custom_handler": LlmSim()}]
         _litellm = litellm
     return _litellm

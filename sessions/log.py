@@ -6,8 +6,7 @@ session row serialises concurrent appenders) and publishes the event to live str
 
 import uuid
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 
 from sessions import live
 from sessions.models import Event, Message, Session
@@ -18,10 +17,19 @@ class SessionGone(Exception):
 
 
 def _next_sequence(session_id, counter: str) -> int:
-    updated = Session.objects.filter(pk=session_id).update(**{counter: F(counter) + 1})
-    if not updated:
+    """Bump and read the counter in one statement (PostgreSQL, and SQLite >= 3.35)."""
+    table = Session._meta.db_table
+    column = Session._meta.get_field(counter).column
+    pk = Session._meta.pk
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'UPDATE "{table}" SET "{column}" = "{column}" + 1 WHERE "{pk.column}" = %s RETURNING "{column}"',
+            [pk.get_db_prep_value(session_id, connection)],
+        )
+        row = cursor.fetchone()
+    if row is None:
         raise SessionGone(str(session_id))
-    return Session.objects.filter(pk=session_id).values_list(counter, flat=True).get()
+    return row[0]
 
 
 def event_to_dict(event: Event) -> dict:
@@ -54,7 +62,9 @@ def _rfc3339(value) -> str:
 
 
 def append_event(*, session_id, type: str, data: dict, turn_id=None) -> Event:
-    with transaction.atomic():
+    # savepoint=False: callers are usually inside a transaction already; a savepoint would cost two
+    # more round trips per event and nothing here needs a partial rollback.
+    with transaction.atomic(savepoint=False):
         sequence = _next_sequence(session_id, "last_event_sequence")
         event = Event.objects.create(session_id=session_id, turn_id=turn_id, sequence=sequence, type=type, data=data)
         payload = event_to_dict(event)
@@ -74,7 +84,7 @@ def append_message(
     message_id: uuid.UUID | None = None,
 ) -> Message:
     """Store a message and its `message.<role>` event together."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         sequence = _next_sequence(session_id, "last_message_sequence")
         extra = {"id": message_id} if message_id else {}
         message = Message.objects.create(
