@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class _QuietServer(ThreadingHTTPServer):
     def handle_error(self, request, client_address):
-        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError, TimeoutError)):
+        if not isinstance(sys.exc_info()[1], (OSError, ValueError)):  # a client that hung up, or shutdown
             super().handle_error(request, client_address)
 
 
