@@ -29,4 +29,8 @@ def start_embedded_worker(concurrency: int) -> None:
         without_gossip=True,
     )
     threading.Thread(target=worker.start, name="embedded-celery-worker", daemon=True).start()
+    # Celery's worker_ready signal does not fire for a WorkController started this way.
+    from runner.tasks import on_worker_start
+
+    on_worker_start()
     logger.info("embedded Celery worker started (threads=%d, broker=%s)", concurrency, app.conf.broker_url)

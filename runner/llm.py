@@ -1,6 +1,7 @@
 """The LLM adapter: the only module that imports litellm (worker side only; ~5 s and ~200 MB)."""
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -9,26 +10,39 @@ from runner.models import ResolvedModel
 
 logger = logging.getLogger(__name__)
 _litellm = None
+_import_lock = threading.Lock()
 
 
 def _lib():
+    """litellm, imported once (a worker warms it up at start; threads wait for one import)."""
     global _litellm
-    if _litellm is None:
-        import os
+    if _litellm is not None:
+        return _litellm
+    with _import_lock:
+        if _litellm is None:
+            import os
 
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        import litellm
+            os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+            import litellm
 
-        from runner.llmsim import LlmSim
+            from runner.llmsim import LlmSim
 
-        litellm.suppress_debug_info = True
-        litellm.telemetry = False
-        # We log and account for every call ourselves: skip litellm's per-chunk success logging (a
-        # thread-pool task per streamed chunk, for callbacks we do not use).
-        litellm.disable_streaming_logging = True
-        litellm.custom_provider_map = [{"provider": "llmsim", "custom_handler": LlmSim()}]
-        _litellm = litellm
+            litellm.suppress_debug_info = True
+            litellm.telemetry = False
+            # We log and account for every call ourselves: skip litellm's per-chunk success logging
+            # (a thread-pool task per streamed chunk, for callbacks we do not use).
+            litellm.disable_streaming_logging = True
+            litellm.custom_provider_map = [{"provider": "llmsim", "custom_handler": LlmSim()}]
+            _litellm = litellm
     return _litellm
+
+
+def warm_up() -> None:
+    """Import and configure litellm ahead of the first call (workers do this when they start)."""
+    try:
+        _lib()
+    except Exception:
+        logger.warning("litellm warm-up failed", exc_info=True)
 
 
 class LlmError(Exception):

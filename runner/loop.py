@@ -77,13 +77,15 @@ class Heartbeat(threading.Thread):
         self.lost = threading.Event()
 
     def run(self):
-        interval = max(0.2, lease_seconds() / 4)
+        # Often enough that a deleted session or a lost lease stops an in-flight LLM call quickly.
+        interval = min(2.0, max(0.2, lease_seconds() / 4))
         try:
             while not self.stopping.wait(interval):
                 held = Turn.objects.filter(pk=self.turn_id, lease_owner=self.owner, status=Turn.Status.RUNNING).update(
                     lease_expires_at=lease_expiry()
                 )
                 if not held:
+                    logger.info("turn %s: lease lost (cancelled, deleted or taken over)", self.turn_id)
                     self.lost.set()
                     return
         except Exception:

@@ -22,8 +22,16 @@ def run_turn(turn_id: str) -> None:
     run(turn_id, owner=_owner())
 
 
-@worker_ready.connect
-def _start_sweeper(sender=None, **kwargs):
+def on_worker_start() -> None:
+    """What a worker process does once when it starts (Celery's worker_ready, or the embedded worker)."""
+    from runner import llm
     from runner.recovery import start_sweeper
 
     start_sweeper()
+    # Import litellm now (~5 s) rather than inside the first turn's first LLM call.
+    threading.Thread(target=llm.warm_up, name="litellm-warm-up", daemon=True).start()
+
+
+@worker_ready.connect
+def _on_worker_ready(sender=None, **kwargs):
+    on_worker_start()

@@ -134,3 +134,31 @@ def test_deleted_session_stops_the_turn_quietly():
     Session.objects.filter(pk=session.pk).delete()
     run_turn(turn.pk, "owner")  # nothing to claim, nothing raised
     assert not Turn.objects.filter(pk=turn.pk).exists()
+
+
+def test_deleting_the_session_stops_the_in_flight_llm_call():
+    import threading
+    import time
+
+    from runner import llm
+    from runner.loop import run_turn
+    from tests.conftest import wait_for
+    from tests.factories import make_model
+
+    llm.warm_up()  # as a worker does at start: the import is not part of the call
+
+    slow = make_model(model_id="llmsim-slow-delete", settings={"latency_ms": 200, "tokens_per_second": 5})
+    session = new_session()
+    Session.objects.filter(pk=session.pk).update(model=slow)
+    post_user(session, "Tell me a long story about the sea and the wind")
+    turn = Turn.objects.get(session=session)
+    worker = threading.Thread(target=run_turn, args=(turn.pk, "owner"))
+    worker.start()
+    wait_for(lambda: Event.objects.filter(session=session, type="llm.started").exists(), 30, message="llm.started")
+    time.sleep(0.5)  # the reply streams at 5 words a second: mid-call
+    started = time.monotonic()
+    Session.objects.filter(pk=session.pk).delete()
+    worker.join(10)
+    assert not worker.is_alive()
+    assert time.monotonic() - started < 4  # well before the reply would have finished
+    assert not Event.objects.filter(session_id=session.pk).exists()
