@@ -6,10 +6,10 @@ from agents import llm_services as services
 from agents.llm_serializers import LlmModelInputSerializer, LlmModelSerializer, LlmProviderInputSerializer, LlmProviderSerializer
 from agents.models import LlmModel, LlmProvider
 from everruns.api.errors import NotFound
-from everruns.api.pagination import list_schema, paginated
+from everruns.api.pagination import list_schema, page_parameters, paginated
 from everruns.api.views import errors, validated
 
-PAGE = [OpenApiParameter("limit", int), OpenApiParameter("offset", int)]
+PAGE = page_parameters()
 
 
 def provider_get(provider_id) -> LlmProvider:

@@ -23,7 +23,7 @@ def json_list_contains(field: str, value: str) -> Q:
 
 def agent_list(*, status: str | None = None, tag: str | None = None, search: str | None = None) -> QuerySet[Agent]:
     qs = Agent.objects.all().order_by("-id")
-    status = status or Agent.Status.ACTIVE
+    status = Agent.Status.ACTIVE if status is None else status
     if status not in {"active", "archived", "all"}:
         raise ValidationError("Invalid status filter", details={"status": ["Must be active, archived or all."]})
     if status != "all":

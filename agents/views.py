@@ -4,7 +4,7 @@ from rest_framework.views import APIView
 
 from agents import selectors, services
 from agents.serializers import AgentInputSerializer, AgentSerializer
-from everruns.api.pagination import list_schema, paginated
+from everruns.api.pagination import list_schema, page_parameters, paginated
 from everruns.api.views import errors, validated
 
 
@@ -15,8 +15,7 @@ class AgentListView(APIView):
             OpenApiParameter("status", str, enum=["active", "archived", "all"]),
             OpenApiParameter("tag", str),
             OpenApiParameter("search", str),
-            OpenApiParameter("limit", int),
-            OpenApiParameter("offset", int),
+            *page_parameters(),
         ],
         responses={200: list_schema(AgentSerializer), **errors(400)},
     )

@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from agents.selectors import agent_get
 from everruns.api.errors import ValidationError
-from everruns.api.pagination import list_schema, paginated
+from everruns.api.pagination import list_schema, page_parameters, paginated
 from everruns.api.views import errors, validated
 from sessions import selectors, services
 from sessions.serializers import (
@@ -22,7 +22,7 @@ from sessions.serializers import (
 )
 from sessions.stream import event_stream, parse_cursor
 
-PAGE = [OpenApiParameter("limit", int), OpenApiParameter("offset", int)]
+PAGE = page_parameters()
 
 
 def _compact(value):

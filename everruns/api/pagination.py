@@ -1,6 +1,7 @@
 """The list envelope: {items, total, limit, offset}."""
 
 import functools
+import re
 
 from rest_framework.response import Response
 
@@ -8,25 +9,27 @@ from everruns.api.errors import ValidationError
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+MAX_OFFSET = 10**9  # beyond any real list, and well inside a database bigint
 
 
 def page_params(request) -> tuple[int, int]:
     errors = {}
     values = {}
-    for name, default, maximum in (("limit", DEFAULT_LIMIT, MAX_LIMIT), ("offset", 0, None)):
-        raw = request.query_params.get(name)
-        if raw in (None, ""):
+    for name, default, minimum in (("limit", DEFAULT_LIMIT, 1), ("offset", 0, 0)):
+        given = request.query_params.getlist(name)
+        if not given:
             values[name] = default
             continue
-        try:
-            value = int(raw)
-        except ValueError:
+        if len(given) > 1:
+            errors[name] = ["Give it once."]
+        elif not re.fullmatch(r"-?[0-9]{1,20}", given[0]):
             errors[name] = ["Must be an integer."]
-            continue
-        if value < (1 if name == "limit" else 0):
-            errors[name] = ["Must be at least 1." if name == "limit" else "Must be at least 0."]
-            continue
-        values[name] = min(value, maximum) if maximum else value
+        elif int(given[0]) < minimum:
+            errors[name] = [f"Must be at least {minimum}."]
+        elif name == "offset" and int(given[0]) > MAX_OFFSET:
+            errors[name] = [f"Must be at most {MAX_OFFSET}."]
+        else:
+            values[name] = min(int(given[0]), MAX_LIMIT) if name == "limit" else int(given[0])
     if errors:
         raise ValidationError("Invalid pagination parameters", details=errors)
     return values["limit"], values["offset"]
@@ -37,6 +40,16 @@ def paginated(request, queryset, serializer_class) -> Response:
     total = queryset.count()
     items = serializer_class(queryset[offset : offset + limit], many=True).data
     return Response({"items": items, "total": total, "limit": limit, "offset": offset})
+
+
+def page_parameters() -> list:
+    """OpenAPI parameters of every list route."""
+    from drf_spectacular.utils import OpenApiParameter
+
+    return [
+        OpenApiParameter("limit", {"type": "integer", "minimum": 1}, description="Default 50; above 500 counts as 500."),
+        OpenApiParameter("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}),
+    ]
 
 
 @functools.cache

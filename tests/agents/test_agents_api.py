@@ -94,6 +94,9 @@ def test_list_is_newest_first_with_envelope_and_pagination(api):
     assert api.get("/v1/agents?limit=100000").json()["limit"] == 500
     assert api.get("/v1/agents?limit=abc").status_code == 400
     assert api.get("/v1/agents?offset=-1").status_code == 400
+    assert api.get("/v1/agents?offset=99999999999999999999999").status_code == 400
+    assert api.get("/v1/agents?limit=1&limit=2").status_code == 400
+    assert api.get("/v1/agents?limit=%EF%BC%91").status_code == 400  # a full-width digit
 
 
 def test_list_filters_status_tag_and_search(api):
@@ -106,6 +109,7 @@ def test_list_filters_status_tag_and_search(api):
     assert [a["id"] for a in api.get("/v1/agents?status=archived").json()["items"]] == [archived["id"]]
     assert api.get("/v1/agents?status=all").json()["total"] == 3
     assert api.get("/v1/agents?status=bogus").status_code == 400
+    assert api.get("/v1/agents?status=").status_code == 400
 
 
 def test_patch_updates_given_fields_only(api):
