@@ -9,13 +9,16 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 if ! command -v pg_ctlcluster >/dev/null 2>&1 && ! pg_up; then
   as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
+  # A cluster we installed for the tests: let the suite connect as postgres over loopback without a password.
+  hba=$(ls /etc/postgresql/*/main/pg_hba.conf | sort -V | tail -1)
+  grep -q "everruns-tests" "$hba" || as_root sed -i '1i host all postgres 127.0.0.1/32 trust # everruns-tests' "$hba"
 fi
 if ! command -v redis-server >/dev/null 2>&1 && ! redis_up; then
   as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
 fi
 
 if ! pg_up; then
-  version=$(ls /etc/postgresql | sort -n | tail -1)
+  version=$(ls /etc/postgresql | sort -V | tail -1)
   as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
   for _ in $(seq 1 30); do pg_up && break; sleep 0.5; done
 fi

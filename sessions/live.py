@@ -5,6 +5,7 @@ With EVENTSTREAM_REDIS set (production), the payload goes over Redis pub/sub to 
 without it (embedded quick start), straight to this process's listeners.
 """
 
+import asyncio
 import json
 import logging
 
@@ -16,6 +17,36 @@ logger = logging.getLogger(__name__)
 
 # The stream drains its queue as fast as the loop runs; token deltas arrive in bursts.
 es_views.MAX_PENDING = 1000
+
+RECONNECT_SECONDS = 1.0
+
+
+async def _listen_forever(manager) -> None:
+    """django-eventstream's Redis listener dies with its connection (a Redis restart) and is never
+    started again; this one reconnects with a fresh client. Stored events missed meanwhile reach
+    streams through their periodic re-read of the log; deltas (live only) are gone."""
+    while True:
+        listener = es_views.RedisListener()
+        manager.redis_listener = listener
+        try:
+            await listener.listen()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.warning("Redis listener lost its connection (%s); reconnecting", exc)
+        finally:
+            try:
+                await listener.redis_client.aclose()
+            except Exception:
+                pass
+        await asyncio.sleep(RECONNECT_SECONDS)
+
+
+async def _start_redis_listener(self) -> None:
+    await _listen_forever(self)
+
+
+es_views.ListenerManager.start_redis_listener = _start_redis_listener
 
 
 def channel_for(session_id) -> str:

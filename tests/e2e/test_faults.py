@@ -43,14 +43,16 @@ def test_a_worker_killed_mid_turn_loses_nothing(seeded_tx, log_dir):
     assert sequences == list(range(1, len(sequences) + 1))
 
 
-def redis_restart() -> None:
+def redis_restart(down_seconds: float = 8.0) -> None:
+    """Stop Redis and start it again. Down long enough to outlast redis-py's own reconnect retries,
+    so only our reconnecting listener can bring live delivery back."""
     import subprocess
     import time
 
     import redis as redis_lib
 
     subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "shutdown", "nosave"], capture_output=True, timeout=10)
-    time.sleep(0.5)
+    time.sleep(down_seconds)
     subprocess.run(["bash", str(processes.ROOT / "scripts" / "services.sh")], capture_output=True, timeout=60, check=True)
     wait_for(lambda: redis_lib.Redis(host="127.0.0.1", port=6379).ping(), 20, message="redis back")
 
@@ -61,15 +63,18 @@ def test_a_redis_restart_mid_turn_loses_no_turn_and_no_event(stack, worker):
     from tests.e2e.client import open_session, say
     from tests.e2e.sse import Stream, turn_done
 
-    slow = make_model(model_id="llmsim-slow-redis", settings={"latency_ms": 2500})
+    slow = make_model(model_id="llmsim-slow-redis", settings={"latency_ms": 10000})
     path = open_session(stack, session={"model_id": str(slow.pk)})
     stream = Stream(f"{path}/events", timeout=90)
     try:
         say(path, "before")
         stream.read_until(lambda e: e["event"] == "llm.started")
         redis_restart()  # while the worker is in the middle of the turn
+        restarted_at = len(stream.events)
         stream.read_until(turn_done)
         assert worker.popen.poll() is None, "the worker must survive a Redis restart"
+        after_restart = [e["event"] for e in stream.events[restarted_at:]]
+        assert "message.delta" in after_restart, "live delivery must come back after a Redis restart"
         response = say(path, "after")
         assert response.status_code == 201
         stream.read_until(lambda e: turn_done(e) and e["data"]["sequence"] > 8)
