@@ -117,8 +117,7 @@ if CELERY_BROKER_URL.startswith("memory://"):
     CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = env_float("EMBEDDED_BROKER_POLL_SECONDS", 0.01)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
-# --- django-eventstream: our event log is the storage, Redis pub/sub carries the wake-up ---------
-EVENTSTREAM_STORAGE_CLASS = "sessions.eventstream.SessionEventStorage"
+# --- django-eventstream: its listeners carry live events; Redis pub/sub between processes --------
 if REDIS_URL:
     _redis = urlparse(REDIS_URL)
     EVENTSTREAM_REDIS = {

@@ -11,12 +11,23 @@ import time
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections, connection
 from django_eventstream.views import Listener, get_listener_manager
 
-from sessions.eventstream import read_events_after
 from sessions.live import channel_for
+from sessions.log import event_to_dict
+from sessions.selectors import event_list
 
 BATCH = 500
+
+
+def read_events_after(session_id, after: int, limit: int) -> list[dict]:
+    """One read of the log; the connection is released at once, so an open stream holds none."""
+    close_old_connections()
+    try:
+        return [event_to_dict(e) for e in event_list(session_id=session_id, after=after)[:limit]]
+    finally:
+        connection.close()
 
 
 def encode(event: dict) -> str:
