@@ -192,3 +192,23 @@ def test_a_model_added_through_the_api_runs_a_turn(stack, fake_llm):
     assert done["usage"]["input_tokens"] == 30 and done["usage"]["output_tokens"] == 11
     assert done["usage"]["cost_usd"] > 0
     assert requests.get(f"{path}/messages").json()["items"][-1]["metadata"]["model"] == "gpt-4o-mini"
+
+
+def test_concurrent_posts_with_one_idempotency_key_store_one_message_and_one_turn(stack):
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = open_session(stack)
+    body = {"message": {"content": [{"type": "text", "text": "only once"}]}}
+
+    def post(_):
+        return requests.post(f"{path}/messages", json=body, headers={"Idempotency-Key": "same-key"})
+
+    with ThreadPoolExecutor(10) as pool:
+        responses = list(pool.map(post, range(10)))
+    assert sorted(r.status_code for r in responses) == [200] * 9 + [201]
+    assert len({r.json()["id"] for r in responses}) == 1
+    wait_pending(path)
+    items = requests.get(f"{path}/messages").json()["items"]
+    assert [m["role"] for m in items] == ["user", "assistant"]
+    events = [e["type"] for e in requests.get(f"{path}/events").json()["items"]]
+    assert events.count("turn.started") == 1 and events.count("message.user") == 1
