@@ -81,15 +81,18 @@ class Heartbeat(threading.Thread):
         interval = min(2.0, max(0.2, lease_seconds() / 4))
         try:
             while not self.stopping.wait(interval):
-                held = Turn.objects.filter(pk=self.turn_id, lease_owner=self.owner, status=Turn.Status.RUNNING).update(
-                    lease_expires_at=lease_expiry()
-                )
+                try:
+                    held = Turn.objects.filter(
+                        pk=self.turn_id, lease_owner=self.owner, status=Turn.Status.RUNNING
+                    ).update(lease_expires_at=lease_expiry())
+                except Exception as exc:  # the database blinked: try again next beat, the lease has slack
+                    logger.warning("heartbeat of turn %s failed: %s", self.turn_id, exc)
+                    connection.close()
+                    continue
                 if not held:
                     logger.info("turn %s: lease lost (cancelled, deleted or taken over)", self.turn_id)
                     self.lost.set()
                     return
-        except Exception:
-            logger.warning("heartbeat of turn %s failed", self.turn_id, exc_info=True)
         finally:
             connection.close()
 
