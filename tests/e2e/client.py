@@ -14,3 +14,17 @@ def open_session(base: str, agent: dict | None = None, session: dict | None = No
 
 def say(session_url: str, text: str, **extra) -> requests.Response:
     return requests.post(f"{session_url}/messages", json={"message": {"content": [{"type": "text", "text": text}]}, **extra})
+
+
+def watch_turn(session_url: str, text: str, **extra):
+    """Open the session's stream, post `text`, and read until the turn ends; returns the Stream."""
+    from tests.e2e.sse import Stream, turn_done
+
+    stream = Stream(f"{session_url}/events")
+    try:
+        response = say(session_url, text, **extra)
+        assert response.status_code == 201, response.text
+        stream.read_until(turn_done)
+    finally:
+        stream.close()
+    return stream

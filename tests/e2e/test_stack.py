@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from tests.e2e import refclient
-from tests.e2e.client import open_session, say
+from tests.e2e.client import open_session, say, watch_turn
 from tests.e2e.sse import Stream, turn_done
 from tests.factories import make_model
 
@@ -145,12 +145,7 @@ def test_idle_stream_sends_keepalives_and_open_streams_hold_no_database_connecti
 
 def test_tool_turn_live_over_sse_and_in_messages(stack):
     path = open_session(stack, agent={"capabilities": ["test_math"]})
-    stream = Stream(f"{path}/events")
-    try:
-        say(path, "What is 7 + 8?")
-        stream.read_until(turn_done)
-    finally:
-        stream.close()
+    stream = watch_turn(path, "What is 7 + 8?")
     stored = [e["event"] for e in stream.stored()]
     assert stored == [
         "message.user", "session.status", "turn.started",
@@ -177,12 +172,7 @@ def test_a_model_added_through_the_api_runs_a_turn(stack, fake_llm):
     fake_llm.reply({"text": "Hello from the fake server, streamed word by word.", "token_delay": 0.02,
                     "usage": {"prompt_tokens": 30, "completion_tokens": 11}})
     path = open_session(stack, agent={"default_model_id": model["id"]})
-    stream = Stream(f"{path}/events")
-    try:
-        say(path, "hi")
-        stream.read_until(turn_done)
-    finally:
-        stream.close()
+    stream = watch_turn(path, "hi")
     types = [e["event"] for e in stream.events]
     deltas = [i for i, t in enumerate(types) if t == "message.delta"]
     assert len(deltas) >= 5 and max(deltas) < types.index("message.assistant")
