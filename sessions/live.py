@@ -57,7 +57,7 @@ def publish(session_id, event: dict, *, sequence: int | None = None) -> None:
     """Publish one event; a failure is logged, never raised: the log is the truth, streams catch up."""
     channel = channel_for(session_id)
     pub_id = event.get("sequence") if sequence is None else sequence
-    data = json.dumps(event)
+    data = json.dumps(event, separators=(",", ":"))
     try:
         if es_eventstream.redis_client is not None:
             message = {"channel": channel, "event_type": event["type"], "data": data, "pub_id": pub_id}

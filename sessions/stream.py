@@ -31,11 +31,13 @@ def read_events_after(session_id, after: int, limit: int) -> list[dict]:
 
 
 def encode(event: dict) -> str:
-    lines = [f"event: {event['type']}"]
-    if event.get("sequence") is not None:
-        lines.append(f"id: {event['sequence']}")
-    lines.append(f"data: {json.dumps(event, separators=(',', ':'))}")
-    return "\n".join(lines) + "\n\n"
+    return encode_raw(event["type"], event.get("sequence"), json.dumps(event, separators=(",", ":")))
+
+
+def encode_raw(event_type: str, sequence: int | None, data_json: str) -> str:
+    """One SSE message; `data_json` is the Event JSON as published (one line: json.dumps escapes newlines)."""
+    head = f"event: {event_type}\n" + (f"id: {sequence}\n" if sequence is not None else "")
+    return f"{head}data: {data_json}\n\n"
 
 
 def parse_cursor(value: str | None) -> int | None:
@@ -96,11 +98,11 @@ async def event_stream(session_id, after: int):
                 out = []
                 for item in items:
                     if item.id is None:  # live-only (message.delta)
-                        out.append(encode(json.loads(item.data)))
+                        out.append(encode_raw(item.type, None, item.data))
                     elif back_to_log or item.id <= cursor:
                         continue
                     elif item.id == cursor + 1:
-                        out.append(encode(json.loads(item.data)))
+                        out.append(encode_raw(item.type, item.id, item.data))
                         cursor = item.id
                     else:
                         back_to_log = True
