@@ -1,5 +1,3 @@
-from django.db import transaction
-
 from agents.models import Agent
 from everruns.api.errors import NotFound
 
@@ -33,7 +31,9 @@ def agent_update(*, agent: Agent, data: dict) -> Agent:
     fields = []
     for key, value in data.items():
         if key in AGENT_FIELDS:
-            setattr(agent, key, value if value is not None or key in {"description", "max_iterations"} else [])
+            if value is None and key in {"tags", "capabilities"}:
+                value = []  # null clears a list
+            setattr(agent, key, value)
             fields.append(key)
         elif key == "default_model_id":
             agent.default_model_id = value
@@ -44,7 +44,6 @@ def agent_update(*, agent: Agent, data: dict) -> Agent:
 
 
 def agent_archive(*, agent: Agent) -> None:
-    with transaction.atomic():
-        updated = Agent.objects.filter(pk=agent.pk, status=Agent.Status.ACTIVE).update(status=Agent.Status.ARCHIVED)
+    updated = Agent.objects.filter(pk=agent.pk, status=Agent.Status.ACTIVE).update(status=Agent.Status.ARCHIVED)
     if not updated:
         raise NotFound("Agent not found")

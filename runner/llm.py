@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from runner.models import ResolvedModel
+from runner.resolution import ResolvedModel
 
 logger = logging.getLogger(__name__)
 _litellm = None

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from everruns.ids import uuid7
 from runner import history, llm, toolexec
-from runner.models import ModelUnavailable, resolve
+from runner.resolution import ModelUnavailable, resolve
 from runner.tools import registry
 from runner.tools.base import ToolContext
 from sessions import live

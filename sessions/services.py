@@ -10,7 +10,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from agents.models import Agent, LlmModel
-from everruns.api.errors import Conflict, NotFound
+from everruns.api.errors import Conflict, NotFound, ValidationError
 from everruns.celery import RUN_TURN_TASK, app as celery_app
 from sessions.log import append_event, append_message
 from sessions.models import Message, Session, Turn
@@ -23,8 +23,6 @@ _UNSET = object()
 def _model_or_error(model_id) -> LlmModel | None:
     if model_id is None:
         return None
-    from everruns.api.errors import ValidationError
-
     model = LlmModel.objects.filter(pk=model_id).first()
     if model is None:
         raise ValidationError("Unknown model", details={"model_id": [f"No model with id {model_id}."]})
