@@ -4,12 +4,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents import capabilities
-from everruns.api.errors import NotFound
 from everruns.api.views import errors
+from everruns.errors import NotFound
 
 TOOL = inline_serializer(
     name="Tool",
-    fields={"name": serializers.CharField(), "description": serializers.CharField(), "parameters": serializers.DictField()},
+    fields={
+        "name": serializers.CharField(),
+        "description": serializers.CharField(),
+        "parameters": serializers.DictField(),
+    },
 )
 CAPABILITY = inline_serializer(
     name="Capability",

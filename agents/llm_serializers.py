@@ -16,7 +16,8 @@ class LlmProviderInputSerializer(StrictSerializer):
     def validate_provider_type(self, value):
         if value not in provider_types.ALL:
             raise serializers.ValidationError(
-                f"Unknown provider type {value!r}: use a litellm provider (openai, anthropic, azure, gemini, ollama, ...), "
+                f"Unknown provider type {value!r}: use a litellm provider "
+                "(openai, anthropic, azure, gemini, ollama, ...), "
                 "openai_compatible or llmsim."
             )
         return value
@@ -29,7 +30,17 @@ class LlmProviderSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = LlmProvider
-        fields = ["id", "name", "provider_type", "base_url", "api_key_set", "settings", "status", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "provider_type",
+            "base_url",
+            "api_key_set",
+            "settings",
+            "status",
+            "created_at",
+            "updated_at",
+        ]
 
     def get_api_key_set(self, provider) -> bool:
         return bool(provider.api_key_encrypted)

@@ -4,9 +4,7 @@ from django.db import transaction
 
 from agents import secrets
 from agents.models import LlmModel, LlmProvider
-from everruns.api.errors import Conflict, ValidationError
-
-_UNSET = object()
+from everruns.errors import Conflict, ValidationError
 
 
 def _encrypted(api_key: str | None) -> str:
@@ -26,7 +24,9 @@ def _check_base_url(provider_type: str, base_url: str | None) -> None:
         raise ValidationError("base_url is required", details={"base_url": ["Required for openai_compatible."]})
 
 
-def provider_create(*, name, provider_type, base_url=None, api_key=None, settings=None, status=LlmProvider.Status.ACTIVE):
+def provider_create(
+    *, name, provider_type, base_url=None, api_key=None, settings=None, status=LlmProvider.Status.ACTIVE
+):
     _check_base_url(provider_type, base_url)
     return LlmProvider.objects.create(
         name=name,

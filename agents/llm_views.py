@@ -1,13 +1,18 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents import llm_services as services
-from agents.llm_serializers import LlmModelInputSerializer, LlmModelSerializer, LlmProviderInputSerializer, LlmProviderSerializer
+from agents.llm_serializers import (
+    LlmModelInputSerializer,
+    LlmModelSerializer,
+    LlmProviderInputSerializer,
+    LlmProviderSerializer,
+)
 from agents.models import LlmModel, LlmProvider
-from everruns.api.errors import NotFound
 from everruns.api.pagination import list_schema, page_parameters, paginated
 from everruns.api.views import errors, validated
+from everruns.errors import NotFound
 
 PAGE = page_parameters()
 
@@ -27,7 +32,11 @@ def model_get(model_id) -> LlmModel:
 
 
 class ProviderListView(APIView):
-    @extend_schema(operation_id="llm_providers_list", parameters=PAGE, responses={200: list_schema(LlmProviderSerializer), **errors(400)})
+    @extend_schema(
+        operation_id="llm_providers_list",
+        parameters=PAGE,
+        responses={200: list_schema(LlmProviderSerializer), **errors(400)},
+    )
     def get(self, request):
         return paginated(request, LlmProvider.objects.order_by("-id"), LlmProviderSerializer)
 
@@ -63,7 +72,11 @@ class ProviderDetailView(APIView):
 
 
 class ProviderModelListView(APIView):
-    @extend_schema(operation_id="llm_provider_models_list", parameters=PAGE, responses={200: list_schema(LlmModelSerializer), **errors(400, 404)})
+    @extend_schema(
+        operation_id="llm_provider_models_list",
+        parameters=PAGE,
+        responses={200: list_schema(LlmModelSerializer), **errors(400, 404)},
+    )
     def get(self, request, provider_id):
         provider = provider_get(provider_id)
         return paginated(request, provider.models.order_by("-id"), LlmModelSerializer)
@@ -80,7 +93,9 @@ class ProviderModelListView(APIView):
 
 
 class ModelListView(APIView):
-    @extend_schema(operation_id="llm_models_list", parameters=PAGE, responses={200: list_schema(LlmModelSerializer), **errors(400)})
+    @extend_schema(
+        operation_id="llm_models_list", parameters=PAGE, responses={200: list_schema(LlmModelSerializer), **errors(400)}
+    )
     def get(self, request):
         return paginated(request, LlmModel.objects.order_by("-id"), LlmModelSerializer)
 

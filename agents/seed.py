@@ -4,11 +4,18 @@ from everruns.ids import uuid7
 
 SEED = [
     ("llmsim", "Simulated LLM (llmsim)", [("llmsim-1", "llmsim 1 (simulated, offline)", True)]),
-    ("openai", "OpenAI", [("gpt-4o-mini", "GPT-4o mini", False), ("gpt-4o", "GPT-4o", False), ("gpt-4.1-mini", "GPT-4.1 mini", False)]),
+    (
+        "openai",
+        "OpenAI",
+        [("gpt-4o-mini", "GPT-4o mini", False), ("gpt-4o", "GPT-4o", False), ("gpt-4.1-mini", "GPT-4.1 mini", False)],
+    ),
     (
         "anthropic",
         "Anthropic",
-        [("claude-3-5-haiku-latest", "Claude 3.5 Haiku", False), ("claude-sonnet-4-20250514", "Claude Sonnet 4", False)],
+        [
+            ("claude-3-5-haiku-latest", "Claude 3.5 Haiku", False),
+            ("claude-sonnet-4-20250514", "Claude Sonnet 4", False),
+        ],
     ),
 ]
 

@@ -1,8 +1,10 @@
+import json
+
 from django.db import connection
 from django.db.models import Q, QuerySet
 
 from agents.models import Agent
-from everruns.api.errors import NotFound, ValidationError
+from everruns.errors import NotFound, ValidationError
 
 
 def agent_get(*, agent_id) -> Agent:
@@ -16,7 +18,6 @@ def json_list_contains(field: str, value: str) -> Q:
     """`value` is an element of the JSON list in `field`, on PostgreSQL and SQLite alike."""
     if connection.vendor == "postgresql":
         return Q(**{f"{field}__contains": [value]})
-    import json
 
     return Q(**{f"{field}__icontains": json.dumps(value)})
 

@@ -1,5 +1,5 @@
 from agents.models import Agent
-from everruns.api.errors import NotFound
+from everruns.errors import NotFound
 
 AGENT_FIELDS = {"name", "system_prompt", "description", "tags", "capabilities", "max_iterations", "status"}
 

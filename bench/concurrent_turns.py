@@ -19,7 +19,9 @@ def client(base: str, turns: int, timings: list, failures: list, agent_id: str, 
     path = f"{base}/v1/agents/{agent_id}/sessions/{session['id']}"
     for i in range(turns):
         started = time.perf_counter()
-        response = http.post(f"{path}/messages", json={"message": {"content": [{"type": "text", "text": f"What is {i} + 2?"}]}})
+        response = http.post(
+            f"{path}/messages", json={"message": {"content": [{"type": "text", "text": f"What is {i} + 2?"}]}}
+        )
         if response.status_code != 201:
             failures.append(f"POST {response.status_code}: {response.text[:200]}")
             return
@@ -41,10 +43,16 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=5)
     parser.add_argument("--poll-ms", type=float, default=100)
     args = parser.parse_args()
-    agent = requests.post(f"{args.base}/v1/agents", json={"name": "bench-concurrent", "system_prompt": "Be brief."}).json()
+    agent = requests.post(
+        f"{args.base}/v1/agents", json={"name": "bench-concurrent", "system_prompt": "Be brief."}
+    ).json()
     timings, failures = [], []
-    threads = [threading.Thread(target=client, args=(args.base, args.turns, timings, failures, agent["id"], args.poll_ms / 1000))
-               for _ in range(args.sessions)]
+    threads = [
+        threading.Thread(
+            target=client, args=(args.base, args.turns, timings, failures, agent["id"], args.poll_ms / 1000)
+        )
+        for _ in range(args.sessions)
+    ]
     started = time.perf_counter()
     for t in threads:
         t.start()
@@ -53,9 +61,11 @@ def main() -> None:
     elapsed = time.perf_counter() - started
     requests.delete(f"{args.base}/v1/agents/{agent['id']}")
     timings.sort()
-    print(f"sessions={args.sessions} turns={len(timings)} failed={len(failures)} elapsed={elapsed:.1f}s "
-          f"throughput={len(timings) / elapsed:.1f} turns/s median={statistics.median(timings):.0f}ms "
-          f"p90={timings[int(len(timings) * 0.9) - 1]:.0f}ms")
+    print(
+        f"sessions={args.sessions} turns={len(timings)} failed={len(failures)} elapsed={elapsed:.1f}s "
+        f"throughput={len(timings) / elapsed:.1f} turns/s median={statistics.median(timings):.0f}ms "
+        f"p90={timings[int(len(timings) * 0.9) - 1]:.0f}ms"
+    )
     for failure in failures[:5]:
         print("  failure:", failure)
 

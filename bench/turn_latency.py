@@ -25,7 +25,9 @@ def main() -> None:
     timings = []
     for i in range(args.turns):
         started = time.perf_counter()
-        response = http.post(f"{path}/messages", json={"message": {"content": [{"type": "text", "text": f"What is {i} + 1?"}]}})
+        response = http.post(
+            f"{path}/messages", json={"message": {"content": [{"type": "text", "text": f"What is {i} + 1?"}]}}
+        )
         response.raise_for_status()
         while True:
             status = http.get(path).json()["status"]
@@ -38,8 +40,10 @@ def main() -> None:
     http.delete(path)
     http.delete(f"{args.base}/v1/agents/{agent['id']}")
     timings.sort()
-    print(f"turns={len(timings)} median={statistics.median(timings):.1f}ms "
-          f"p90={timings[int(len(timings) * 0.9) - 1]:.1f}ms min={timings[0]:.1f}ms max={timings[-1]:.1f}ms")
+    print(
+        f"turns={len(timings)} median={statistics.median(timings):.1f}ms "
+        f"p90={timings[int(len(timings) * 0.9) - 1]:.1f}ms min={timings[0]:.1f}ms max={timings[-1]:.1f}ms"
+    )
 
 
 if __name__ == "__main__":

@@ -14,9 +14,10 @@ def start_embedded_worker(concurrency: int) -> None:
         if _started:
             return
         _started = True
-    from celery.worker import WorkController
+    # Only the embedded quick start pays for the worker machinery and the runner.
+    from celery.worker import WorkController  # noqa: PLC0415
 
-    from everruns.celery import app
+    from everruns.celery import app  # noqa: PLC0415
 
     app.loader.import_default_modules()
     worker = WorkController(
@@ -30,7 +31,7 @@ def start_embedded_worker(concurrency: int) -> None:
     )
     threading.Thread(target=worker.start, name="embedded-celery-worker", daemon=True).start()
     # Celery's worker_ready signal does not fire for a WorkController started this way.
-    from runner.tasks import on_worker_start
+    from runner.tasks import on_worker_start  # noqa: PLC0415 - web processes import no runner code
 
     on_worker_start()
     logger.info("embedded Celery worker started (threads=%d, broker=%s)", concurrency, app.conf.broker_url)

@@ -192,7 +192,9 @@ TURN_SWEEP_SECONDS = env_float("TURN_SWEEP_SECONDS", 10.0)
 SESSION_FILE_MAX_BYTES = env_int("SESSION_FILE_MAX_BYTES", 10 * 1024 * 1024)
 SESSION_FS_MAX_BYTES = env_int("SESSION_FS_MAX_BYTES", 100 * 1024 * 1024)
 TOOL_TIMEOUT_SECONDS = env_float("TOOL_TIMEOUT_SECONDS", 30.0)
-WEB_FETCH_ALLOWED_HOSTS = [h.strip().lower() for h in os.environ.get("WEB_FETCH_ALLOWED_HOSTS", "").split(",") if h.strip()]
+WEB_FETCH_ALLOWED_HOSTS = [
+    h.strip().lower() for h in os.environ.get("WEB_FETCH_ALLOWED_HOSTS", "").split(",") if h.strip()
+]
 WEB_FETCH_MAX_BYTES = env_int("WEB_FETCH_MAX_BYTES", 2 * 1024 * 1024)
 WEB_FETCH_CONNECT_TIMEOUT = env_float("WEB_FETCH_CONNECT_TIMEOUT", 5.0)
 WEB_FETCH_TIMEOUT = env_float("WEB_FETCH_TIMEOUT", 20.0)
@@ -200,7 +202,9 @@ WEB_FETCH_MAX_REDIRECTS = env_int("WEB_FETCH_MAX_REDIRECTS", 5)
 
 # --- Provider keys and LLM calls ----------------------------------------------------------------
 SECRETS_ENCRYPTION_KEY = os.environ.get("SECRETS_ENCRYPTION_KEY", "")
-SECRETS_ENCRYPTION_KEY_PREVIOUS = [k.strip() for k in os.environ.get("SECRETS_ENCRYPTION_KEY_PREVIOUS", "").split(",") if k.strip()]
+SECRETS_ENCRYPTION_KEY_PREVIOUS = [
+    k.strip() for k in os.environ.get("SECRETS_ENCRYPTION_KEY_PREVIOUS", "").split(",") if k.strip()
+]
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 3)
 LLM_RETRY_BASE_MS = env_int("LLM_RETRY_BASE_MS", 1000)
 LLM_RETRY_MAX_MS = env_int("LLM_RETRY_MAX_MS", 30000)

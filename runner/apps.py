@@ -6,6 +6,6 @@ class RunnerConfig(AppConfig):
     verbose_name = "Runner"
 
     def ready(self):
-        from runner.tools import registry
+        from runner.tools import registry  # noqa: PLC0415 - models load before ready()
 
         registry.publish_catalogue()

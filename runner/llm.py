@@ -1,11 +1,13 @@
 """The LLM adapter: the only module that imports litellm (worker side only; ~5 s and ~200 MB)."""
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from agents.secrets import redact
 from runner.resolution import ResolvedModel
 
 logger = logging.getLogger(__name__)
@@ -20,12 +22,11 @@ def _lib():
         return _litellm
     with _import_lock:
         if _litellm is None:
-            import os
-
             os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-            import litellm
+            # litellm costs ~5 s and ~200 MB: imported on first use, in workers only.
+            import litellm  # noqa: PLC0415
 
-            from runner.llmsim import LlmSim
+            from runner.llmsim import LlmSim  # noqa: PLC0415 - subclasses litellm.CustomLLM
 
             litellm.suppress_debug_info = True
             litellm.telemetry = False
@@ -46,8 +47,15 @@ def warm_up() -> None:
 
 
 class LlmError(Exception):
-    def __init__(self, code: str, message: str, *, transient: bool = False, status: int | None = None,
-                 retry_after: float | None = None):
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        transient: bool = False,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ):
         super().__init__(message)
         self.code, self.message, self.transient, self.status = code, message, transient, status
         self.retry_after = retry_after
@@ -82,7 +90,6 @@ def _classify(exc: Exception, api_key: str | None) -> LlmError:
     error.retry_after = _retry_after(exc)
     if api_key and api_key in error.message:
         error.message = error.message.replace(api_key, "[redacted]")
-    from agents.secrets import redact
 
     error.message = redact(error.message)
     return error
@@ -108,7 +115,12 @@ def _classify_type(exc: Exception) -> LlmError:
         if isinstance(exc, cls):
             return LlmError(code, text, transient=transient, status=status)
     if isinstance(status, int):
-        return LlmError("llm_provider_error" if status >= 500 else "llm_error", text, transient=status >= 500 or status == 429, status=status)
+        return LlmError(
+            "llm_provider_error" if status >= 500 else "llm_error",
+            text,
+            transient=status >= 500 or status == 429,
+            status=status,
+        )
     return LlmError("llm_error", text)
 
 

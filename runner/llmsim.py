@@ -19,7 +19,15 @@ from litellm import CustomLLM, ModelResponse
 from litellm.llms.custom_llm import CustomLLMError
 
 ARITHMETIC = re.compile(r"(-?\d+(?:\.\d+)?)\s*([+\-*/x×÷])\s*(-?\d+(?:\.\d+)?)")
-OPERATIONS = {"+": "add", "-": "subtract", "*": "multiply", "x": "multiply", "×": "multiply", "/": "divide", "÷": "divide"}
+OPERATIONS = {
+    "+": "add",
+    "-": "subtract",
+    "*": "multiply",
+    "x": "multiply",
+    "×": "multiply",
+    "/": "divide",
+    "÷": "divide",
+}
 SYMBOLS = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/"}
 TIME_QUESTION = re.compile(r"\b(what time|current time|time is it|what.s the time|today.s date|what date)\b", re.I)
 
@@ -82,9 +90,12 @@ def plan(messages: list[dict], tool_names: set[str]) -> dict:
             return {"text": f"{shown} is undefined: division by zero."}
         return {"text": f"{shown} = {_number(result)}. I applied {op} to the two numbers."}
     if TIME_QUESTION.search(user_text) and "get_current_time" in tool_names:
-        return {"text": "", "tool_calls": [{"name": "get_current_time", "arguments": {"timezone": "UTC", "format": "human"}}]}
+        return {
+            "text": "",
+            "tool_calls": [{"name": "get_current_time", "arguments": {"timezone": "UTC", "format": "human"}}],
+        }
     snippet = " ".join(user_text.split())[:120] or "your message"
-    return {"text": f"You said: \"{snippet}\". This is a simulated reply from llmsim."}
+    return {"text": f'You said: "{snippet}". This is a simulated reply from llmsim.'}
 
 
 def _describe_result(name: str, raw_arguments: str, result_text: str) -> str:
@@ -125,12 +136,32 @@ class LlmSim(CustomLLM):
         prompt_tokens = sum(_count_tokens(_text_of(m) or json.dumps(m.get("tool_calls") or "")) for m in messages)
         prompt_tokens += sum(_count_tokens(json.dumps(t)) for t in tools)
         completion_tokens = _count_tokens(reply["text"] + json.dumps(reply.get("tool_calls") or ""))
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
         return reply, usage
 
-    def streaming(self, model, messages, api_base, custom_prompt_dict, model_response, print_verbose, encoding,
-                  api_key, logging_obj, optional_params, acompletion=None, litellm_params=None, logger_fn=None,
-                  headers={}, timeout=None, client=None) -> Iterator[dict]:
+    def streaming(
+        self,
+        model,
+        messages,
+        api_base,
+        custom_prompt_dict,
+        model_response,
+        print_verbose,
+        encoding,
+        api_key,
+        logging_obj,
+        optional_params,
+        acompletion=None,
+        litellm_params=None,
+        logger_fn=None,
+        headers=None,
+        timeout=None,
+        client=None,
+    ) -> Iterator[dict]:
         reply, usage = self._reply(model, messages, optional_params)
         sim = optional_params.get("llmsim") or {}
         latency = float(sim.get("latency_ms") or 0) / 1000
@@ -139,10 +170,17 @@ class LlmSim(CustomLLM):
             time.sleep(latency)
         pieces = _chunks(reply["text"]) if reply["text"] else []
         calls = reply.get("tool_calls") or []
-        for i, piece in enumerate(pieces):
+        for piece in pieces:
             if rate:
                 time.sleep(1 / rate)
-            yield {"text": piece, "tool_use": None, "is_finished": False, "finish_reason": "", "usage": None, "index": 0}
+            yield {
+                "text": piece,
+                "tool_use": None,
+                "is_finished": False,
+                "finish_reason": "",
+                "usage": None,
+                "index": 0,
+            }
         for i, call in enumerate(calls):
             yield {
                 "text": "",

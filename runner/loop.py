@@ -13,8 +13,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import DateTimeField, ExpressionWrapper, F
-from django.db.models.functions import Now
+from django.db.models import DateTimeField, ExpressionWrapper, F, FloatField, Value
+from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
 from everruns.ids import uuid7
@@ -197,7 +197,11 @@ class TurnRunner:
                 delay_ms = retry_delay_ms(attempt, exc.retry_after)
                 self._step(
                     type="llm.retrying",
-                    data={"attempt": attempt, "delay_ms": delay_ms, "error": {"code": exc.code, "message": exc.message}},
+                    data={
+                        "attempt": attempt,
+                        "delay_ms": delay_ms,
+                        "error": {"code": exc.code, "message": exc.message},
+                    },
                 )
                 if self.heartbeat.lost.wait(delay_ms / 1000):
                     raise llm.Stopped() from None
@@ -207,9 +211,11 @@ class TurnRunner:
 
     def _guard(self) -> None:
         """Inside a transaction: lock the turn and make sure we still own it."""
-        held = Turn.objects.select_for_update().filter(
-            pk=self.turn_id, lease_owner=self.owner, status=Turn.Status.RUNNING
-        ).exists()
+        held = (
+            Turn.objects.select_for_update()
+            .filter(pk=self.turn_id, lease_owner=self.owner, status=Turn.Status.RUNNING)
+            .exists()
+        )
         if not held:
             raise LeaseLost(str(self.turn_id))
 
@@ -227,8 +233,12 @@ class TurnRunner:
 
     @staticmethod
     def _call_from_part(part: dict) -> dict:
-        return {"id": part["id"], "name": part["name"], "arguments": part.get("arguments") or {},
-                "argument_error": part.get("argument_error")}
+        return {
+            "id": part["id"],
+            "name": part["name"],
+            "arguments": part.get("arguments") or {},
+            "argument_error": part.get("argument_error"),
+        }
 
     def _store_response(self, message_id, iteration: int, model: str, result: llm.LlmResult) -> list[dict]:
         content, calls = [], []
@@ -236,7 +246,12 @@ class TurnRunner:
             content.append({"type": "text", "text": result.text})
         for tc in result.tool_calls:
             arguments, error = toolexec.parse_arguments(tc["arguments"])
-            part = {"type": "tool_call", "id": tc["id"] or f"call_{uuid7().hex[:16]}", "name": tc["name"], "arguments": arguments}
+            part = {
+                "type": "tool_call",
+                "id": tc["id"] or f"call_{uuid7().hex[:16]}",
+                "name": tc["name"],
+                "arguments": arguments,
+            }
             if error:
                 part["argument_error"] = error
             content.append(part)
@@ -284,7 +299,13 @@ class TurnRunner:
             )
 
         def on_done(call, result, error, duration_ms):
-            part = {"type": "tool_result", "tool_call_id": call["id"], "name": call["name"], "result": result, "error": error}
+            part = {
+                "type": "tool_result",
+                "tool_call_id": call["id"],
+                "name": call["name"],
+                "result": result,
+                "error": error,
+            }
             with transaction.atomic():
                 self._guard()
                 append_message(
@@ -341,7 +362,9 @@ class TurnRunner:
                 ).update(status=Turn.Status.FAILED, error=error, finished_at=timezone.now(), lease_owner="")
                 if not failed:
                     return
-                append_event(session_id=self.session_id, turn_id=self.turn_id, type="turn.failed", data={"error": error})
+                append_event(
+                    session_id=self.session_id, turn_id=self.turn_id, type="turn.failed", data={"error": error}
+                )
                 set_session_status(
                     session_id=self.session_id,
                     status=Session.Status.FAILED,
@@ -363,7 +386,5 @@ def retry_delay_ms(attempt: int, retry_after: float | None = None) -> int:
 
 
 def _add_cost(field: str, cost: float):
-    from django.db.models.functions import Coalesce
-    from django.db.models import Value, FloatField
 
     return Coalesce(F(field), Value(0.0), output_field=FloatField()) + cost

@@ -24,7 +24,6 @@ class ResolvedModel:
     api_base: str | None = None
     api_key: str | None = field(default=None, repr=False)
     settings: dict = field(default_factory=dict)
-    model_pk: str | None = None
 
 
 def _api_key(provider: LlmProvider) -> str | None:
@@ -57,7 +56,6 @@ def to_litellm(model: LlmModel) -> ResolvedModel:
         api_base=provider.base_url or None,
         api_key=_api_key(provider),
         settings=dict(provider.settings or {}),
-        model_pk=str(model.pk),
     )
 
 

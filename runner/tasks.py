@@ -17,15 +17,16 @@ def _owner() -> str:
 
 @shared_task(name=RUN_TURN_TASK, ignore_result=True)
 def run_turn(turn_id: str) -> None:
-    from runner.loop import run_turn as run
+    # Celery imports this module before Django's apps are ready; the runner needs its models.
+    from runner.loop import run_turn as run  # noqa: PLC0415
 
     run(turn_id, owner=_owner())
 
 
 def on_worker_start() -> None:
     """What a worker process does once when it starts (Celery's worker_ready, or the embedded worker)."""
-    from runner import llm
-    from runner.recovery import start_sweeper
+    from runner import llm  # noqa: PLC0415 - as in run_turn: apps must be ready
+    from runner.recovery import start_sweeper  # noqa: PLC0415
 
     start_sweeper()
     # Import litellm now (~5 s) rather than inside the first turn's first LLM call.

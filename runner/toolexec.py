@@ -8,6 +8,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from django.conf import settings
 from django.db import connection
 
+from runner.llm import Stopped
 from runner.tools.base import Tool, ToolContext, ToolError
 
 logger = logging.getLogger(__name__)
@@ -58,8 +59,6 @@ def run_calls(calls: list[dict], tools: dict[str, Tool], ctx: ToolContext, on_do
                 pending[future] = (call, time.monotonic(), limit)
         while pending:
             if should_stop():
-                from runner.llm import Stopped
-
                 raise Stopped()
             done, _ = wait(list(pending), timeout=0.25, return_when=FIRST_COMPLETED)
             for future in done:

@@ -31,7 +31,17 @@ class EventInline(ReadOnlyInline):
 
 class TurnInline(ReadOnlyInline):
     model = Turn
-    fields = ["id", "status", "iterations", "input_tokens", "output_tokens", "cost_usd", "error", "started_at", "finished_at"]
+    fields = [
+        "id",
+        "status",
+        "iterations",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+        "error",
+        "started_at",
+        "finished_at",
+    ]
     readonly_fields = fields
 
 
@@ -41,7 +51,16 @@ class SessionAdmin(admin.ModelAdmin):
     list_filter = ["status", "created_at", "agent"]
     search_fields = ["id", "title", "agent__name"]
     readonly_fields = [
-        "id", "status", "error", "active_turn", "input_tokens", "output_tokens", "cost_usd",
-        "last_event_sequence", "last_message_sequence", "created_at", "updated_at",
+        "id",
+        "status",
+        "error",
+        "active_turn",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+        "last_event_sequence",
+        "last_message_sequence",
+        "created_at",
+        "updated_at",
     ]
     inlines = [TurnInline, MessageInline, EventInline]

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 
-from everruns.api.errors import Conflict, NotFound, PayloadTooLarge, ValidationError
+from everruns.errors import Conflict, NotFound, PayloadTooLarge, ValidationError
 from sessions.models import Session, SessionFile
 
 MAX_PATH = 1024
@@ -156,7 +156,7 @@ def children(session_id, path: str) -> list[SessionFile]:
             raise Conflict(f"{path} is not a directory")
     prefix = "/" if path == "/" else path + "/"
     rows = SessionFile.objects.filter(session_id=session_id, path__startswith=prefix).defer("content")
-    return [f for f in rows if "/" not in f.path[len(prefix):]]
+    return [f for f in rows if "/" not in f.path[len(prefix) :]]
 
 
 def delete(session_id, path: str, *, recursive: bool = False) -> int:

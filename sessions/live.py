@@ -53,10 +53,10 @@ def channel_for(session_id) -> str:
     return f"session-{session_id}"
 
 
-def publish(session_id, event: dict, *, sequence: int | None = None) -> None:
+def publish(session_id, event: dict) -> None:
     """Publish one event; a failure is logged, never raised: the log is the truth, streams catch up."""
     channel = channel_for(session_id)
-    pub_id = event.get("sequence") if sequence is None else sequence
+    pub_id = event.get("sequence")
     data = json.dumps(event, separators=(",", ":"))
     try:
         if es_eventstream.redis_client is not None:

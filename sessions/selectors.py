@@ -1,6 +1,6 @@
 from django.db.models import QuerySet
 
-from everruns.api.errors import NotFound
+from everruns.errors import NotFound
 from sessions.models import Event, Message, Session
 
 

@@ -32,7 +32,11 @@ class SessionSerializer(serializers.ModelSerializer):
         fields = ["id", "agent_id", "title", "tags", "model_id", "status", "error", "usage", "created_at", "updated_at"]
 
     def get_usage(self, session) -> UsageSerializer:
-        return {"input_tokens": session.input_tokens, "output_tokens": session.output_tokens, "cost_usd": session.cost_usd}
+        return {
+            "input_tokens": session.input_tokens,
+            "output_tokens": session.output_tokens,
+            "cost_usd": session.cost_usd,
+        }
 
 
 class ContentPartSerializer(StrictSerializer):

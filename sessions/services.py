@@ -10,9 +10,10 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from agents.models import Agent, LlmModel
-from everruns.api.errors import Conflict, NotFound, ValidationError
-from everruns.celery import RUN_TURN_TASK, app as celery_app
-from sessions.log import append_event, append_message
+from everruns.celery import RUN_TURN_TASK
+from everruns.celery import app as celery_app
+from everruns.errors import Conflict, NotFound, ValidationError
+from sessions.log import SessionGone, append_event, append_message
 from sessions.models import Message, Session, Turn
 
 logger = logging.getLogger(__name__)
@@ -58,8 +59,6 @@ def set_session_status(*, session_id, status: str, error: dict | None = None, tu
     """Change the session's status and log `session.status`; call inside a transaction."""
     previous = Session.objects.select_for_update().filter(pk=session_id).values_list("status", flat=True).first()
     if previous is None:
-        from sessions.log import SessionGone
-
         raise SessionGone(str(session_id))
     Session.objects.filter(pk=session_id).update(status=status, error=error, updated_at=timezone.now(), **fields)
     if previous != status or error:
@@ -73,7 +72,9 @@ def set_session_status(*, session_id, status: str, error: dict | None = None, tu
 
 def queue_deadline():
     """When a queued turn counts as lost (database clock): now + TURN_QUEUED_GRACE_SECONDS."""
-    return ExpressionWrapper(Now() + timedelta(seconds=settings.TURN_QUEUED_GRACE_SECONDS), output_field=DateTimeField())
+    return ExpressionWrapper(
+        Now() + timedelta(seconds=settings.TURN_QUEUED_GRACE_SECONDS), output_field=DateTimeField()
+    )
 
 
 def queue_turn(turn_id) -> None:
@@ -116,13 +117,17 @@ def message_post(
                 metadata=metadata,
                 idempotency_key=idempotency_key,
             )
-            active = locked.active_turn_id and Turn.objects.filter(pk=locked.active_turn_id, status__in=Turn.ACTIVE).exists()
+            active = (
+                locked.active_turn_id and Turn.objects.filter(pk=locked.active_turn_id, status__in=Turn.ACTIVE).exists()
+            )
             if not active:
                 turn = Turn.objects.create(
                     session_id=session.pk, input_message_ids=[str(message.id)], lease_expires_at=queue_deadline()
                 )
                 Message.objects.filter(pk=message.pk).update(turn=turn)
-                set_session_status(session_id=session.pk, status=Session.Status.RUNNING, turn_id=turn.id, active_turn=turn)
+                set_session_status(
+                    session_id=session.pk, status=Session.Status.RUNNING, turn_id=turn.id, active_turn=turn
+                )
                 transaction.on_commit(lambda: queue_turn(turn.id))
     except IntegrityError:
         # Two requests with one Idempotency-Key raced; the other one stored the message.

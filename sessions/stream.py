@@ -82,7 +82,7 @@ async def event_stream(session_id, after: int):
                 timeout = max(0.05, min(last_write + keepalive, last_poll + poll) - time.monotonic())
                 try:
                     await asyncio.wait_for(listener.aevent.wait(), timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     now = time.monotonic()
                     if now - last_write >= keepalive:
                         yield ": keep-alive\n\n"

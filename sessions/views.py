@@ -4,14 +4,14 @@ from django.db import connection as db_connection
 from django.http import QueryDict, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.renderers import BaseRenderer
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.selectors import agent_get
-from everruns.api.errors import ValidationError
 from everruns.api.pagination import list_schema, page_parameters, paginated
 from everruns.api.views import errors, validated
+from everruns.errors import ValidationError
 from sessions import selectors, services
 from sessions.serializers import (
     EventSerializer,
@@ -34,7 +34,11 @@ def _compact(value):
 
 
 class SessionListView(APIView):
-    @extend_schema(operation_id="sessions_list", parameters=PAGE, responses={200: list_schema(SessionSerializer), **errors(400, 404)})
+    @extend_schema(
+        operation_id="sessions_list",
+        parameters=PAGE,
+        responses={200: list_schema(SessionSerializer), **errors(400, 404)},
+    )
     def get(self, request, agent_id):
         agent_get(agent_id=agent_id)
         return paginated(request, selectors.session_list(agent_id=agent_id), SessionSerializer)
@@ -74,7 +78,11 @@ class SessionDetailView(APIView):
 
 
 class MessageListView(APIView):
-    @extend_schema(operation_id="messages_list", parameters=PAGE, responses={200: list_schema(MessageSerializer), **errors(400, 404)})
+    @extend_schema(
+        operation_id="messages_list",
+        parameters=PAGE,
+        responses={200: list_schema(MessageSerializer), **errors(400, 404)},
+    )
     def get(self, request, agent_id, session_id):
         session = selectors.session_get(agent_id=agent_id, session_id=session_id)
         return paginated(request, selectors.message_list(session_id=session.pk), MessageSerializer)
@@ -111,13 +119,11 @@ class EventStreamRenderer(BaseRenderer):
 
 
 class EventListView(APIView):
-    from rest_framework.renderers import JSONRenderer
-
     renderer_classes = [JSONRenderer, EventStreamRenderer]
 
     def handle_exception(self, exc):
         # Errors are JSON even when the client asked for a stream (404 before streaming).
-        self.request.accepted_renderer = self.JSONRenderer()
+        self.request.accepted_renderer = JSONRenderer()
         self.request.accepted_media_type = "application/json"
         return super().handle_exception(exc)
 

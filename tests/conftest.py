@@ -8,6 +8,8 @@ from rest_framework.test import APIClient
 from agents.models import LlmModel, LlmProvider
 from agents.seed import seed
 from tests import processes
+from tests.factories import make_model
+from tests.fake_llm_server import FakeLLM
 
 
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"):
@@ -22,9 +24,11 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, message: 
 
 @pytest.fixture(scope="session", autouse=True)
 def _clean_broker():
-    """The suite owns its Redis database: start from an empty queue."""
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    """The run's queues are its own (named by the run id): empty them when the run ends."""
     yield
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for key in client.scan_iter(match=f"*{settings.RUN_ID}*"):
+        client.delete(key)
 
 
 @pytest.fixture
@@ -71,7 +75,6 @@ def stack(seeded_tx, worker, web):
 
 @pytest.fixture(scope="session")
 def fake_llm_server():
-    from tests.fake_llm_server import FakeLLM
 
     server = FakeLLM().start()
     yield server
@@ -90,6 +93,5 @@ def fake_llm(fake_llm_server):
 @pytest.fixture
 def fake_model(fake_llm):
     """An `openai_compatible` model pointed at the fake server (litellm's real openai/ HTTP path)."""
-    from tests.factories import make_model
 
     return make_model(provider_type="openai_compatible", model_id="fake-model", base_url=fake_llm.base_url)

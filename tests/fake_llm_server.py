@@ -89,8 +89,16 @@ class FakeLLM:
                     message = entry.get("error", "scripted error")
                     if entry.get("echo_key"):  # a provider that quotes the key back, as some do
                         message += " key=" + self.headers.get("Authorization", "").removeprefix("Bearer ")
-                    self._json(entry["status"], {"error": {"message": message,
-                                                           "type": kind.get(entry["status"], "server_error"), "code": None}})
+                    self._json(
+                        entry["status"],
+                        {
+                            "error": {
+                                "message": message,
+                                "type": kind.get(entry["status"], "server_error"),
+                                "code": None,
+                            }
+                        },
+                    )
                     return
                 if body.get("stream"):
                     self._stream(body, entry)
@@ -109,7 +117,9 @@ class FakeLLM:
                         "type": "function",
                         "function": {
                             "name": c["name"],
-                            "arguments": c["arguments"] if isinstance(c["arguments"], str) else json.dumps(c["arguments"]),
+                            "arguments": c["arguments"]
+                            if isinstance(c["arguments"], str)
+                            else json.dumps(c["arguments"]),
                         },
                     }
                     for i, c in enumerate(entry.get("tool_calls") or [])
@@ -120,12 +130,19 @@ class FakeLLM:
                 calls = self._calls(entry)
                 if calls:
                     message["tool_calls"] = calls
-                self._json(200, {
-                    "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
-                    "model": body.get("model"),
-                    "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}],
-                    "usage": self._usage(entry),
-                })
+                self._json(
+                    200,
+                    {
+                        "id": "chatcmpl-fake",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": body.get("model"),
+                        "choices": [
+                            {"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}
+                        ],
+                        "usage": self._usage(entry),
+                    },
+                )
 
             def _stream(self, body, entry):
                 self.send_response(200)
@@ -133,8 +150,12 @@ class FakeLLM:
                 self.send_header("Cache-Control", "no-cache")
                 self.send_header("Connection", "close")
                 self.end_headers()
-                base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
-                        "model": body.get("model")}
+                base = {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion.chunk",
+                    "created": int(time.time()),
+                    "model": body.get("model"),
+                }
 
                 def send(choices, **extra):
                     chunk = {**base, "choices": choices, **extra}
@@ -153,10 +174,33 @@ class FakeLLM:
                 for i, call in enumerate(self._calls(entry)):
                     args = call["function"]["arguments"]
                     half = len(args) // 2
-                    send([{"index": 0, "delta": {"tool_calls": [{"index": i, "id": call["id"], "type": "function",
-                            "function": {"name": call["function"]["name"], "arguments": args[:half]}}]}, "finish_reason": None}])
-                    send([{"index": 0, "delta": {"tool_calls": [{"index": i, "function": {"arguments": args[half:]}}]},
-                           "finish_reason": None}])
+                    send(
+                        [
+                            {
+                                "index": 0,
+                                "delta": {
+                                    "tool_calls": [
+                                        {
+                                            "index": i,
+                                            "id": call["id"],
+                                            "type": "function",
+                                            "function": {"name": call["function"]["name"], "arguments": args[:half]},
+                                        }
+                                    ]
+                                },
+                                "finish_reason": None,
+                            }
+                        ]
+                    )
+                    send(
+                        [
+                            {
+                                "index": 0,
+                                "delta": {"tool_calls": [{"index": i, "function": {"arguments": args[half:]}}]},
+                                "finish_reason": None,
+                            }
+                        ]
+                    )
                 send([{"index": 0, "delta": {}, "finish_reason": "tool_calls" if entry.get("tool_calls") else "stop"}])
                 if (body.get("stream_options") or {}).get("include_usage"):
                     send([], usage=self._usage(entry))

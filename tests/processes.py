@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import requests
+from django.conf import settings
+from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -21,7 +23,6 @@ def free_port() -> int:
 
 
 def test_database_url() -> str:
-    from django.db import connection
 
     s = connection.settings_dict
     auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
@@ -35,7 +36,7 @@ def process_env(**extra) -> dict:
             "DATABASE_URL": test_database_url(),
             "REDIS_URL": os.environ["REDIS_URL"],
             "EVERRUNS_EMBEDDED_WORKER": "false",
-            "CELERY_QUEUE": "e2e",
+            "CELERY_QUEUE": f"e2e-{settings.RUN_ID}",
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -48,7 +49,9 @@ class Proc:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self.log = open(self.log_path, "wb")
-        self.popen = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.popen = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def output(self) -> str:
         self.log.flush()
@@ -75,8 +78,17 @@ def start_web(log_dir: Path, **env) -> tuple[Proc, str]:
     port = free_port()
     proc = Proc(
         f"web-{port}",
-        [str(BIN / "uvicorn"), "everruns.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--timeout-graceful-shutdown", "2", "--no-access-log"],
+        [
+            str(BIN / "uvicorn"),
+            "everruns.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--timeout-graceful-shutdown",
+            "2",
+            "--no-access-log",
+        ],
         process_env(**env),
         log_dir,
     )
@@ -98,8 +110,23 @@ def start_web(log_dir: Path, **env) -> tuple[Proc, str]:
 def start_worker(log_dir: Path, name: str = "worker", concurrency: int = 4, **env) -> Proc:
     proc = Proc(
         name,
-        [str(BIN / "celery"), "-A", "everruns", "worker", "--pool", "threads", "--concurrency", str(concurrency),
-         "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{name}@%h"],
+        [
+            str(BIN / "celery"),
+            "-A",
+            "everruns",
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"{name}@%h",
+        ],
         process_env(**env),
         log_dir,
     )

@@ -1,12 +1,15 @@
 """Settings for the suite: the real settings, on PostgreSQL and Redis unless the environment says otherwise."""
 
 import os
+import uuid
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/everruns")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("TURN_SWEEP_SECONDS", "0")
 # Turns queued by in-process tests go to a queue no worker reads; the e2e processes use their own.
-os.environ.setdefault("CELERY_QUEUE", "inprocess-tests")
+# One id per run names what the run owns (its database, its queues), so two runs never meet.
+RUN_ID = os.environ.setdefault("EVERRUNS_TEST_RUN_ID", uuid.uuid4().hex[:8])
+os.environ.setdefault("CELERY_QUEUE", f"inprocess-tests-{RUN_ID}")
 # A fixed Fernet key for the suite (its subprocesses inherit it); never used outside tests.
 os.environ.setdefault("SECRETS_ENCRYPTION_KEY", "xjuHNf168f3SJTauATMJSl3dCAd9VuAm4wuJuupyI38=")
 # The suite must not depend on real provider keys in the developer's environment.
@@ -14,3 +17,6 @@ for _name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "EVERRUNS_DEFAULT_MODEL"):
     os.environ.pop(_name, None)
 
 from everruns.settings import *  # noqa: E402,F401,F403
+from everruns.settings import DATABASES  # noqa: E402
+
+DATABASES["default"]["TEST"] = {"NAME": f"test_everruns_{RUN_ID}"}

@@ -3,7 +3,9 @@ server error, and responses must match the OpenAPI document."""
 
 import pytest
 import schemathesis
+from django.core import signals
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
@@ -14,8 +16,6 @@ schema = schemathesis.openapi.from_wsgi("/api-doc/openapi.json", get_wsgi_applic
 @pytest.fixture
 def in_test_transaction(seeded):
     """Keep the test's connection open across requests, as Django's test client does."""
-    from django.core import signals
-    from django.db import close_old_connections
 
     signals.request_started.disconnect(close_old_connections)
     signals.request_finished.disconnect(close_old_connections)

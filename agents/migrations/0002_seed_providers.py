@@ -3,9 +3,10 @@ providers whose models work once OPENAI_API_KEY / ANTHROPIC_API_KEY are in the e
 
 from django.db import migrations
 
+from agents.seed import seed as run_seed
+
 
 def seed(apps, schema_editor):
-    from agents.seed import seed as run_seed
 
     run_seed(apps.get_model("agents", "LlmProvider"), apps.get_model("agents", "LlmModel"))
 

@@ -1,4 +1,4 @@
-"""Application errors and the one handler that turns every error into the JSON envelope."""
+"""The one handler that turns every error into the JSON envelope."""
 
 import logging
 
@@ -7,33 +7,9 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
+from everruns.errors import AppError
+
 logger = logging.getLogger(__name__)
-
-
-class AppError(Exception):
-    status = 400
-    code = "bad_request"
-
-    def __init__(self, message: str, *, details: dict | None = None):
-        super().__init__(message)
-        self.message = message
-        self.details = details or {}
-
-
-class ValidationError(AppError):
-    status, code = 400, "validation_error"
-
-
-class NotFound(AppError):
-    status, code = 404, "not_found"
-
-
-class Conflict(AppError):
-    status, code = 409, "conflict"
-
-
-class PayloadTooLarge(AppError):
-    status, code = 413, "payload_too_large"
 
 
 def envelope(code: str, message: str, details: dict | None = None) -> dict:
@@ -88,9 +64,7 @@ def exception_handler(exc, context):
             if isinstance(exc, drf.Throttled) and exc.wait:
                 headers["Retry-After"] = str(int(exc.wait))
             if isinstance(exc, drf.ParseError):
-                return Response(
-                    envelope(code, "Malformed request body", {"body": [str(exc.detail)]}), status=status
-                )
+                return Response(envelope(code, "Malformed request body", {"body": [str(exc.detail)]}), status=status)
             return Response(envelope(code, str(exc.detail)), status=status, headers=headers)
     if isinstance(exc, drf.APIException):
         return Response(envelope("error", str(exc.detail)), status=exc.status_code)

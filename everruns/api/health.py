@@ -1,3 +1,4 @@
+import redis
 from django.conf import settings
 from django.db import connection
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -25,7 +26,6 @@ def check_database() -> str:
 def check_broker() -> str:
     if not settings.REDIS_URL:
         return "ok"  # embedded: in-memory broker inside this process
-    import redis
 
     try:
         client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)

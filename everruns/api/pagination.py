@@ -3,9 +3,11 @@
 import functools
 import re
 
+from drf_spectacular.utils import OpenApiParameter, inline_serializer
+from rest_framework import serializers
 from rest_framework.response import Response
 
-from everruns.api.errors import ValidationError
+from everruns.errors import ValidationError
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -44,10 +46,11 @@ def paginated(request, queryset, serializer_class) -> Response:
 
 def page_parameters() -> list:
     """OpenAPI parameters of every list route."""
-    from drf_spectacular.utils import OpenApiParameter
 
     return [
-        OpenApiParameter("limit", {"type": "integer", "minimum": 1}, description="Default 50; above 500 counts as 500."),
+        OpenApiParameter(
+            "limit", {"type": "integer", "minimum": 1}, description="Default 50; above 500 counts as 500."
+        ),
         OpenApiParameter("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}),
     ]
 
@@ -55,8 +58,6 @@ def page_parameters() -> list:
 @functools.cache
 def list_schema(serializer_class):
     """An inline OpenAPI component for the list envelope of serializer_class."""
-    from drf_spectacular.utils import inline_serializer
-    from rest_framework import serializers
 
     return inline_serializer(
         name=f"{serializer_class.__name__.removesuffix('Serializer')}List",

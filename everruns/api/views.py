@@ -3,6 +3,8 @@
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
+from everruns.errors import ValidationError
+
 ERROR_SCHEMA = inline_serializer(
     name="Error",
     fields={
@@ -24,8 +26,6 @@ def errors(*codes: int) -> dict:
 
 def validated(serializer_class, data, *, partial: bool = False) -> dict:
     if not isinstance(data, dict):
-        from everruns.api.errors import ValidationError
-
         raise ValidationError("Request body must be a JSON object", details={"body": ["Expected a JSON object."]})
     serializer = serializer_class(data=data, partial=partial)
     serializer.is_valid(raise_exception=True)

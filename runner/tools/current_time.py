@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from runner.tools.base import Capability, Tool, ToolError, obj
@@ -11,7 +11,7 @@ def get_current_time(ctx, args):
         zone = ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ToolError(f"unknown timezone: {name}") from None
-    now = datetime.now(timezone.utc).astimezone(zone)
+    now = datetime.now(UTC).astimezone(zone)
     if fmt == "iso8601":
         value = now.isoformat()
     elif fmt == "unix":

@@ -1,10 +1,19 @@
-"""The capability registry: one module per capability under runner/tools, listed here."""
+"""The capability registry: one module per capability under runner/tools, listed here by module name."""
 
 import importlib
 
+from agents import capabilities
 from runner.tools.base import Capability, Tool
 
-MODULES = ["noop", "current_time", "test_math", "test_weather", "stateless_todo_list", "web_fetch", "session_file_system"]
+MODULES = [
+    "noop",
+    "current_time",
+    "arithmetic",  # capability id test_math
+    "weather",  # capability id test_weather
+    "stateless_todo_list",
+    "web_fetch",
+    "session_file_system",
+]
 
 CAPABILITIES: dict[str, Capability] = {}
 for _name in MODULES:
@@ -14,7 +23,6 @@ for _name in MODULES:
 
 def publish_catalogue() -> None:
     """Let `agents` validate and list capability ids without importing the runner."""
-    from agents import capabilities
 
     for cap in CAPABILITIES.values():
         capabilities.register(cap.id, cap.info())

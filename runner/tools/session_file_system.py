@@ -1,6 +1,6 @@
 """Tools over the session's own file system (sessions.files)."""
 
-from everruns.api.errors import AppError
+from everruns.errors import AppError
 from runner.tools.base import Capability, Tool, ToolError, obj
 from sessions import files
 

@@ -22,7 +22,11 @@ def write_todos(ctx, args):
         clean.append({"content": todo["content"].strip(), "status": status})
     in_progress = sum(1 for t in clean if t["status"] == "in_progress")
     counts = {s: sum(1 for t in clean if t["status"] == s) for s in STATUSES}
-    return {"todos": clean, "counts": counts, "warning": "more than one task is in progress" if in_progress > 1 else None}
+    return {
+        "todos": clean,
+        "counts": counts,
+        "warning": "more than one task is in progress" if in_progress > 1 else None,
+    }
 
 
 CAPABILITY = Capability(

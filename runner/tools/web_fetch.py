@@ -75,7 +75,25 @@ def guarded_client(timeout: httpx.Timeout) -> httpx.Client:
 
 class _TextExtractor(HTMLParser):
     SKIP = {"script", "style", "noscript", "template", "svg", "head"}
-    BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article", "pre", "table", "ul", "ol"}
+    BLOCK = {
+        "p",
+        "div",
+        "br",
+        "li",
+        "tr",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "section",
+        "article",
+        "pre",
+        "table",
+        "ul",
+        "ol",
+    }
 
     def __init__(self):
         super().__init__(convert_charrefs=True)

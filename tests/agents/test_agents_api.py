@@ -20,8 +20,17 @@ def error_code(response):
 def test_create_returns_the_agent_with_all_fields(api):
     body = create(api)
     assert set(body) == {
-        "id", "name", "description", "system_prompt", "tags", "capabilities", "default_model_id",
-        "max_iterations", "status", "created_at", "updated_at",
+        "id",
+        "name",
+        "description",
+        "system_prompt",
+        "tags",
+        "capabilities",
+        "default_model_id",
+        "max_iterations",
+        "status",
+        "created_at",
+        "updated_at",
     }
     assert uuid.UUID(body["id"]).version == 7
     assert body["status"] == "active" and body["tags"] == ["a", "b"] and body["capabilities"] == []

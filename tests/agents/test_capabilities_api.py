@@ -32,6 +32,8 @@ def test_agent_capabilities_are_ordered_and_validated(api):
     body = {"name": "a", "system_prompt": "p", "capabilities": ["test_math", "current_time"]}
     agent = api.post("/v1/agents", body, format="json").json()
     assert agent["capabilities"] == ["test_math", "current_time"]
-    assert api.post("/v1/agents", {**body, "capabilities": ["test_math", "test_math"]}, format="json").status_code == 400
+    assert (
+        api.post("/v1/agents", {**body, "capabilities": ["test_math", "test_math"]}, format="json").status_code == 400
+    )
     response = api.patch(f"/v1/agents/{agent['id']}", {"capabilities": ["bogus"]}, format="json")
     assert response.status_code == 400 and "capabilities" in response.json()["error"]["details"]

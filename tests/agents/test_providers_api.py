@@ -1,5 +1,7 @@
+import litellm
 import pytest
 from cryptography.fernet import Fernet
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
@@ -19,7 +21,17 @@ def test_create_provider_with_key_stores_it_encrypted_and_never_returns_it(api):
     assert response.status_code == 201
     body = response.json()
     assert body["api_key_set"] is True and "api_key" not in body and KEY not in response.content.decode()
-    assert set(body) == {"id", "name", "provider_type", "base_url", "api_key_set", "settings", "status", "created_at", "updated_at"}
+    assert set(body) == {
+        "id",
+        "name",
+        "provider_type",
+        "base_url",
+        "api_key_set",
+        "settings",
+        "status",
+        "created_at",
+        "updated_at",
+    }
     stored = LlmProvider.objects.get(pk=body["id"])
     assert KEY not in stored.api_key_encrypted and secrets.decrypt(stored.api_key_encrypted) == KEY
     for path in ("/v1/llm-providers", f"/v1/llm-providers/{body['id']}"):
@@ -37,8 +49,13 @@ def test_provider_key_without_an_encryption_key_is_a_400_and_nothing_is_stored(a
 
 @pytest.mark.parametrize(
     "overrides,field",
-    [({"provider_type": "nonsense"}, "provider_type"), ({"base_url": None}, "base_url"),
-     ({"base_url": "not a url"}, "base_url"), ({"name": ""}, "name"), ({"secret": "x"}, "secret")],
+    [
+        ({"provider_type": "nonsense"}, "provider_type"),
+        ({"base_url": None}, "base_url"),
+        ({"base_url": "not a url"}, "base_url"),
+        ({"name": ""}, "name"),
+        ({"secret": "x"}, "secret"),
+    ],
 )
 def test_provider_validation(api, overrides, field):
     response = create_provider(api, **overrides)
@@ -67,13 +84,24 @@ def test_models_crud_and_the_one_global_default(api):
     response = api.post(models_url, {"model_id": "m1", "display_name": "M one"}, format="json")
     assert response.status_code == 201
     model = response.json()
-    assert set(model) == {"id", "provider_id", "model_id", "display_name", "is_default", "status", "created_at", "updated_at"}
+    assert set(model) == {
+        "id",
+        "provider_id",
+        "model_id",
+        "display_name",
+        "is_default",
+        "status",
+        "created_at",
+        "updated_at",
+    }
     assert api.post(models_url, {"model_id": "m1"}, format="json").status_code == 409
     assert api.get(models_url).json()["total"] == 1
     assert api.get("/v1/llm-models").json()["total"] == LlmModel.objects.count()
     old_default = LlmModel.objects.get(is_default=True)
     assert api.patch(f"/v1/llm-models/{model['id']}", {"is_default": True}, format="json").json()["is_default"] is True
-    assert list(LlmModel.objects.filter(is_default=True).values_list("pk", flat=True)) == [LlmModel.objects.get(model_id="m1").pk]
+    assert list(LlmModel.objects.filter(is_default=True).values_list("pk", flat=True)) == [
+        LlmModel.objects.get(model_id="m1").pk
+    ]
     assert api.patch(f"/v1/llm-models/{model['id']}", {"is_default": False}, format="json").status_code == 409
     assert api.delete(f"/v1/llm-models/{model['id']}").status_code == 409
     assert api.delete(f"/v1/llm-providers/{provider['id']}").status_code == 409
@@ -87,11 +115,15 @@ def test_model_validation(api):
     url = f"/v1/llm-providers/{provider['id']}/models"
     assert api.post(url, {}, format="json").status_code == 400
     assert api.post(url, {"model_id": "x", "status": "weird"}, format="json").status_code == 400
-    assert api.post("/v1/llm-providers/01a22543-52e0-7c75-be76-9ac0f9022d11/models", {"model_id": "x"}, format="json").status_code == 404
+    assert (
+        api.post(
+            "/v1/llm-providers/01a22543-52e0-7c75-be76-9ac0f9022d11/models", {"model_id": "x"}, format="json"
+        ).status_code
+        == 404
+    )
 
 
 def test_static_provider_list_matches_litellm():
-    import litellm
 
     theirs = {p.value if hasattr(p, "value") else p for p in litellm.provider_list}
     # registering llmsim as a custom provider (runner.llm) adds it to litellm's list at run time
@@ -116,13 +148,19 @@ def test_rotation_re_encrypts_with_the_new_key(seeded, settings):
 
 
 def test_admin_stores_the_key_encrypted_and_never_renders_it(client, seeded):
-    from django.contrib.auth import get_user_model
 
     client.force_login(get_user_model().objects.create_superuser("root", "r@example.com", "pw"))
     response = client.post(
         "/admin/agents/llmprovider/add/",
-        {"name": "Admin-made", "provider_type": "openai", "api_key": KEY, "settings": "{}", "status": "active",
-         "models-TOTAL_FORMS": "0", "models-INITIAL_FORMS": "0"},
+        {
+            "name": "Admin-made",
+            "provider_type": "openai",
+            "api_key": KEY,
+            "settings": "{}",
+            "status": "active",
+            "models-TOTAL_FORMS": "0",
+            "models-INITIAL_FORMS": "0",
+        },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     provider = LlmProvider.objects.get(name="Admin-made")

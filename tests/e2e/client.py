@@ -2,6 +2,8 @@
 
 import requests
 
+from tests.e2e.sse import Stream, turn_done
+
 
 def open_session(base: str, agent: dict | None = None, session: dict | None = None) -> str:
     """Create an agent and a session on it; returns the session's URL."""
@@ -13,12 +15,13 @@ def open_session(base: str, agent: dict | None = None, session: dict | None = No
 
 
 def say(session_url: str, text: str, **extra) -> requests.Response:
-    return requests.post(f"{session_url}/messages", json={"message": {"content": [{"type": "text", "text": text}]}, **extra})
+    return requests.post(
+        f"{session_url}/messages", json={"message": {"content": [{"type": "text", "text": text}]}, **extra}
+    )
 
 
 def watch_turn(session_url: str, text: str, **extra):
     """Open the session's stream, post `text`, and read until the turn ends; returns the Stream."""
-    from tests.e2e.sse import Stream, turn_done
 
     stream = Stream(f"{session_url}/events")
     try:

@@ -29,7 +29,7 @@ def code_cells(text: str) -> list[str]:
             current.append(line)
     if current is not None:
         cells.append("\n".join(current))
-    return ["\n".join(l for l in c.splitlines() if not l.lstrip().startswith("!")) for c in cells]
+    return ["\n".join(line for line in c.splitlines() if not line.lstrip().startswith("!")) for c in cells]
 
 
 def main(path: str | None = None) -> None:

@@ -1,16 +1,25 @@
 """Fault injection: bounded, local, and each test cleans up what it started."""
 
-import pytest
+import subprocess
+import time
 
-from everruns.celery import RUN_TURN_TASK, app as celery_app
+import pytest
+import redis as redis_lib
+import requests
+from django.conf import settings
+
+from everruns.celery import RUN_TURN_TASK
+from everruns.celery import app as celery_app
 from sessions.models import Event, Message, Session, Turn
 from tests import processes
 from tests.conftest import wait_for
+from tests.e2e.client import open_session, say
+from tests.e2e.sse import Stream, turn_done
 from tests.factories import make_agent, make_model, make_session
 from tests.runner.helpers import post_user
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault]
-FAULT_QUEUE = "faults"
+FAULT_QUEUE = f"faults-{settings.RUN_ID}"
 WORKER_ENV = {"CELERY_QUEUE": FAULT_QUEUE, "TURN_LEASE_SECONDS": 3, "TURN_SWEEP_SECONDS": 1}
 
 
@@ -46,22 +55,18 @@ def test_a_worker_killed_mid_turn_loses_nothing(seeded_tx, log_dir):
 def redis_restart(down_seconds: float = 8.0) -> None:
     """Stop Redis and start it again. Down long enough to outlast redis-py's own reconnect retries,
     so only our reconnecting listener can bring live delivery back."""
-    import subprocess
-    import time
 
-    import redis as redis_lib
-
-    subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "shutdown", "nosave"], capture_output=True, timeout=10)
+    subprocess.run(
+        ["redis-cli", "-h", "127.0.0.1", "-p", "6379", "shutdown", "nosave"], capture_output=True, timeout=10
+    )
     time.sleep(down_seconds)
-    subprocess.run(["bash", str(processes.ROOT / "scripts" / "services.sh")], capture_output=True, timeout=60, check=True)
+    subprocess.run(
+        ["bash", str(processes.ROOT / "scripts" / "services.sh")], capture_output=True, timeout=60, check=True
+    )
     wait_for(lambda: redis_lib.Redis(host="127.0.0.1", port=6379).ping(), 20, message="redis back")
 
 
 def test_a_redis_restart_mid_turn_loses_no_turn_and_no_event(stack, worker):
-    import requests
-
-    from tests.e2e.client import open_session, say
-    from tests.e2e.sse import Stream, turn_done
 
     slow = make_model(model_id="llmsim-slow-redis", settings={"latency_ms": 10000})
     path = open_session(stack, session={"model_id": str(slow.pk)})
@@ -89,6 +94,5 @@ def test_a_redis_restart_mid_turn_loses_no_turn_and_no_event(stack, worker):
 
 
 def redis_restart_if_down() -> None:
-    import subprocess
 
     subprocess.run(["bash", str(processes.ROOT / "scripts" / "services.sh")], capture_output=True, timeout=60)

@@ -3,9 +3,12 @@
 import contextlib
 import io
 import time
+from concurrent.futures import ThreadPoolExecutor
 
+import psycopg2
 import pytest
 import requests
+from django.db import connection
 
 from tests.e2e import refclient
 from tests.e2e.client import open_session, say, watch_turn
@@ -39,8 +42,16 @@ def test_reference_client_runs_unmodified_but_for_its_address(stack):
     printed = out.getvalue()
     assert "2 + 2 = 4" in printed and "3 + 3 = 6" in printed
     assert "Session status: running" in printed and "Session status: pending" in printed
-    for event in ("message.user", "turn.started", "llm.started", "message.delta", "llm.completed",
-                  "message.assistant", "turn.completed", "session.status"):
+    for event in (
+        "message.user",
+        "turn.started",
+        "llm.started",
+        "message.delta",
+        "llm.completed",
+        "message.assistant",
+        "turn.completed",
+        "session.status",
+    ):
         assert f"Event: {event}" in printed, event
     assert "deleted." in printed and "archived." in printed
 
@@ -58,8 +69,14 @@ def test_live_events_status_flow_and_messages(stack):
     types = [e["event"] for e in stream.events]
     stored = [e["event"] for e in stream.stored()]
     assert stored == [
-        "message.user", "session.status", "turn.started", "llm.started",
-        "llm.completed", "message.assistant", "turn.completed", "session.status",
+        "message.user",
+        "session.status",
+        "turn.started",
+        "llm.started",
+        "llm.completed",
+        "message.assistant",
+        "turn.completed",
+        "session.status",
     ]
     deltas = [i for i, t in enumerate(types) if t == "message.delta"]
     assert len(deltas) >= 2 and max(deltas) < types.index("message.assistant")
@@ -116,8 +133,6 @@ def test_failing_model_over_http_then_recovery(stack):
 
 
 def test_idle_stream_sends_keepalives_and_open_streams_hold_no_database_connection(stack):
-    import psycopg2
-    from django.db import connection
 
     url = f"{open_session(stack)}/events"
     name = connection.settings_dict["NAME"]
@@ -128,7 +143,9 @@ def test_idle_stream_sends_keepalives_and_open_streams_hold_no_database_connecti
             return cur.fetchone()[0]
 
     before = backends()
-    streams = [requests.get(url, stream=True, headers={"Accept": "text/event-stream"}, timeout=(5, 10)) for _ in range(20)]
+    streams = [
+        requests.get(url, stream=True, headers={"Accept": "text/event-stream"}, timeout=(5, 10)) for _ in range(20)
+    ]
     try:
         started = time.monotonic()
         received = b""
@@ -148,15 +165,31 @@ def test_tool_turn_live_over_sse_and_in_messages(stack):
     stream = watch_turn(path, "What is 7 + 8?")
     stored = [e["event"] for e in stream.stored()]
     assert stored == [
-        "message.user", "session.status", "turn.started",
-        "llm.started", "llm.completed", "message.assistant", "tool.started", "message.tool_result", "tool.completed",
-        "llm.started", "llm.completed", "message.assistant", "turn.completed", "session.status",
+        "message.user",
+        "session.status",
+        "turn.started",
+        "llm.started",
+        "llm.completed",
+        "message.assistant",
+        "tool.started",
+        "message.tool_result",
+        "tool.completed",
+        "llm.started",
+        "llm.completed",
+        "message.assistant",
+        "turn.completed",
+        "session.status",
     ]
     tool_done = next(e for e in stream.events if e["event"] == "tool.completed")["data"]["data"]
     assert tool_done["name"] == "add" and tool_done["status"] == "success" and tool_done["result"] == {"result": 15}
     items = requests.get(f"{path}/messages").json()["items"]
     assert [m["role"] for m in items] == ["user", "assistant", "tool_result", "assistant"]
-    assert items[1]["content"][0] == {**items[1]["content"][0], "type": "tool_call", "name": "add", "arguments": {"a": 7, "b": 8}}
+    assert items[1]["content"][0] == {
+        **items[1]["content"][0],
+        "type": "tool_call",
+        "name": "add",
+        "arguments": {"a": 7, "b": 8},
+    }
     assert items[2]["content"][0]["result"] == {"result": 15}
     assert "7 + 8 = 15" in items[3]["content"][0]["text"]
 
@@ -169,8 +202,13 @@ def test_a_model_added_through_the_api_runs_a_turn(stack, fake_llm):
     ).json()
     assert provider["api_key_set"] is True
     model = requests.post(f"{stack}/v1/llm-providers/{provider['id']}/models", json={"model_id": "gpt-4o-mini"}).json()
-    fake_llm.reply({"text": "Hello from the fake server, streamed word by word.", "token_delay": 0.02,
-                    "usage": {"prompt_tokens": 30, "completion_tokens": 11}})
+    fake_llm.reply(
+        {
+            "text": "Hello from the fake server, streamed word by word.",
+            "token_delay": 0.02,
+            "usage": {"prompt_tokens": 30, "completion_tokens": 11},
+        }
+    )
     path = open_session(stack, agent={"default_model_id": model["id"]})
     stream = watch_turn(path, "hi")
     types = [e["event"] for e in stream.events]
@@ -185,7 +223,6 @@ def test_a_model_added_through_the_api_runs_a_turn(stack, fake_llm):
 
 
 def test_concurrent_posts_with_one_idempotency_key_store_one_message_and_one_turn(stack):
-    from concurrent.futures import ThreadPoolExecutor
 
     path = open_session(stack)
     body = {"message": {"content": [{"type": "text", "text": "only once"}]}}

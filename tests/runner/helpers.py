@@ -1,3 +1,4 @@
+from runner.loop import run_turn
 from sessions import services
 from sessions.models import Event, Message, Session, Turn
 from tests.factories import make_agent, make_session
@@ -14,7 +15,6 @@ def post_user(session, text: str, **kwargs):
 
 def run_active_turn(session, owner: str = "test-owner"):
     """Run the session's queued turn in this process, the way a worker would."""
-    from runner.loop import run_turn
 
     turn = Turn.objects.filter(session=session).order_by("-id").first()
     run_turn(turn.pk, owner)

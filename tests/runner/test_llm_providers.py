@@ -3,13 +3,14 @@
 import json
 import logging
 
+import litellm
 import pytest
 
 from agents import secrets
 from agents.models import Agent, LlmModel, LlmProvider
 from sessions.models import Event, Message, Session
 from tests.factories import make_agent, make_model, make_session
-from tests.runner.helpers import event_types, messages, post_user, run_active_turn
+from tests.runner.helpers import messages, post_user, run_active_turn
 
 pytestmark = pytest.mark.usefixtures("seeded_tx")
 
@@ -26,7 +27,9 @@ def fake(fake_llm, model_id, **extra):
 
 
 def test_resolution_order_controls_session_agent_default(fake_llm, settings):
-    m_default, m_agent, m_session, m_controls = (fake(fake_llm, n) for n in ("m-default", "m-agent", "m-session", "m-controls"))
+    m_default, m_agent, m_session, m_controls = (
+        fake(fake_llm, n) for n in ("m-default", "m-agent", "m-session", "m-controls")
+    )
     LlmModel.objects.update(is_default=False)
     LlmModel.objects.filter(pk=m_default.pk).update(is_default=True)
     agent = make_agent()
@@ -93,8 +96,12 @@ def test_stored_key_is_sent_and_never_leaks(fake_llm, caplog):
     assert session.error["code"] == "llm_authentication_failed"
     assert "[redacted]" in session.error["message"]
     everything = json.dumps(
-        [list(Event.objects.filter(session=session).values("data")), list(Message.objects.filter(session=session).values("content", "metadata")),
-         session.error], default=str
+        [
+            list(Event.objects.filter(session=session).values("data")),
+            list(Message.objects.filter(session=session).values("content", "metadata")),
+            session.error,
+        ],
+        default=str,
     )
     assert key not in everything
     assert key not in caplog.text
@@ -110,18 +117,23 @@ def test_reasoning_effort_is_passed_through(fake_llm):
 
 
 def test_usage_and_cost_are_summed_across_a_tool_turn(fake_llm):
-    import litellm
 
     model = fake(fake_llm, "gpt-4o-mini")  # a priced model name, served by the fake server
     fake_llm.reply(
-        {"tool_calls": [{"id": "c1", "name": "add", "arguments": {"a": 1, "b": 2}}], "usage": {"prompt_tokens": 50, "completion_tokens": 20}},
+        {
+            "tool_calls": [{"id": "c1", "name": "add", "arguments": {"a": 1, "b": 2}}],
+            "usage": {"prompt_tokens": 50, "completion_tokens": 20},
+        },
         {"text": "3", "usage": {"prompt_tokens": 90, "completion_tokens": 12}},
     )
     session = make_session(make_agent(capabilities=["test_math"]), model_id=model.pk)
     post_user(session, "1+2")
     run_active_turn(session)
     price = litellm.model_cost["gpt-4o-mini"]
-    costs = [n_in * price["input_cost_per_token"] + n_out * price["output_cost_per_token"] for n_in, n_out in ((50, 20), (90, 12))]
+    costs = [
+        n_in * price["input_cost_per_token"] + n_out * price["output_cost_per_token"]
+        for n_in, n_out in ((50, 20), (90, 12))
+    ]
     calls = [e.data for e in Event.objects.filter(session=session, type="llm.completed").order_by("sequence")]
     assert [c["usage"]["input_tokens"] for c in calls] == [50, 90]
     assert [c["usage"]["output_tokens"] for c in calls] == [20, 12]

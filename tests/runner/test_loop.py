@@ -1,12 +1,16 @@
 """The loop in this process (real litellm + llmsim, real PostgreSQL), without Celery."""
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from runner.loop import claim
+from runner import llm, loop
+from runner.loop import claim, run_turn
 from sessions.models import Event, Message, Session, Turn
+from tests.conftest import wait_for
 from tests.factories import make_model
 from tests.runner.helpers import event_types, messages, new_session, post_user, run_active_turn
 
@@ -21,8 +25,14 @@ def test_plain_turn_answers_and_returns_to_pending():
     session.refresh_from_db()
     assert session.status == "pending" and session.error is None and session.active_turn_id is None
     assert event_types(session) == [
-        "message.user", "session.status", "turn.started", "llm.started",
-        "llm.completed", "message.assistant", "turn.completed", "session.status",
+        "message.user",
+        "session.status",
+        "turn.started",
+        "llm.started",
+        "llm.completed",
+        "message.assistant",
+        "turn.completed",
+        "session.status",
     ]
     answer = messages(session)[-1]
     assert answer.role == "assistant" and "2 + 2 = 4" in answer.content[0]["text"]
@@ -73,7 +83,6 @@ def test_message_posted_before_the_llm_call_is_seen_by_the_running_turn():
 
 
 def test_message_arriving_after_the_last_llm_call_keeps_the_turn_going(monkeypatch):
-    from runner import loop
 
     session = new_session()
     post_user(session, "first")
@@ -126,7 +135,6 @@ def test_completed_turn_is_not_run_again():
 
 
 def test_deleted_session_stops_the_turn_quietly():
-    from runner.loop import run_turn
 
     session = new_session()
     post_user(session, "hi")
@@ -137,13 +145,6 @@ def test_deleted_session_stops_the_turn_quietly():
 
 
 def test_deleting_the_session_stops_the_in_flight_llm_call():
-    import threading
-    import time
-
-    from runner import llm
-    from runner.loop import run_turn
-    from tests.conftest import wait_for
-    from tests.factories import make_model
 
     llm.warm_up()  # as a worker does at start: the import is not part of the call
 

@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from agents.models import Agent
-from sessions.models import Event, Message, Session
+from runner.tools import registry
+from sessions.log import append_message
+from sessions.models import Event, Message, Turn
 from tests.factories import make_agent, make_session
 from tests.runner.helpers import event_types, messages, post_user, run_active_turn
 
@@ -21,10 +22,14 @@ def session_on(model, **agent_fields):
 
 def test_two_parallel_tool_calls_then_an_answer(fake_llm, fake_model):
     fake_llm.reply(
-        {"text": "Let me compute.", "tool_calls": [
-            {"id": "call_a", "name": "add", "arguments": {"a": 7, "b": 8}},
-            {"id": "call_b", "name": "multiply", "arguments": {"a": 3, "b": 4}},
-        ], "usage": {"prompt_tokens": 50, "completion_tokens": 20}},
+        {
+            "text": "Let me compute.",
+            "tool_calls": [
+                {"id": "call_a", "name": "add", "arguments": {"a": 7, "b": 8}},
+                {"id": "call_b", "name": "multiply", "arguments": {"a": 3, "b": 4}},
+            ],
+            "usage": {"prompt_tokens": 50, "completion_tokens": 20},
+        },
         {"text": "7 + 8 = 15 and 3 * 4 = 12.", "usage": {"prompt_tokens": 90, "completion_tokens": 12}},
     )
     session = session_on(fake_model, capabilities=["test_math"])
@@ -40,7 +45,13 @@ def test_two_parallel_tool_calls_then_an_answer(fake_llm, fake_model):
         {"type": "tool_call", "id": "call_b", "name": "multiply", "arguments": {"a": 3, "b": 4}},
     ]
     results = {m.content[0]["tool_call_id"]: m.content[0] for m in stored[2:4]}
-    assert results["call_a"] == {"type": "tool_result", "tool_call_id": "call_a", "name": "add", "result": {"result": 15}, "error": None}
+    assert results["call_a"] == {
+        "type": "tool_result",
+        "tool_call_id": "call_a",
+        "name": "add",
+        "result": {"result": 15},
+        "error": None,
+    }
     assert results["call_b"]["result"] == {"result": 12}
     assert stored[4].content == [{"type": "text", "text": "7 + 8 = 15 and 3 * 4 = 12."}]
 
@@ -55,7 +66,10 @@ def test_two_parallel_tool_calls_then_an_answer(fake_llm, fake_model):
     # the second LLM call saw the tool results after the assistant's tool calls
     second = fake_llm.requests[1]["messages"]
     assert [m["role"] for m in second] == ["system", "user", "assistant", "tool", "tool"]
-    assert {m["tool_call_id"]: json.loads(m["content"]) for m in second[3:]} == {"call_a": {"result": 15}, "call_b": {"result": 12}}
+    assert {m["tool_call_id"]: json.loads(m["content"]) for m in second[3:]} == {
+        "call_a": {"result": 15},
+        "call_b": {"result": 12},
+    }
     assert "add" in {t["function"]["name"] for t in fake_llm.requests[0]["tools"]}
     assert second[0]["content"].startswith("You can do arithmetic")  # capability prompt before the agent's
 
@@ -64,7 +78,6 @@ def test_two_parallel_tool_calls_then_an_answer(fake_llm, fake_model):
 
 
 def test_tool_calls_run_concurrently(fake_llm, fake_model, monkeypatch):
-    from runner.tools import registry
 
     tool = next(t for t in registry.CAPABILITIES["test_math"].tools if t.name == "add")
 
@@ -85,11 +98,13 @@ def test_tool_calls_run_concurrently(fake_llm, fake_model, monkeypatch):
 
 def test_unknown_tool_bad_arguments_and_tool_errors_go_back_to_the_model(fake_llm, fake_model):
     fake_llm.reply(
-        {"tool_calls": [
-            {"id": "c1", "name": "no_such_tool", "arguments": {}},
-            {"id": "c2", "name": "add", "arguments": "{not json"},
-            {"id": "c3", "name": "divide", "arguments": {"a": 1, "b": 0}},
-        ]},
+        {
+            "tool_calls": [
+                {"id": "c1", "name": "no_such_tool", "arguments": {}},
+                {"id": "c2", "name": "add", "arguments": "{not json"},
+                {"id": "c3", "name": "divide", "arguments": {"a": 1, "b": 0}},
+            ]
+        },
         {"text": "Some tools failed."},
     )
     session = session_on(fake_model, capabilities=["test_math"])
@@ -100,14 +115,15 @@ def test_unknown_tool_bad_arguments_and_tool_errors_go_back_to_the_model(fake_ll
     assert errors["c1"] == "unknown tool: no_such_tool"
     assert errors["c2"].startswith("arguments are not valid JSON")
     assert errors["c3"] == "division by zero"
-    statuses = {e.data["tool_call_id"]: e.data["status"] for e in Event.objects.filter(session=session, type="tool.completed")}
+    statuses = {
+        e.data["tool_call_id"]: e.data["status"] for e in Event.objects.filter(session=session, type="tool.completed")
+    }
     assert statuses == {"c1": "error", "c2": "error", "c3": "error"}
     tool_messages = [m for m in fake_llm.requests[1]["messages"] if m["role"] == "tool"]
     assert json.loads(tool_messages[2]["content"]) == {"error": "division by zero"}
 
 
 def test_a_tool_over_its_time_limit_is_an_error_result(fake_llm, fake_model, monkeypatch, settings):
-    from runner.tools import registry
 
     settings.TOOL_TIMEOUT_SECONDS = 0.5
     tool = next(t for t in registry.CAPABILITIES["test_math"].tools if t.name == "subtract")
@@ -173,17 +189,22 @@ def test_llmsim_answers_time_questions_with_the_tool():
 
 def test_a_resumed_turn_runs_unanswered_tool_calls_first(fake_llm, fake_model):
     """A worker died after storing the tool calls and before their results."""
-    from sessions.log import append_message
-    from sessions.models import Turn
 
     fake_llm.reply({"text": "15"})
     session = session_on(fake_model, capabilities=["test_math"])
     post_user(session, "7+8")
     turn = Turn.objects.get(session=session)
-    append_message(session_id=session.pk, turn_id=turn.pk, role="assistant",
-                   content=[{"type": "tool_call", "id": "c9", "name": "add", "arguments": {"a": 7, "b": 8}}])
+    append_message(
+        session_id=session.pk,
+        turn_id=turn.pk,
+        role="assistant",
+        content=[{"type": "tool_call", "id": "c9", "name": "add", "arguments": {"a": 7, "b": 8}}],
+    )
     Turn.objects.filter(pk=turn.pk).update(
-        status="running", iterations=1, lease_owner="dead-worker", started_at=turn.created_at,
+        status="running",
+        iterations=1,
+        lease_owner="dead-worker",
+        started_at=turn.created_at,
         lease_expires_at=timezone.now() - timedelta(seconds=1),
     )
     turn = run_active_turn(session)

@@ -51,25 +51,41 @@ def test_weather_is_deterministic_and_validated():
 
 
 def test_todos():
-    result = call("write_todos", {"todos": [{"content": "a", "status": "in_progress"}, {"content": "b", "status": "pending"}]})
+    result = call(
+        "write_todos", {"todos": [{"content": "a", "status": "in_progress"}, {"content": "b", "status": "pending"}]}
+    )
     assert result["counts"] == {"pending": 1, "in_progress": 1, "completed": 0} and result["warning"] is None
-    for bad in ({"todos": "x"}, {"todos": [{"content": "", "status": "pending"}]}, {"todos": [{"content": "a", "status": "done"}]}):
+    for bad in (
+        {"todos": "x"},
+        {"todos": [{"content": "", "status": "pending"}]},
+        {"todos": [{"content": "a", "status": "done"}]},
+    ):
         with pytest.raises(ToolError):
             call("write_todos", bad)
 
 
 def test_session_file_tools(seeded):
     sid = str(make_session().pk)
-    assert call("write_file", {"path": "notes/a.md", "content": "hello\nworld"}, sid) == {"path": "/notes/a.md", "size": 11, "created": True}
+    assert call("write_file", {"path": "notes/a.md", "content": "hello\nworld"}, sid) == {
+        "path": "/notes/a.md",
+        "size": 11,
+        "created": True,
+    }
     assert call("write_file", {"path": "/notes/a.md", "content": "hello again"}, sid)["created"] is False
     assert call("read_file", {"path": "/notes/a.md"}, sid)["content"] == "hello again"
     assert [e["path"] for e in call("list_directory", {}, sid)["entries"]] == ["/notes"]
-    assert call("grep_files", {"pattern": "again"}, sid)["matches"] == [{"path": "/notes/a.md", "line": 1, "text": "hello again"}]
+    assert call("grep_files", {"pattern": "again"}, sid)["matches"] == [
+        {"path": "/notes/a.md", "line": 1, "text": "hello again"}
+    ]
     assert call("stat_file", {"path": "/notes"}, sid)["is_directory"] is True
     with pytest.raises(ToolError, match="not empty"):
         call("delete_file", {"path": "/notes"}, sid)
     assert call("delete_file", {"path": "/notes", "recursive": True}, sid) == {"deleted": 2}
-    for name, args in [("read_file", {"path": "/nope"}), ("read_file", {"path": "../x"}), ("grep_files", {"pattern": "("}),
-                       ("read_file", {})]:
+    for name, args in [
+        ("read_file", {"path": "/nope"}),
+        ("read_file", {"path": "../x"}),
+        ("grep_files", {"pattern": "("}),
+        ("read_file", {}),
+    ]:
         with pytest.raises(ToolError):
             call(name, args, sid)

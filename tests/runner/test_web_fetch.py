@@ -21,8 +21,12 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         port = self.server.server_address[1]
         routes = {
-            "/page": (200, "text/html", b"<html><head><title>Hi</title><script>x()</script></head>"
-                                        b"<body><h1>Title</h1><p>First para.</p><ul><li>one</li></ul></body></html>"),
+            "/page": (
+                200,
+                "text/html",
+                b"<html><head><title>Hi</title><script>x()</script></head>"
+                b"<body><h1>Title</h1><p>First para.</p><ul><li>one</li></ul></body></html>",
+            ),
             "/big": (200, "text/plain", b"x" * 5000),
             "/json": (200, "application/json", b'{"a": 1}'),
         }
@@ -94,9 +98,18 @@ def test_time_limit(site, allow_local, settings):
 @pytest.mark.parametrize(
     "url",
     [
-        "http://127.0.0.1:9/", "http://10.0.0.1/", "http://169.254.169.254/latest/meta-data/", "http://[::1]/",
-        "http://localhost/", "http://0.0.0.0/", "http://[::ffff:127.0.0.1]/", "http://2130706433/",
-        "http://metadata.google.internal/", "http://192.168.1.1/", "http://172.16.0.1/", "http://224.0.0.1/",
+        "http://127.0.0.1:9/",
+        "http://10.0.0.1/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/",
+        "http://localhost/",
+        "http://0.0.0.0/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://2130706433/",
+        "http://metadata.google.internal/",
+        "http://192.168.1.1/",
+        "http://172.16.0.1/",
+        "http://224.0.0.1/",
     ],
 )
 def test_refuses_non_public_addresses(url):

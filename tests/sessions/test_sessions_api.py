@@ -17,7 +17,18 @@ def test_create_with_empty_body_is_pending(api):
     body = response.json()
     assert body["status"] == "pending" and body["agent_id"] == str(agent.pk)
     assert body["usage"] == {"input_tokens": 0, "output_tokens": 0, "cost_usd": None}
-    assert set(body) == {"id", "agent_id", "title", "tags", "model_id", "status", "error", "usage", "created_at", "updated_at"}
+    assert set(body) == {
+        "id",
+        "agent_id",
+        "title",
+        "tags",
+        "model_id",
+        "status",
+        "error",
+        "usage",
+        "created_at",
+        "updated_at",
+    }
     assert api.post(url(agent), content_type="application/json").status_code == 201
 
 

@@ -6,7 +6,10 @@ from agents.models import LlmProvider
 
 
 class Command(BaseCommand):
-    help = "Re-encrypt every stored provider key with SECRETS_ENCRYPTION_KEY (old keys in SECRETS_ENCRYPTION_KEY_PREVIOUS)."
+    help = (
+        "Re-encrypt every stored provider key with SECRETS_ENCRYPTION_KEY "
+        "(old keys in SECRETS_ENCRYPTION_KEY_PREVIOUS)."
+    )
 
     def handle(self, *args, **options):
         if not secrets.is_configured():
@@ -18,7 +21,9 @@ class Command(BaseCommand):
                     provider.api_key_encrypted = secrets.rotate(provider.api_key_encrypted)
                 except secrets.SecretUnreadable:
                     failed += 1
-                    self.stderr.write(f"provider {provider.pk} ({provider.name}): key unreadable with the configured keys")
+                    self.stderr.write(
+                        f"provider {provider.pk} ({provider.name}): key unreadable with the configured keys"
+                    )
                     continue
                 provider.save(update_fields=["api_key_encrypted", "updated_at"])
                 done += 1

@@ -62,11 +62,23 @@ CAPABILITY = Capability(
     category="testing",
     system_prompt="Use get_weather and get_forecast for weather questions.",
     tools=[
-        Tool("get_weather", "Current weather at a location.", obj({"location": {"type": "string"}, "units": UNITS}, ["location"]), get_weather),
+        Tool(
+            "get_weather",
+            "Current weather at a location.",
+            obj({"location": {"type": "string"}, "units": UNITS}, ["location"]),
+            get_weather,
+        ),
         Tool(
             "get_forecast",
             "Daily forecast for 1 to 7 days.",
-            obj({"location": {"type": "string"}, "days": {"type": "integer", "minimum": 1, "maximum": 7}, "units": UNITS}, ["location"]),
+            obj(
+                {
+                    "location": {"type": "string"},
+                    "days": {"type": "integer", "minimum": 1, "maximum": 7},
+                    "units": UNITS,
+                },
+                ["location"],
+            ),
             get_forecast,
         ),
     ],

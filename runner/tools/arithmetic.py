@@ -44,7 +44,9 @@ CAPABILITY = Capability(
     name="Test math",
     description="Arithmetic on two numbers, for testing tool calls.",
     category="testing",
-    system_prompt="You can do arithmetic with the add, subtract, multiply and divide tools. Use them for any calculation.",
+    system_prompt=(
+        "You can do arithmetic with the add, subtract, multiply and divide tools. Use them for any calculation."
+    ),
     tools=[
         Tool("add", "Add b to a.", NUMBERS, add),
         Tool("subtract", "Subtract b from a.", NUMBERS, subtract),
