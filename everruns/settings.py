@@ -135,6 +135,11 @@ SSE_POLL_SECONDS = env_float("SSE_POLL_SECONDS", 5.0)
 EVERRUNS_DEFAULT_MODEL = os.environ.get("EVERRUNS_DEFAULT_MODEL", "")
 LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 120.0)
 TURN_MAX_ITERATIONS = env_int("TURN_MAX_ITERATIONS", 10)
+# A worker process runs its turns as asyncio tasks (runner/runtime.py): this many at once at most,
+# their database steps on this many threads (one persistent connection each), tools on their own threads.
+WORKER_MAX_TURNS = env_int("WORKER_MAX_TURNS", 1000)
+WORKER_DB_THREADS = env_int("WORKER_DB_THREADS", 4)
+WORKER_TOOL_THREADS = env_int("WORKER_TOOL_THREADS", 16)
 
 # --- API ----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

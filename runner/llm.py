@@ -1,5 +1,6 @@
 """The LLM adapter: the only module that imports litellm (worker side only; ~5 s and ~200 MB)."""
 
+import asyncio
 import logging
 import os
 import threading
@@ -59,10 +60,6 @@ class LlmError(Exception):
         super().__init__(message)
         self.code, self.message, self.transient, self.status = code, message, transient, status
         self.retry_after = retry_after
-
-
-class Stopped(Exception):
-    """The caller asked the stream to stop (the turn was cancelled or lost its lease)."""
 
 
 @dataclass
@@ -147,16 +144,17 @@ def _cost(model: ResolvedModel, built) -> float | None:
         return None  # unknown price: honest null, never a crash
 
 
-def stream_completion(
+async def stream_completion(
     *,
     model: ResolvedModel,
     messages: list[dict],
     tools: list[dict] | None,
     on_delta: Callable[[str], None],
-    should_stop: Callable[[], bool],
     timeout: float,
     reasoning_effort: str | None = None,
 ) -> LlmResult:
+    """One streamed completion. It waits without a thread: cancelling the calling task abandons the
+    stream at once (the HTTP response is closed by the cancellation)."""
     lib = _lib()
     kwargs = {
         "model": model.litellm_model,
@@ -181,14 +179,10 @@ def stream_completion(
         kwargs["drop_params"] = True
     started = time.monotonic()
     chunks = []
+    response = None
     try:
-        response = lib.completion(**kwargs)
-        for chunk in response:
-            if should_stop():
-                close = getattr(response, "close", None)
-                if close:
-                    close()
-                raise Stopped()
+        response = await lib.acompletion(**kwargs)
+        async for chunk in response:
             chunks.append(chunk)
             if chunk.choices:
                 delta = chunk.choices[0].delta
@@ -196,7 +190,10 @@ def stream_completion(
                 if text:
                     on_delta(text)
         built = lib.stream_chunk_builder(chunks, messages=messages)
-    except (Stopped, LlmError):
+    except asyncio.CancelledError:
+        await _close(response)
+        raise
+    except LlmError:
         raise
     except Exception as exc:
         raise _classify(exc, model.api_key) from None
@@ -214,3 +211,18 @@ def stream_completion(
         cost_usd=_cost(model, built),
         duration_ms=int((time.monotonic() - started) * 1000),
     )
+
+
+async def _close(response) -> None:
+    """Close an abandoned stream's HTTP response, so the provider stops generating."""
+    for name in ("aclose", "close"):
+        close = getattr(response, name, None) or getattr(getattr(response, "completion_stream", None), name, None)
+        if close is None:
+            continue
+        try:
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
+        except Exception:
+            logger.debug("closing an abandoned stream failed", exc_info=True)
+        return

@@ -9,11 +9,12 @@ The reply streams in several deltas and reports token usage. The model named `er
 `tokens_per_second` make it slow on purpose.
 """
 
+import asyncio
 import hashlib
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from litellm import CustomLLM, ModelResponse
 from litellm.llms.custom_llm import CustomLLMError
@@ -143,66 +144,57 @@ class LlmSim(CustomLLM):
         }
         return reply, usage
 
-    def streaming(
-        self,
-        model,
-        messages,
-        api_base,
-        custom_prompt_dict,
-        model_response,
-        print_verbose,
-        encoding,
-        api_key,
-        logging_obj,
-        optional_params,
-        acompletion=None,
-        litellm_params=None,
-        logger_fn=None,
-        headers=None,
-        timeout=None,
-        client=None,
-    ) -> Iterator[dict]:
+    def _script(self, model, messages, optional_params) -> tuple[float, float, list[dict]]:
+        """(latency before the first chunk, seconds between text chunks, the chunks)."""
         reply, usage = self._reply(model, messages, optional_params)
         sim = optional_params.get("llmsim") or {}
         latency = float(sim.get("latency_ms") or 0) / 1000
         rate = float(sim.get("tokens_per_second") or 0)
+        chunks = [
+            {"text": piece, "tool_use": None, "is_finished": False, "finish_reason": "", "usage": None, "index": 0}
+            for piece in (_chunks(reply["text"]) if reply["text"] else [])
+        ]
+        calls = reply.get("tool_calls") or []
+        for i, call in enumerate(calls):
+            tool_use = {
+                "id": _call_id(len(messages), i, call),
+                "type": "function",
+                "function": {"name": call["name"], "arguments": json.dumps(call["arguments"])},
+                "index": i,
+            }
+            chunks.append(
+                {"text": "", "tool_use": tool_use, "is_finished": False, "finish_reason": "", "usage": None, "index": 0}
+            )
+        chunks.append(
+            {
+                "text": "",
+                "tool_use": None,
+                "is_finished": True,
+                "finish_reason": "tool_calls" if calls else "stop",
+                "usage": usage,
+                "index": 0,
+            }
+        )
+        return latency, (1 / rate if rate else 0.0), chunks
+
+    def streaming(self, model, messages, *args, **kwargs) -> Iterator[dict]:
+        latency, gap, chunks = self._script(model, messages, kwargs.get("optional_params") or {})
         if latency:
             time.sleep(latency)
-        pieces = _chunks(reply["text"]) if reply["text"] else []
-        calls = reply.get("tool_calls") or []
-        for piece in pieces:
-            if rate:
-                time.sleep(1 / rate)
-            yield {
-                "text": piece,
-                "tool_use": None,
-                "is_finished": False,
-                "finish_reason": "",
-                "usage": None,
-                "index": 0,
-            }
-        for i, call in enumerate(calls):
-            yield {
-                "text": "",
-                "tool_use": {
-                    "id": _call_id(len(messages), i, call),
-                    "type": "function",
-                    "function": {"name": call["name"], "arguments": json.dumps(call["arguments"])},
-                    "index": i,
-                },
-                "is_finished": False,
-                "finish_reason": "",
-                "usage": None,
-                "index": 0,
-            }
-        yield {
-            "text": "",
-            "tool_use": None,
-            "is_finished": True,
-            "finish_reason": "tool_calls" if calls else "stop",
-            "usage": usage,
-            "index": 0,
-        }
+        for chunk in chunks:
+            if gap and chunk["text"]:
+                time.sleep(gap)
+            yield chunk
+
+    async def astreaming(self, model, messages, *args, **kwargs) -> AsyncIterator[dict]:
+        # Waits with asyncio.sleep: a waiting call holds no thread and is cancelled at once.
+        latency, gap, chunks = self._script(model, messages, kwargs.get("optional_params") or {})
+        if latency:
+            await asyncio.sleep(latency)
+        for chunk in chunks:
+            if gap and chunk["text"]:
+                await asyncio.sleep(gap)
+            yield chunk
 
     def completion(self, model, messages, api_base, custom_prompt_dict, model_response: ModelResponse, *args, **kwargs):
         optional_params = kwargs.get("optional_params") or (args[5] if len(args) > 5 else {})

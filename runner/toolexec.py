@@ -1,14 +1,13 @@
 """Running the tool calls of one LLM response, concurrently, each bounded in time."""
 
+import asyncio
 import json
 import logging
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from django.conf import settings
 from django.db import connection
 
-from runner.llm import Stopped
 from runner.tools.base import Tool, ToolContext, ToolError
 
 logger = logging.getLogger(__name__)
@@ -41,34 +40,38 @@ def _call(tool: Tool, ctx: ToolContext, arguments: dict):
         connection.close()
 
 
-def run_calls(calls: list[dict], tools: dict[str, Tool], ctx: ToolContext, on_done, should_stop):
-    """calls: [{id, name, arguments, argument_error}]. on_done(call, result, error, duration_ms)
-    runs in the caller's thread as each call finishes, in completion order."""
-    pool = ThreadPoolExecutor(max_workers=max(1, len(calls)), thread_name_prefix="tool")
-    pending = {}
+async def run_calls(calls: list[dict], tools: dict[str, Tool], ctx: ToolContext, on_done, executor) -> None:
+    """calls: [{id, name, arguments, argument_error}]. Tools run concurrently on `executor` threads,
+    each bounded by its time limit. `await on_done(call, result, error, duration_ms)` runs as each call
+    finishes, in completion order. Cancelling the caller abandons the calls still running."""
+    loop = asyncio.get_running_loop()
+    pending: dict[asyncio.Future, tuple[dict, float, float]] = {}
     try:
         for call in calls:
             tool = tools.get(call["name"])
             if call.get("argument_error"):
-                on_done(call, None, call["argument_error"], 0)
+                await on_done(call, None, call["argument_error"], 0)
             elif tool is None:
-                on_done(call, None, f"unknown tool: {call['name']}", 0)
+                await on_done(call, None, f"unknown tool: {call['name']}", 0)
             else:
-                future = pool.submit(_call, tool, ctx, call["arguments"])
+                future = loop.run_in_executor(executor, _call, tool, ctx, call["arguments"])
                 limit = tool.timeout_seconds or settings.TOOL_TIMEOUT_SECONDS
                 pending[future] = (call, time.monotonic(), limit)
         while pending:
-            if should_stop():
-                raise Stopped()
-            done, _ = wait(list(pending), timeout=0.25, return_when=FIRST_COMPLETED)
+            now = time.monotonic()
+            next_deadline = min(started + limit for _, started, limit in pending.values())
+            done, _ = await asyncio.wait(
+                list(pending), timeout=max(0.0, next_deadline - now), return_when=asyncio.FIRST_COMPLETED
+            )
             for future in done:
                 call, started, _limit = pending.pop(future)
                 result, error = future.result()
-                on_done(call, result, error, int((time.monotonic() - started) * 1000))
+                await on_done(call, result, error, int((time.monotonic() - started) * 1000))
             now = time.monotonic()
             for future, (call, started, limit) in list(pending.items()):
-                if now - started > limit:
+                if now - started >= limit:
                     pending.pop(future)
-                    on_done(call, None, f"tool timed out after {limit:g} s", int((now - started) * 1000))
+                    await on_done(call, None, f"tool timed out after {limit:g} s", int((now - started) * 1000))
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        for future in pending:
+            future.cancel()

@@ -1,19 +1,13 @@
 """Session actions: views call these; they decide, write, and queue turns after commit."""
 
 import logging
-from datetime import timedelta
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import DateTimeField, ExpressionWrapper
-from django.db.models.functions import Now
-from django.utils import timezone
 
 from agents.models import Agent, LlmModel
-from everruns.celery import RUN_TURN_TASK
-from everruns.celery import app as celery_app
 from everruns.errors import Conflict, NotFound, ValidationError
-from sessions.log import SessionGone, append_event, append_message
+from sessions import turns
+from sessions.log import append_message
 from sessions.models import Message, Session, Turn
 
 logger = logging.getLogger(__name__)
@@ -55,37 +49,6 @@ def session_delete(*, session: Session) -> None:
     Session.objects.filter(pk=session.pk).delete()
 
 
-def set_session_status(*, session_id, status: str, error: dict | None = None, turn_id=None, **fields) -> None:
-    """Change the session's status and log `session.status`; call inside a transaction."""
-    previous = Session.objects.select_for_update().filter(pk=session_id).values_list("status", flat=True).first()
-    if previous is None:
-        raise SessionGone(str(session_id))
-    Session.objects.filter(pk=session_id).update(status=status, error=error, updated_at=timezone.now(), **fields)
-    if previous != status or error:
-        append_event(
-            session_id=session_id,
-            turn_id=turn_id,
-            type="session.status",
-            data={"status": status, "previous": previous, "error": error},
-        )
-
-
-def queue_deadline():
-    """When a queued turn counts as lost (database clock): now + TURN_QUEUED_GRACE_SECONDS."""
-    return ExpressionWrapper(
-        Now() + timedelta(seconds=settings.TURN_QUEUED_GRACE_SECONDS), output_field=DateTimeField()
-    )
-
-
-def queue_turn(turn_id) -> None:
-    """Hand the turn to a worker by task name. If the broker is down the turn stays queued and the
-    sweeper queues it again."""
-    try:
-        celery_app.send_task(RUN_TURN_TASK, args=[str(turn_id)])
-    except Exception as exc:
-        logger.warning("could not queue turn %s: %s", turn_id, exc)
-
-
 def message_post(
     *,
     session: Session,
@@ -121,14 +84,7 @@ def message_post(
                 locked.active_turn_id and Turn.objects.filter(pk=locked.active_turn_id, status__in=Turn.ACTIVE).exists()
             )
             if not active:
-                turn = Turn.objects.create(
-                    session_id=session.pk, input_message_ids=[str(message.id)], lease_expires_at=queue_deadline()
-                )
-                Message.objects.filter(pk=message.pk).update(turn=turn)
-                set_session_status(
-                    session_id=session.pk, status=Session.Status.RUNNING, turn_id=turn.id, active_turn=turn
-                )
-                transaction.on_commit(lambda: queue_turn(turn.id))
+                turns.turn_create(session_id=session.pk, message=message)
     except IntegrityError:
         # Two requests with one Idempotency-Key raced; the other one stored the message.
         existing = Message.objects.filter(session_id=session.pk, idempotency_key=idempotency_key).first()

@@ -1,4 +1,4 @@
-from runner.loop import run_turn
+from runner.runtime import run_turn
 from sessions import services
 from sessions.models import Event, Message, Session, Turn
 from tests.factories import make_agent, make_session

@@ -7,9 +7,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from runner import llm, loop
-from runner.loop import claim, run_turn
+from runner import llm
+from runner.runtime import run_turn
+from sessions import turns
 from sessions.models import Event, Message, Session, Turn
+from sessions.turns import turn_claim as claim
 from tests.conftest import wait_for
 from tests.factories import make_model
 from tests.runner.helpers import event_types, messages, new_session, post_user, run_active_turn
@@ -86,15 +88,15 @@ def test_message_arriving_after_the_last_llm_call_keeps_the_turn_going(monkeypat
 
     session = new_session()
     post_user(session, "first")
-    original = loop.TurnRunner._complete
+    original = turns.turn_complete
     posted = []
 
-    def complete_after_a_late_message(self, last_seen):
+    def complete_after_a_late_message(**kwargs):
         if not posted:
             posted.append(post_user(session, "late"))
-        return original(self, last_seen)
+        return original(**kwargs)
 
-    monkeypatch.setattr(loop.TurnRunner, "_complete", complete_after_a_late_message)
+    monkeypatch.setattr(turns, "turn_complete", complete_after_a_late_message)
     turn = run_active_turn(session)
     assert turn.status == "completed" and turn.iterations == 2
     assert [m.role for m in messages(session)] == ["user", "assistant", "user", "assistant"]

@@ -3,9 +3,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from runner.loop import claim
-from runner.recovery import sweep
 from sessions.models import Turn
+from sessions.turns import turn_claim as claim
+from sessions.turns import turns_requeue_stuck as sweep
 from tests.factories import make_session
 from tests.runner.helpers import post_user
 
