@@ -89,6 +89,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+DB_POOL_SIZE = env_int("DB_POOL_SIZE", 0)
+if DB_POOL_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": DB_POOL_SIZE, "timeout": 30}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis and Celery ---------------------------------------------------------------------------
@@ -127,9 +131,9 @@ if REDIS_URL:
         "password": _redis.password,
     }
 SSE_KEEPALIVE_SECONDS = env_float("SSE_KEEPALIVE_SECONDS", 15.0)
-# While waiting for live events a stream re-checks the log this often, so an event whose Redis
-# wake-up was lost (Redis restarting) still arrives.
-SSE_POLL_SECONDS = env_float("SSE_POLL_SECONDS", 5.0)
+# Streams re-read the log whenever the Redis listener (re)subscribes; besides, an idle stream
+# re-checks the log this often, a safety net for a wake-up lost some other way.
+SSE_POLL_SECONDS = env_float("SSE_POLL_SECONDS", 30.0)
 
 # --- The runner ---------------------------------------------------------------------------------
 EVERRUNS_DEFAULT_MODEL = os.environ.get("EVERRUNS_DEFAULT_MODEL", "")

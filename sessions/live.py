@@ -9,9 +9,11 @@ import asyncio
 import json
 import logging
 
+from django.conf import settings
 from django_eventstream import eventstream as es_eventstream
 from django_eventstream import views as es_views
 from django_eventstream.event import Event as EsEvent
+from redis.asyncio import Redis
 
 logger = logging.getLogger(__name__)
 
@@ -22,27 +24,49 @@ RECONNECT_SECONDS = 1.0
 
 
 async def _listen_forever(manager) -> None:
-    """django-eventstream's Redis listener dies with its connection (a Redis restart) and is never
-    started again; this one reconnects with a fresh client. Stored events missed meanwhile reach
-    streams through their periodic re-read of the log; deltas (live only) are gone."""
+    """Our Redis listener (django-eventstream's dies with its connection at a Redis restart and is
+    never started again): it reconnects with a fresh client, and once subscribed it sends every open
+    stream back to the log, which holds what was committed while no wake-up could arrive (deltas,
+    being live only, are gone)."""
     while True:
-        listener = es_views.RedisListener()
-        manager.redis_listener = listener
+        client = Redis(**settings.EVENTSTREAM_REDIS)
+        pubsub = client.pubsub()
         try:
-            await listener.listen()
+            await pubsub.subscribe("events_channel")
+            rewind_all(manager)
+            async for message in pubsub.listen():
+                if message["type"] == "message":
+                    event = json.loads(message["data"])
+                    manager.add_to_queues(
+                        event["channel"],
+                        EsEvent(event["channel"], event["event_type"], event["data"], id=event["pub_id"]),
+                    )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             logger.warning("Redis listener lost its connection (%s); reconnecting", exc)
         finally:
             try:
-                await listener.redis_client.aclose()
+                await client.aclose()
             except Exception:
                 pass
         await asyncio.sleep(RECONNECT_SECONDS)
 
 
+def rewind_all(manager) -> None:
+    """Make every open stream of this process re-read the log before it goes on live."""
+    with manager.lock:
+        listeners = {listener for group in manager.listeners_by_channel.values() for listener in group}
+        for listener in listeners:
+            listener.overflow = True
+    for listener in listeners:
+        listener.wake_threadsafe()
+
+
 async def _start_redis_listener(self) -> None:
+    # django-eventstream starts this task without keeping a reference to it, and asyncio keeps only
+    # weak ones: hold it, or the garbage collector may destroy the listener while it waits.
+    self.listener_task = asyncio.current_task()
     await _listen_forever(self)
 
 

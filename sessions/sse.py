@@ -1,0 +1,114 @@
+"""Session event streams served straight from ASGI, in front of Django's handler.
+
+Django's ASGI handler runs a request's sync middleware and views on a thread of its own and keeps
+that thread for the whole response, so every open stream would pin one. Here an open stream is an
+asyncio task and nothing else: no thread, and no database connection between its reads of the log.
+The same route without `Accept: text/event-stream` (the JSON list) goes on to Django.
+"""
+
+import asyncio
+import contextlib
+import json
+import re
+import uuid
+from urllib.parse import parse_qs
+
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections, connection
+from rest_framework.utils.mediatypes import media_type_matches, order_by_precedence
+
+from everruns.api.errors import envelope
+from sessions.models import Session
+from sessions.stream import event_stream, parse_cursor
+
+STREAM_PATH = re.compile(r"^/v1/agents/(?P<agent_id>[^/]+)/sessions/(?P<session_id>[^/]+)/events$")
+STREAM_HEADERS = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+def wants_stream(accept: str) -> bool:
+    """Whether DRF's content negotiation would pick the stream over JSON for this route (its renderers
+    are JSON first, then the stream): the most specific media ranges first, JSON on a tie."""
+    accepts = [item.strip() for item in accept.split(",") if item.strip()] or ["*/*"]
+    for media_types in order_by_precedence(accepts):
+        if any(media_type_matches("application/json", m) for m in media_types):
+            return False
+        if any(media_type_matches("text/event-stream", m) for m in media_types):
+            return True
+    return False
+
+
+def _session_exists(agent_id: uuid.UUID, session_id: uuid.UUID) -> bool:
+    close_old_connections()
+    try:
+        return Session.objects.filter(pk=session_id, agent_id=agent_id).exists()
+    finally:
+        connection.close()
+
+
+async def _json(send, status: int, body: dict) -> None:
+    payload = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _cursor(scope, headers: dict) -> int | None | bool:
+    """The resume cursor: Last-Event-ID, ?lastEventId= or ?after= (0 without one); False when invalid."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    raw = headers.get(b"last-event-id", b"").decode("latin-1") or next(
+        (query[name][0] for name in ("lastEventId", "after") if query.get(name)), ""
+    )
+    if raw == "":
+        return 0
+    cursor = parse_cursor(raw)
+    return False if cursor is None else cursor
+
+
+async def serve_stream(scope, receive, send, agent_id: str, session_id: str) -> None:
+    headers = dict(scope.get("headers") or [])
+    try:
+        agent_uuid, session_uuid = uuid.UUID(agent_id), uuid.UUID(session_id)
+    except ValueError:
+        return await _json(send, 404, envelope("not_found", "Not found"))
+    after = _cursor(scope, headers)
+    if after is False:
+        details = {"after": ["Must be a non-negative event sequence."]}
+        return await _json(send, 400, envelope("validation_error", "Invalid cursor", details))
+    if not await sync_to_async(_session_exists, thread_sensitive=False)(agent_uuid, session_uuid):
+        return await _json(send, 404, envelope("not_found", "Session not found"))
+    await send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})
+
+    async def pump():
+        async with contextlib.aclosing(event_stream(session_uuid, after)) as chunks:
+            async for chunk in chunks:
+                await send({"type": "http.response.body", "body": chunk.encode(), "more_body": True})
+
+    async def until_disconnect():
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    pumping, listening = asyncio.create_task(pump()), asyncio.create_task(until_disconnect())
+    try:
+        await asyncio.wait({pumping, listening}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (pumping, listening):
+            task.cancel()
+        await asyncio.gather(pumping, listening, return_exceptions=True)
+
+
+class StreamRouter:
+    """ASGI: event streams here, everything else to Django."""
+
+    def __init__(self, django_app):
+        self.django_app = django_app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] == "GET":
+            match = STREAM_PATH.match(scope["path"])
+            if match and wants_stream(dict(scope.get("headers") or []).get(b"accept", b"").decode("latin-1")):
+                return await serve_stream(scope, receive, send, match["agent_id"], match["session_id"])
+        return await self.django_app(scope, receive, send)
