@@ -2,7 +2,7 @@ from rest_framework import serializers
 
 from agents import provider_types
 from agents.models import LlmModel, LlmProvider
-from everruns.api.fields import RFC3339DateTimeField, StrictSerializer
+from everruns.api.fields import StrictSerializer
 
 
 class LlmProviderInputSerializer(StrictSerializer):
@@ -25,8 +25,6 @@ class LlmProviderInputSerializer(StrictSerializer):
 
 class LlmProviderSerializer(serializers.ModelSerializer):
     api_key_set = serializers.SerializerMethodField()
-    created_at = RFC3339DateTimeField()
-    updated_at = RFC3339DateTimeField()
 
     class Meta:
         model = LlmProvider
@@ -55,8 +53,6 @@ class LlmModelInputSerializer(StrictSerializer):
 
 class LlmModelSerializer(serializers.ModelSerializer):
     provider_id = serializers.UUIDField()
-    created_at = RFC3339DateTimeField()
-    updated_at = RFC3339DateTimeField()
 
     class Meta:
         model = LlmModel
