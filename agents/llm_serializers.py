@@ -1,7 +1,6 @@
 from rest_framework import serializers
 
-from agents import provider_types
-from agents.models import LlmModel, LlmProvider
+from agents.models import LlmModel, LlmProvider, validate_provider_type
 from everruns.api.fields import StrictSerializer
 
 
@@ -14,12 +13,7 @@ class LlmProviderInputSerializer(StrictSerializer):
     status = serializers.ChoiceField(choices=LlmProvider.Status.choices, required=False)
 
     def validate_provider_type(self, value):
-        if value not in provider_types.ALL:
-            raise serializers.ValidationError(
-                f"Unknown provider type {value!r}: use a litellm provider "
-                "(openai, anthropic, azure, gemini, ollama, ...), "
-                "openai_compatible or llmsim."
-            )
+        validate_provider_type(value)
         return value
 
 
