@@ -19,7 +19,8 @@ from django.utils import timezone
 
 from everruns.ids import uuid7
 from runner import history, llm, toolexec
-from runner.resolution import ModelUnavailable, resolve
+from runner.errors import TurnError, TurnErrorCode
+from runner.resolution import resolve
 from runner.tools import registry
 from runner.tools.base import ToolContext
 from sessions import live
@@ -117,13 +118,11 @@ class TurnRunner:
             self._loop()
         except (LeaseLost, llm.Stopped, SessionGone):
             logger.info("turn %s stopped: lease lost, cancelled or session deleted", self.turn_id)
-        except ModelUnavailable as exc:
-            self._fail(exc.code, exc.message)
-        except llm.LlmError as exc:
+        except TurnError as exc:  # the model is unavailable, or the LLM call failed for good
             self._fail(exc.code, exc.message)
         except Exception:
             logger.exception("turn %s crashed", self.turn_id)
-            self._fail("internal_error", "The turn failed on an internal error")
+            self._fail(TurnErrorCode.INTERNAL_ERROR, "The turn failed on an internal error")
         finally:
             self.heartbeat.stopping.set()
             connection.close()
@@ -145,7 +144,7 @@ class TurnRunner:
             controls = self._latest_controls(messages)
             limit = controls.get("max_iterations") or agent.max_iterations or settings.TURN_MAX_ITERATIONS
             if turn.iterations >= limit:
-                self._fail("max_iterations", f"The turn reached its limit of {limit} LLM calls")
+                self._fail(TurnErrorCode.MAX_ITERATIONS, f"The turn reached its limit of {limit} LLM calls")
                 return
             model = resolve(
                 controls_model_id=controls.get("model_id"),
@@ -200,7 +199,7 @@ class TurnRunner:
                     data={
                         "attempt": attempt,
                         "delay_ms": delay_ms,
-                        "error": {"code": exc.code, "message": exc.message},
+                        "error": {"code": str(exc.code), "message": exc.message},
                     },
                 )
                 if self.heartbeat.lost.wait(delay_ms / 1000):
@@ -353,8 +352,8 @@ class TurnRunner:
             )
         return True
 
-    def _fail(self, code: str, message: str) -> None:
-        error = {"code": code, "message": message}
+    def _fail(self, code: TurnErrorCode, message: str) -> None:
+        error = {"code": str(code), "message": message}
         try:
             with transaction.atomic():
                 failed = Turn.objects.filter(
