@@ -1,8 +1,13 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.utils import quote
+from django.db import transaction
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 
-from agents import capabilities, provider_types, secrets
+from agents import capabilities, llm_services, secrets
 from agents.models import Agent, LlmModel, LlmProvider
+from everruns.errors import Conflict
 
 
 class AgentAdminForm(forms.ModelForm):
@@ -36,13 +41,52 @@ class AgentAdmin(admin.ModelAdmin):
     readonly_fields = ["id", "created_at", "updated_at"]
 
 
+class DeleteThroughService(admin.ModelAdmin):
+    """Deletes go through the service, as in the API. When it refuses (a Conflict), the admin shows its
+    message and deletes nothing, from the delete page and from the "delete selected" action alike."""
+
+    def delete_through_service(self, obj) -> None:
+        raise NotImplementedError
+
+    def delete_model(self, request, obj):
+        self.delete_through_service(obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_through_service(obj)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)  # atomic: a refusal rolls back
+        except Conflict as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            opts = self.opts
+            change = f"admin:{opts.app_label}_{opts.model_name}_change"
+            return HttpResponseRedirect(reverse(change, args=[quote(object_id)], current_app=self.admin_site.name))
+
+    def response_action(self, request, queryset):
+        try:
+            with transaction.atomic():
+                return super().response_action(request, queryset)
+        except Conflict as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
 class LlmModelInline(admin.TabularInline):
+    """Adds and edits a provider's models; the default is changed, and models deleted, on the model's own page
+    (through agents.llm_services)."""
+
     model = LlmModel
     extra = 0
+    readonly_fields = ["is_default"]
+    can_delete = False
+    show_change_link = True
 
 
 class LlmProviderAdminForm(forms.ModelForm):
-    """The key is write-only: never rendered, encrypted before it is stored."""
+    """The key is write-only: never rendered, encrypted before it is stored. The provider type and base_url
+    rules are LlmProvider.clean(), which the form runs, as the API's service does."""
 
     api_key = forms.CharField(
         required=False,
@@ -54,12 +98,6 @@ class LlmProviderAdminForm(forms.ModelForm):
     class Meta:
         model = LlmProvider
         exclude = ["api_key_encrypted"]
-
-    def clean_provider_type(self):
-        value = self.cleaned_data["provider_type"]
-        if value not in provider_types.ALL:
-            raise forms.ValidationError("Unknown provider type: use a litellm provider, openai_compatible or llmsim.")
-        return value
 
     def clean_api_key(self):
         key = self.cleaned_data.get("api_key")
@@ -79,7 +117,7 @@ class LlmProviderAdminForm(forms.ModelForm):
 
 
 @admin.register(LlmProvider)
-class LlmProviderAdmin(admin.ModelAdmin):
+class LlmProviderAdmin(DeleteThroughService):
     form = LlmProviderAdminForm
     list_display = ["name", "provider_type", "has_key", "status", "created_at"]
     list_filter = ["provider_type", "status"]
@@ -90,9 +128,18 @@ class LlmProviderAdmin(admin.ModelAdmin):
     def has_key(self, provider):
         return bool(provider.api_key_encrypted)
 
+    def delete_through_service(self, obj):
+        llm_services.provider_delete(provider=obj)
+
 
 @admin.register(LlmModel)
-class LlmModelAdmin(admin.ModelAdmin):
+class LlmModelAdmin(DeleteThroughService):
     list_display = ["model_id", "display_name", "provider", "is_default", "status"]
     list_filter = ["is_default", "status", "provider__provider_type"]
     search_fields = ["model_id", "display_name"]
+
+    def save_model(self, request, obj, form, change):
+        llm_services.model_save(model=obj)  # ticking is_default moves the default here
+
+    def delete_through_service(self, obj):
+        llm_services.model_delete(model=obj)

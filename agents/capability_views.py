@@ -1,11 +1,10 @@
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers
+from rest_framework import serializers, viewsets
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from agents import capabilities
+from agents import selectors
+from everruns.api.pagination import list_schema
 from everruns.api.views import errors
-from everruns.errors import NotFound
 
 TOOL = inline_serializer(
     name="Tool",
@@ -27,28 +26,15 @@ CAPABILITY = inline_serializer(
         "tools": TOOL.__class__(many=True),
     },
 )
-CAPABILITY_LIST = inline_serializer(
-    name="CapabilityList",
-    fields={
-        "items": CAPABILITY.__class__(many=True),
-        "total": serializers.IntegerField(),
-        "limit": serializers.IntegerField(),
-        "offset": serializers.IntegerField(),
-    },
-)
 
 
-class CapabilityListView(APIView):
-    @extend_schema(operation_id="capabilities_list", responses={200: CAPABILITY_LIST})
-    def get(self, request):
-        items = capabilities.all_info()
+# `/v1/capabilities` and `/v1/capabilities/{capability_id}`: the catalogue, read-only and unpaginated.
+class CapabilityViewSet(viewsets.ViewSet):
+    @extend_schema(operation_id="capabilities_list", responses={200: list_schema(CAPABILITY.__class__)})
+    def list(self, request):
+        items = selectors.capability_list()
         return Response({"items": items, "total": len(items), "limit": len(items), "offset": 0})
 
-
-class CapabilityDetailView(APIView):
     @extend_schema(operation_id="capabilities_get", responses={200: CAPABILITY, **errors(404)})
-    def get(self, request, capability_id):
-        info = capabilities.get_info(capability_id)
-        if info is None:
-            raise NotFound("Capability not found")
-        return Response(info)
+    def retrieve(self, request, capability_id):
+        return Response(selectors.capability_get(capability_id=capability_id))

@@ -1,8 +1,7 @@
 from rest_framework import serializers
 
-from agents import provider_types
-from agents.models import LlmModel, LlmProvider
-from everruns.api.fields import RFC3339DateTimeField, StrictSerializer
+from agents.models import LlmModel, LlmProvider, validate_provider_type
+from everruns.api.fields import StrictSerializer
 
 
 class LlmProviderInputSerializer(StrictSerializer):
@@ -14,19 +13,12 @@ class LlmProviderInputSerializer(StrictSerializer):
     status = serializers.ChoiceField(choices=LlmProvider.Status.choices, required=False)
 
     def validate_provider_type(self, value):
-        if value not in provider_types.ALL:
-            raise serializers.ValidationError(
-                f"Unknown provider type {value!r}: use a litellm provider "
-                "(openai, anthropic, azure, gemini, ollama, ...), "
-                "openai_compatible or llmsim."
-            )
+        validate_provider_type(value)
         return value
 
 
 class LlmProviderSerializer(serializers.ModelSerializer):
     api_key_set = serializers.SerializerMethodField()
-    created_at = RFC3339DateTimeField()
-    updated_at = RFC3339DateTimeField()
 
     class Meta:
         model = LlmProvider
@@ -55,8 +47,6 @@ class LlmModelInputSerializer(StrictSerializer):
 
 class LlmModelSerializer(serializers.ModelSerializer):
     provider_id = serializers.UUIDField()
-    created_at = RFC3339DateTimeField()
-    updated_at = RFC3339DateTimeField()
 
     class Meta:
         model = LlmModel

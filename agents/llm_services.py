@@ -5,6 +5,10 @@ from django.db import transaction
 from agents import secrets
 from agents.models import LlmModel, LlmProvider
 from everruns.errors import Conflict, ValidationError
+from everruns.services import full_clean, instance_update
+
+PROVIDER_FIELDS = ["name", "provider_type", "base_url", "api_key_encrypted", "settings", "status"]
+MODEL_FIELDS = ["model_id", "display_name", "is_default", "status"]
 
 
 def _encrypted(api_key: str | None) -> str:
@@ -19,37 +23,25 @@ def _encrypted(api_key: str | None) -> str:
         ) from None
 
 
-def _check_base_url(provider_type: str, base_url: str | None) -> None:
-    if provider_type == "openai_compatible" and not base_url:
-        raise ValidationError("base_url is required", details={"base_url": ["Required for openai_compatible."]})
-
-
 def provider_create(
     *, name, provider_type, base_url=None, api_key=None, settings=None, status=LlmProvider.Status.ACTIVE
 ):
-    _check_base_url(provider_type, base_url)
-    return LlmProvider.objects.create(
-        name=name,
-        provider_type=provider_type,
-        base_url=base_url,
-        api_key_encrypted=_encrypted(api_key),
-        settings=settings or {},
-        status=status,
+    provider = LlmProvider(
+        name=name, provider_type=provider_type, base_url=base_url, settings=settings or {}, status=status
     )
+    full_clean(provider)
+    provider.api_key_encrypted = _encrypted(api_key)
+    provider.save()
+    return provider
 
 
 def provider_update(*, provider: LlmProvider, data: dict) -> LlmProvider:
-    fields = []
-    for key in ("name", "provider_type", "base_url", "settings", "status"):
-        if key in data:
-            setattr(provider, key, data[key] if data[key] is not None or key == "base_url" else {})
-            fields.append(key)
+    data = dict(data)
+    if "settings" in data and data["settings"] is None:
+        data["settings"] = {}
     if "api_key" in data:
-        provider.api_key_encrypted = _encrypted(data["api_key"])
-        fields.append("api_key_encrypted")
-    _check_base_url(provider.provider_type, provider.base_url)
-    if fields:
-        provider.save(update_fields=fields + ["updated_at"])
+        data["api_key_encrypted"] = _encrypted(data.pop("api_key"))
+    instance_update(provider, fields=PROVIDER_FIELDS, data=data)
     return provider
 
 
@@ -59,35 +51,43 @@ def provider_delete(*, provider: LlmProvider) -> None:
     provider.delete()
 
 
-def _make_default(model: LlmModel) -> None:
+def _take_default(model: LlmModel) -> None:
+    """There is one global default: the model about to be saved as the default takes it from the old one."""
     LlmModel.objects.filter(is_default=True).exclude(pk=model.pk).update(is_default=False)
+
+
+def model_save(*, model: LlmModel) -> LlmModel:
+    """Save a model as it is (the admin's forms); ticking `is_default` moves the default to it."""
+    with transaction.atomic():
+        if model.is_default:
+            _take_default(model)
+        model.save()
+    return model
 
 
 def model_create(*, provider: LlmProvider, model_id, display_name="", is_default=False, status=LlmModel.Status.ACTIVE):
     with transaction.atomic():
         if LlmModel.objects.filter(provider=provider, model_id=model_id).exists():
             raise Conflict(f"Provider already has a model {model_id}")
-        model = LlmModel(provider=provider, model_id=model_id, display_name=display_name or "", status=status)
-        if is_default:
-            LlmModel.objects.filter(is_default=True).update(is_default=False)
-            model.is_default = True
-        model.save()
-        return model
+        model = LlmModel(
+            provider=provider, model_id=model_id, display_name=display_name or "", is_default=is_default, status=status
+        )
+        full_clean(model)
+        return model_save(model=model)
 
 
 def model_update(*, model: LlmModel, data: dict) -> LlmModel:
     with transaction.atomic():
         if data.get("is_default") is False and model.is_default:
-            raise Conflict("There must be a default model; make another model the default instead")
-        for key in ("model_id", "display_name", "status"):
-            if key in data:
-                setattr(model, key, data[key] if data[key] is not None else "")
+            raise Conflict(LlmModel.DEFAULT_REQUIRED)
+        model_id = data.get("model_id", model.model_id)
+        if LlmModel.objects.filter(provider=model.provider, model_id=model_id).exclude(pk=model.pk).exists():
+            raise Conflict(f"Provider already has a model {model_id}")
         if data.get("is_default"):
-            _make_default(model)
-            model.is_default = True
-        if LlmModel.objects.filter(provider=model.provider, model_id=model.model_id).exclude(pk=model.pk).exists():
-            raise Conflict(f"Provider already has a model {model.model_id}")
-        model.save()
+            _take_default(model)
+        if data.get("display_name", "") is None:
+            data = {**data, "display_name": ""}
+        instance_update(model, fields=MODEL_FIELDS, data=data)
         return model
 
 

@@ -1,6 +1,8 @@
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from agents import provider_types
 from everruns.ids import uuid7
 
 
@@ -30,6 +32,14 @@ class Agent(models.Model):
         return self.name
 
 
+def validate_provider_type(value: str) -> None:
+    if value not in provider_types.ALL:
+        raise ValidationError(
+            f"Unknown provider type {value!r}: use a litellm provider (openai, anthropic, azure, gemini, ollama, ...), "
+            "openai_compatible or llmsim."
+        )
+
+
 class LlmProvider(models.Model):
     class Status(models.TextChoices):
         ACTIVE = "active"
@@ -51,8 +61,26 @@ class LlmProvider(models.Model):
     def __str__(self):
         return f"{self.name} ({self.provider_type})"
 
+    def clean(self):
+        # The rules of a provider, for the API (agents.llm_services runs full_clean) and the admin's form alike.
+        errors = {}
+        try:
+            if self.provider_type:  # blank is the field's own error
+                validate_provider_type(self.provider_type)
+        except ValidationError as exc:
+            errors["provider_type"] = exc.messages
+        if self.provider_type == "openai_compatible" and not self.base_url:
+            errors["base_url"] = ["Required for openai_compatible."]
+        if errors:
+            raise ValidationError(errors)
+
 
 class LlmModel(models.Model):
+    """One of them is the global default. Making another model the default moves it there
+    (agents.llm_services); the default cannot be unticked or deleted, so there always is one."""
+
+    DEFAULT_REQUIRED = "There must be a default model; make another model the default instead"
+
     class Status(models.TextChoices):
         ACTIVE = "active"
         DISABLED = "disabled"
@@ -75,3 +103,12 @@ class LlmModel(models.Model):
 
     def __str__(self):
         return self.display_name or self.model_id
+
+    def clean(self):
+        if not self.is_default and LlmModel.objects.filter(pk=self.pk, is_default=True).exists():
+            raise ValidationError({"is_default": self.DEFAULT_REQUIRED})
+
+    def validate_constraints(self, exclude=None):
+        # A second default is no error: saving it through agents.llm_services takes the default from the
+        # old one, so one_default_model still holds in the database.
+        super().validate_constraints(exclude={*(exclude or ()), "is_default"})

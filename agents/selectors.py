@@ -1,25 +1,13 @@
-import json
+from django.db.models import QuerySet
 
-from django.db import connection
-from django.db.models import Q, QuerySet
-
-from agents.models import Agent
+from agents import capabilities
+from agents.models import Agent, LlmModel, LlmProvider
 from everruns.errors import NotFound, ValidationError
+from everruns.selectors import get_object, json_list_contains
 
 
 def agent_get(*, agent_id) -> Agent:
-    try:
-        return Agent.objects.get(pk=agent_id)
-    except Agent.DoesNotExist:
-        raise NotFound("Agent not found") from None
-
-
-def json_list_contains(field: str, value: str) -> Q:
-    """`value` is an element of the JSON list in `field`, on PostgreSQL and SQLite alike."""
-    if connection.vendor == "postgresql":
-        return Q(**{f"{field}__contains": [value]})
-
-    return Q(**{f"{field}__icontains": json.dumps(value)})
+    return get_object(Agent, "Agent not found", pk=agent_id)
 
 
 def agent_list(*, status: str | None = None, tag: str | None = None, search: str | None = None) -> QuerySet[Agent]:
@@ -34,3 +22,33 @@ def agent_list(*, status: str | None = None, tag: str | None = None, search: str
     if search:
         qs = qs.filter(name__icontains=search)
     return qs
+
+
+def provider_get(*, provider_id) -> LlmProvider:
+    return get_object(LlmProvider, "Provider not found", pk=provider_id)
+
+
+def provider_list() -> QuerySet[LlmProvider]:
+    return LlmProvider.objects.order_by("-id")
+
+
+def model_get(*, model_id) -> LlmModel:
+    return get_object(LlmModel, "Model not found", pk=model_id)
+
+
+def model_list(*, provider: LlmProvider | None = None) -> QuerySet[LlmModel]:
+    """All models, or one provider's."""
+
+    qs = LlmModel.objects.order_by("-id")
+    return qs if provider is None else qs.filter(provider=provider)
+
+
+def capability_list() -> list[dict]:
+    return capabilities.all_info()
+
+
+def capability_get(*, capability_id: str) -> dict:
+    info = capabilities.get_info(capability_id)
+    if info is None:
+        raise NotFound("Capability not found")
+    return info

@@ -2,7 +2,7 @@ from rest_framework import serializers
 
 from agents import capabilities
 from agents.models import Agent, LlmModel
-from everruns.api.fields import RFC3339DateTimeField, StrictSerializer, TagsField
+from everruns.api.fields import StrictSerializer, TagsField
 
 MAX_SYSTEM_PROMPT_BYTES = 1024 * 1024
 
@@ -44,8 +44,6 @@ class AgentInputSerializer(StrictSerializer):
 
 class AgentSerializer(serializers.ModelSerializer):
     default_model_id = serializers.UUIDField(allow_null=True)
-    created_at = RFC3339DateTimeField()
-    updated_at = RFC3339DateTimeField()
 
     class Meta:
         model = Agent

@@ -1,7 +1,17 @@
 from agents.models import Agent
 from everruns.errors import NotFound
+from everruns.services import instance_update
 
-AGENT_FIELDS = {"name", "system_prompt", "description", "tags", "capabilities", "max_iterations", "status"}
+AGENT_FIELDS = [
+    "name",
+    "system_prompt",
+    "description",
+    "tags",
+    "capabilities",
+    "default_model_id",
+    "max_iterations",
+    "status",
+]
 
 
 def agent_create(
@@ -28,18 +38,7 @@ def agent_create(
 
 
 def agent_update(*, agent: Agent, data: dict) -> Agent:
-    fields = []
-    for key, value in data.items():
-        if key in AGENT_FIELDS:
-            if value is None and key in {"tags", "capabilities"}:
-                value = []  # null clears a list
-            setattr(agent, key, value)
-            fields.append(key)
-        elif key == "default_model_id":
-            agent.default_model_id = value
-            fields.append("default_model")
-    if fields:
-        agent.save(update_fields=fields + ["updated_at"])
+    instance_update(agent, fields=AGENT_FIELDS, data=data)
     return agent
 
 

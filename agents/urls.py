@@ -1,15 +1,16 @@
-from django.urls import path
-
-from agents import capability_views, llm_views, views
+from agents.capability_views import CapabilityViewSet
+from agents.llm_views import LlmModelViewSet, LlmProviderModelViewSet, LlmProviderViewSet
+from agents.views import AgentViewSet
+from everruns.api.routes import detail_route, list_route
 
 urlpatterns = [
-    path("agents", views.AgentListView.as_view()),
-    path("agents/<uuid:agent_id>", views.AgentDetailView.as_view()),
-    path("capabilities", capability_views.CapabilityListView.as_view()),
-    path("capabilities/<str:capability_id>", capability_views.CapabilityDetailView.as_view()),
-    path("llm-providers", llm_views.ProviderListView.as_view()),
-    path("llm-providers/<uuid:provider_id>", llm_views.ProviderDetailView.as_view()),
-    path("llm-providers/<uuid:provider_id>/models", llm_views.ProviderModelListView.as_view()),
-    path("llm-models", llm_views.ModelListView.as_view()),
-    path("llm-models/<uuid:model_id>", llm_views.ModelDetailView.as_view()),
+    list_route("agents", AgentViewSet),
+    detail_route("agents/<uuid:agent_id>", AgentViewSet),
+    list_route("capabilities", CapabilityViewSet),
+    detail_route("capabilities/<str:capability_id>", CapabilityViewSet),
+    list_route("llm-providers", LlmProviderViewSet),
+    detail_route("llm-providers/<uuid:provider_id>", LlmProviderViewSet),
+    list_route("llm-providers/<uuid:provider_id>/models", LlmProviderModelViewSet),
+    list_route("llm-models", LlmModelViewSet),
+    detail_route("llm-models/<uuid:model_id>", LlmModelViewSet),
 ]

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agents.secrets import redact
+from runner.errors import TurnError, TurnErrorCode
 from runner.resolution import ResolvedModel
 
 logger = logging.getLogger(__name__)
@@ -47,19 +48,18 @@ def warm_up() -> None:
         logger.warning("litellm warm-up failed", exc_info=True)
 
 
-class LlmError(Exception):
+class LlmError(TurnError):
     def __init__(
         self,
-        code: str,
+        code: TurnErrorCode,
         message: str,
         *,
         transient: bool = False,
         status: int | None = None,
         retry_after: float | None = None,
     ):
-        super().__init__(message)
-        self.code, self.message, self.transient, self.status = code, message, transient, status
-        self.retry_after = retry_after
+        super().__init__(code, message)
+        self.transient, self.status, self.retry_after = transient, status, retry_after
 
 
 @dataclass
@@ -97,28 +97,28 @@ def _classify_type(exc: Exception) -> LlmError:
     text = str(exc)[:500]
     status = getattr(exc, "status_code", None)
     table = [
-        (lib.ContextWindowExceededError, "context_window_exceeded", False),
-        (lib.AuthenticationError, "llm_authentication_failed", False),
-        (lib.PermissionDeniedError, "llm_permission_denied", False),
-        (lib.NotFoundError, "llm_model_not_found", False),
-        (lib.BadRequestError, "llm_bad_request", False),
-        (lib.RateLimitError, "llm_rate_limited", True),
-        (lib.Timeout, "llm_timeout", True),
-        (lib.APIConnectionError, "llm_connection_error", True),
-        (lib.InternalServerError, "llm_provider_error", True),
-        (lib.ServiceUnavailableError, "llm_provider_error", True),
+        (lib.ContextWindowExceededError, TurnErrorCode.CONTEXT_WINDOW_EXCEEDED, False),
+        (lib.AuthenticationError, TurnErrorCode.LLM_AUTHENTICATION_FAILED, False),
+        (lib.PermissionDeniedError, TurnErrorCode.LLM_PERMISSION_DENIED, False),
+        (lib.NotFoundError, TurnErrorCode.LLM_MODEL_NOT_FOUND, False),
+        (lib.BadRequestError, TurnErrorCode.LLM_BAD_REQUEST, False),
+        (lib.RateLimitError, TurnErrorCode.LLM_RATE_LIMITED, True),
+        (lib.Timeout, TurnErrorCode.LLM_TIMEOUT, True),
+        (lib.APIConnectionError, TurnErrorCode.LLM_CONNECTION_ERROR, True),
+        (lib.InternalServerError, TurnErrorCode.LLM_PROVIDER_ERROR, True),
+        (lib.ServiceUnavailableError, TurnErrorCode.LLM_PROVIDER_ERROR, True),
     ]
     for cls, code, transient in table:
         if isinstance(exc, cls):
             return LlmError(code, text, transient=transient, status=status)
     if isinstance(status, int):
         return LlmError(
-            "llm_provider_error" if status >= 500 else "llm_error",
+            TurnErrorCode.LLM_PROVIDER_ERROR if status >= 500 else TurnErrorCode.LLM_ERROR,
             text,
             transient=status >= 500 or status == 429,
             status=status,
         )
-    return LlmError("llm_error", text)
+    return LlmError(TurnErrorCode.LLM_ERROR, text)
 
 
 def _usage(built) -> dict:

@@ -17,7 +17,8 @@ from django.db import transaction
 
 from everruns.ids import uuid7
 from runner import history, llm, toolexec
-from runner.resolution import ModelUnavailable, resolve
+from runner.errors import TurnError, TurnErrorCode
+from runner.resolution import resolve
 from runner.tools import registry
 from runner.tools.base import ToolContext
 from sessions import live, turns
@@ -42,13 +43,13 @@ class TurnRunner:
             await self._loop()
         except (turns.LeaseLost, SessionGone):
             logger.info("turn %s stopped: lease lost or session deleted", self.turn_id)
-        except (ModelUnavailable, llm.LlmError) as exc:
+        except TurnError as exc:  # the model is unavailable, or the LLM call failed for good
             await self._fail(exc.code, exc.message)
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("turn %s crashed", self.turn_id)
-            await self._fail("internal_error", "The turn failed on an internal error")
+            await self._fail(TurnErrorCode.INTERNAL_ERROR, "The turn failed on an internal error")
         finally:
             self.rt.released(self.turn_id)
 
@@ -59,7 +60,9 @@ class TurnRunner:
                 await self._run_tools([_call_from_part(p) for p in state["unanswered"]], state["tools"])
                 continue
             if state["iterations"] >= state["limit"]:
-                await self._fail("max_iterations", f"The turn reached its limit of {state['limit']} LLM calls")
+                await self._fail(
+                    TurnErrorCode.MAX_ITERATIONS, f"The turn reached its limit of {state['limit']} LLM calls"
+                )
                 return
             model = state["model"]
             iteration = state["iterations"] + 1
@@ -147,7 +150,7 @@ class TurnRunner:
                     data={
                         "attempt": attempt,
                         "delay_ms": delay_ms,
-                        "error": {"code": exc.code, "message": exc.message},
+                        "error": {"code": str(exc.code), "message": exc.message},
                     },
                 )
                 await asyncio.sleep(delay_ms / 1000)
@@ -245,7 +248,7 @@ class TurnRunner:
         ctx = ToolContext(session_id=str(self.session_id), turn_id=str(self.turn_id))
         await toolexec.run_calls(calls, tools, ctx, on_done, self.rt.tool_pool)
 
-    async def _fail(self, code: str, message: str) -> None:
+    async def _fail(self, code: TurnErrorCode, message: str) -> None:
         self.rt.released(self.turn_id)
         await self.rt.db(
             turns.turn_fail,

@@ -7,13 +7,11 @@ from django.conf import settings
 
 from agents import provider_types, secrets
 from agents.models import LlmModel, LlmProvider
+from runner.errors import TurnError, TurnErrorCode
 
 
-class ModelUnavailable(Exception):
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class ModelUnavailable(TurnError):
+    """The turn has no model it can call."""
 
 
 @dataclass
@@ -31,13 +29,13 @@ def _api_key(provider: LlmProvider) -> str | None:
         try:
             return secrets.decrypt(provider.api_key_encrypted)
         except (secrets.SecretUnreadable, secrets.SecretsNotConfigured) as exc:
-            raise ModelUnavailable("provider_key_unreadable", f"Provider {provider.name}: {exc}") from None
+            raise ModelUnavailable(TurnErrorCode.PROVIDER_KEY_UNREADABLE, f"Provider {provider.name}: {exc}") from None
     if provider.provider_type == "openai_compatible":
         return "not-needed"  # local servers usually take no key, but the client insists on one
     env = provider_types.KEY_ENV.get(provider.provider_type)
     if env and not os.environ.get(env):
         raise ModelUnavailable(
-            "provider_key_missing", f"Provider {provider.name} has no API key (store one, or set {env})"
+            TurnErrorCode.PROVIDER_KEY_MISSING, f"Provider {provider.name} has no API key (store one, or set {env})"
         )
     return None  # litellm finds it in the environment
 
@@ -45,9 +43,9 @@ def _api_key(provider: LlmProvider) -> str | None:
 def to_litellm(model: LlmModel) -> ResolvedModel:
     provider: LlmProvider = model.provider
     if model.status != LlmModel.Status.ACTIVE:
-        raise ModelUnavailable("model_disabled", f"Model {model.model_id} is disabled")
+        raise ModelUnavailable(TurnErrorCode.MODEL_DISABLED, f"Model {model.model_id} is disabled")
     if provider.status != LlmProvider.Status.ACTIVE:
-        raise ModelUnavailable("provider_disabled", f"Provider {provider.name} is disabled")
+        raise ModelUnavailable(TurnErrorCode.PROVIDER_DISABLED, f"Provider {provider.name} is disabled")
     prefix = "openai" if provider.provider_type == "openai_compatible" else provider.provider_type
     return ResolvedModel(
         litellm_model=f"{prefix}/{model.model_id}",
@@ -64,12 +62,12 @@ def resolve(*, controls_model_id=None, session_model_id=None, agent_model_id=Non
         if model_id:
             model = LlmModel.objects.select_related("provider").filter(pk=model_id).first()
             if model is None:
-                raise ModelUnavailable("model_not_found", f"Model {model_id} does not exist")
+                raise ModelUnavailable(TurnErrorCode.MODEL_NOT_FOUND, f"Model {model_id} does not exist")
             return to_litellm(model)
     if settings.EVERRUNS_DEFAULT_MODEL:
         name = settings.EVERRUNS_DEFAULT_MODEL
         return ResolvedModel(litellm_model=name, display=name, provider_type=name.split("/", 1)[0])
     model = LlmModel.objects.select_related("provider").filter(is_default=True).first()
     if model is None:
-        raise ModelUnavailable("no_default_model", "No model chosen and no default model configured")
+        raise ModelUnavailable(TurnErrorCode.NO_DEFAULT_MODEL, "No model chosen and no default model configured")
     return to_litellm(model)

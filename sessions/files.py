@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 
+from everruns.dates import rfc3339
 from everruns.errors import Conflict, NotFound, PayloadTooLarge, ValidationError
 from sessions.models import Session, SessionFile
 
@@ -205,8 +206,8 @@ def describe(f: SessionFile | None, *, with_content: bool = False) -> dict:
         "name": posixpath.basename(f.path),
         "is_directory": f.is_directory,
         "size": f.size,
-        "created_at": f.created_at.isoformat().replace("+00:00", "Z"),
-        "updated_at": f.updated_at.isoformat().replace("+00:00", "Z"),
+        "created_at": rfc3339(f.created_at),
+        "updated_at": rfc3339(f.updated_at),
     }
     if with_content and not f.is_directory:
         raw = bytes(f.content)

@@ -1,9 +1,8 @@
 """`.../sessions/{session_id}/fs/{path}`: the session's files over HTTP."""
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import serializers
+from rest_framework import serializers, viewsets
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from everruns.api.fields import StrictSerializer
 from everruns.api.views import errors, validated
@@ -36,12 +35,13 @@ class FileUpdateSerializer(StrictSerializer):
     encoding = serializers.ChoiceField(choices=["text", "base64"], default="text")
 
 
-class SessionFileView(APIView):
+# One file or directory, named by its path. `.../fs` and `.../fs/` are the root directory.
+class SessionFileViewSet(viewsets.ViewSet):
     def _session(self, agent_id, session_id):
         return selectors.session_get(agent_id=agent_id, session_id=session_id)
 
     @extend_schema(operation_id="session_files_get", responses={200: FILE_SCHEMA, **errors(400, 404)})
-    def get(self, request, agent_id, session_id, path="/"):
+    def retrieve(self, request, agent_id, session_id, path="/"):
         session = self._session(agent_id, session_id)
         found = files.get(session.pk, path)
         if found is None or found.is_directory:
@@ -55,7 +55,7 @@ class SessionFileView(APIView):
         request=FileCreateSerializer,
         responses={201: FILE_SCHEMA, **errors(400, 404, 409, 413, 415)},
     )
-    def post(self, request, agent_id, session_id, path="/"):
+    def create(self, request, agent_id, session_id, path="/"):
         session = self._session(agent_id, session_id)
         data = validated(FileCreateSerializer, request.data)
         created = files.create(session.pk, path, **data)
@@ -66,7 +66,7 @@ class SessionFileView(APIView):
         request=FileUpdateSerializer,
         responses={200: FILE_SCHEMA, **errors(400, 404, 409, 413, 415)},
     )
-    def put(self, request, agent_id, session_id, path="/"):
+    def update(self, request, agent_id, session_id, path="/"):
         session = self._session(agent_id, session_id)
         data = validated(FileUpdateSerializer, request.data)
         return Response(files.describe(files.update(session.pk, path, **data), with_content=True))
@@ -76,13 +76,8 @@ class SessionFileView(APIView):
         parameters=[OpenApiParameter("recursive", bool)],
         responses={204: None, **errors(400, 404, 409)},
     )
-    def delete(self, request, agent_id, session_id, path="/"):
+    def destroy(self, request, agent_id, session_id, path="/"):
         session = self._session(agent_id, session_id)
         recursive = request.query_params.get("recursive", "").lower() in ("1", "true", "yes")
         files.delete(session.pk, path, recursive=recursive)
         return Response(status=204)
-
-
-@extend_schema(exclude=True)
-class SessionFileRootView(SessionFileView):
-    """`.../fs` and `.../fs/`: the root directory (documented as `.../fs/{path}`)."""

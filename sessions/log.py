@@ -8,6 +8,7 @@ import uuid
 
 from django.db import connection, transaction
 
+from everruns.dates import rfc3339
 from sessions import live
 from sessions.models import Event, Message, Session
 
@@ -32,6 +33,9 @@ def _next_sequence(session_id, counter: str) -> int:
     return row[0]
 
 
+# The one encoding of an event and of a message: the live SSE payload, the `message.*` event's data and,
+# through EventSerializer and MessageSerializer (which declare the same fields for the OpenAPI document),
+# the REST items.
 def event_to_dict(event: Event) -> dict:
     return {
         "id": str(event.id),
@@ -40,7 +44,7 @@ def event_to_dict(event: Event) -> dict:
         "session_id": str(event.session_id),
         "turn_id": str(event.turn_id) if event.turn_id else None,
         "data": event.data,
-        "created_at": _rfc3339(event.created_at),
+        "created_at": rfc3339(event.created_at),
     }
 
 
@@ -53,12 +57,8 @@ def message_to_dict(message: Message) -> dict:
         "content": message.content,
         "controls": message.controls,
         "metadata": message.metadata,
-        "created_at": _rfc3339(message.created_at),
+        "created_at": rfc3339(message.created_at),
     }
-
-
-def _rfc3339(value) -> str:
-    return value.isoformat().replace("+00:00", "Z")
 
 
 def append_event(*, session_id, type: str, data: dict, turn_id=None) -> Event:

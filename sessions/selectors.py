@@ -1,14 +1,11 @@
 from django.db.models import QuerySet
 
-from everruns.errors import NotFound
+from everruns.selectors import get_object
 from sessions.models import Event, Message, Session
 
 
 def session_get(*, agent_id, session_id) -> Session:
-    try:
-        return Session.objects.select_related("agent").get(pk=session_id, agent_id=agent_id)
-    except Session.DoesNotExist:
-        raise NotFound("Session not found") from None
+    return get_object(Session.objects.select_related("agent"), "Session not found", pk=session_id, agent_id=agent_id)
 
 
 def session_list(*, agent_id) -> QuerySet[Session]:

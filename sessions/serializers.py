@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
-from everruns.api.fields import RFC3339DateTimeField, StrictSerializer, TagsField
+from everruns.api.fields import StrictSerializer, TagsField
+from sessions.log import event_to_dict, message_to_dict
 from sessions.models import Event, Message, Session
 
 MAX_TEXT_CHARS = 1024 * 1024
@@ -24,8 +25,6 @@ class SessionSerializer(serializers.ModelSerializer):
     model_id = serializers.UUIDField(allow_null=True)
     usage = serializers.SerializerMethodField()
     error = serializers.JSONField(allow_null=True)
-    created_at = RFC3339DateTimeField()
-    updated_at = RFC3339DateTimeField()
 
     class Meta:
         model = Session
@@ -83,20 +82,26 @@ class MessageInputSerializer(StrictSerializer):
     metadata = serializers.DictField(required=False, allow_null=True)
 
 
+# The fields document the shape (OpenAPI); the values come from sessions.log, the one encoding of a message
+# and of an event, which the SSE stream sends too. tests/test_vocabulary.py keeps the fields and the keys equal.
 class MessageSerializer(serializers.ModelSerializer):
     session_id = serializers.UUIDField()
-    created_at = RFC3339DateTimeField()
 
     class Meta:
         model = Message
         fields = ["id", "session_id", "sequence", "role", "content", "controls", "metadata", "created_at"]
 
+    def to_representation(self, instance):
+        return message_to_dict(instance)
+
 
 class EventSerializer(serializers.ModelSerializer):
     session_id = serializers.UUIDField()
     turn_id = serializers.UUIDField(allow_null=True)
-    created_at = RFC3339DateTimeField()
 
     class Meta:
         model = Event
         fields = ["id", "sequence", "type", "session_id", "turn_id", "data", "created_at"]
+
+    def to_representation(self, instance):
+        return event_to_dict(instance)

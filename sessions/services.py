@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 
 from agents.models import Agent, LlmModel
 from everruns.errors import Conflict, NotFound, ValidationError
+from everruns.services import instance_update
 from sessions import turns
 from sessions.log import append_message
 from sessions.models import Message, Session, Turn
@@ -31,15 +32,15 @@ def session_create(*, agent: Agent, title: str | None = None, tags: list | None 
 
 
 def session_update(*, session: Session, title=_UNSET, tags=_UNSET, model_id=_UNSET) -> Session:
-    fields = []
+    data = {}
     if title is not _UNSET:
-        session.title, fields = title, fields + ["title"]
+        data["title"] = title
     if tags is not _UNSET:
-        session.tags, fields = tags or [], fields + ["tags"]
+        data["tags"] = tags or []
     if model_id is not _UNSET:
-        session.model, fields = _model_or_error(model_id), fields + ["model"]
-    if fields:
-        session.save(update_fields=fields + ["updated_at"])
+        _model_or_error(model_id)
+        data["model_id"] = model_id
+    instance_update(session, fields=["title", "tags", "model_id"], data=data)
     return session
 
 

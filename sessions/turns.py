@@ -187,7 +187,7 @@ def turn_complete(*, turn_id, session_id, owner: str, last_seen: int) -> bool:
 
 def turn_fail(*, turn_id, session_id, owner: str, code: str, message: str) -> None:
     """End the turn with `turn.failed` and the session `failed`; nothing if `owner` lost it."""
-    error = {"code": code, "message": message}
+    error = {"code": str(code), "message": message}
     try:
         with transaction.atomic():
             failed = Turn.objects.filter(pk=turn_id, lease_owner=owner, status=Turn.Status.RUNNING).update(

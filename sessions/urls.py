@@ -1,14 +1,19 @@
 from django.urls import path
 
-from sessions import fs_views, views
+from everruns.api.routes import detail_route, list_route
+from sessions.fs_views import SessionFileViewSet
+from sessions.views import EventViewSet, MessageViewSet, SessionViewSet
 
-base = "agents/<uuid:agent_id>/sessions"
+session = "agents/<uuid:agent_id>/sessions/<uuid:session_id>"
+# A file's path is its id, so its collection-style POST (create) is on the item's own URL.
+file_actions = {"get": "retrieve", "post": "create", "put": "update", "delete": "destroy"}
 urlpatterns = [
-    path(base, views.SessionListView.as_view()),
-    path(f"{base}/<uuid:session_id>", views.SessionDetailView.as_view()),
-    path(f"{base}/<uuid:session_id>/messages", views.MessageListView.as_view()),
-    path(f"{base}/<uuid:session_id>/events", views.EventListView.as_view()),
-    path(f"{base}/<uuid:session_id>/fs", fs_views.SessionFileRootView.as_view()),
-    path(f"{base}/<uuid:session_id>/fs/", fs_views.SessionFileRootView.as_view()),
-    path(f"{base}/<uuid:session_id>/fs/<path:path>", fs_views.SessionFileView.as_view()),
+    list_route("agents/<uuid:agent_id>/sessions", SessionViewSet),
+    detail_route(session, SessionViewSet),
+    list_route(f"{session}/messages", MessageViewSet),
+    list_route(f"{session}/events", EventViewSet),
+    path(f"{session}/fs/<path:path>", SessionFileViewSet.as_view(file_actions)),
+    # The root directory, documented once as `.../fs/{path}` (schema=None leaves these out of the document).
+    path(f"{session}/fs", SessionFileViewSet.as_view(file_actions, schema=None)),
+    path(f"{session}/fs/", SessionFileViewSet.as_view(file_actions, schema=None)),
 ]

@@ -4,9 +4,9 @@ from django.db import connection as db_connection
 from django.http import QueryDict, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import viewsets
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from agents.selectors import agent_get
 from everruns.api.pagination import list_schema, page_parameters, paginated
@@ -33,13 +33,14 @@ def _compact(value):
     return value
 
 
-class SessionListView(APIView):
+# `.../agents/{agent_id}/sessions` and `.../sessions/{session_id}`.
+class SessionViewSet(viewsets.ViewSet):
     @extend_schema(
         operation_id="sessions_list",
         parameters=PAGE,
         responses={200: list_schema(SessionSerializer), **errors(400, 404)},
     )
-    def get(self, request, agent_id):
+    def list(self, request, agent_id):
         agent_get(agent_id=agent_id)
         return paginated(request, selectors.session_list(agent_id=agent_id), SessionSerializer)
 
@@ -48,17 +49,15 @@ class SessionListView(APIView):
         request=SessionInputSerializer,
         responses={201: SessionSerializer, **errors(400, 404, 409, 415)},
     )
-    def post(self, request, agent_id):
+    def create(self, request, agent_id):
         agent = agent_get(agent_id=agent_id)
         body = {} if isinstance(request.data, QueryDict) else request.data  # no body at all is `{}`
         data = validated(SessionInputSerializer, body)
         session = services.session_create(agent=agent, **data)
         return Response(SessionSerializer(session).data, status=201)
 
-
-class SessionDetailView(APIView):
     @extend_schema(operation_id="sessions_get", responses={200: SessionSerializer, **errors(404)})
-    def get(self, request, agent_id, session_id):
+    def retrieve(self, request, agent_id, session_id):
         return Response(SessionSerializer(selectors.session_get(agent_id=agent_id, session_id=session_id)).data)
 
     @extend_schema(
@@ -66,24 +65,25 @@ class SessionDetailView(APIView):
         request=SessionInputSerializer,
         responses={200: SessionSerializer, **errors(400, 404, 415)},
     )
-    def patch(self, request, agent_id, session_id):
+    def partial_update(self, request, agent_id, session_id):
         session = selectors.session_get(agent_id=agent_id, session_id=session_id)
         data = validated(SessionInputSerializer, request.data, partial=True)
         return Response(SessionSerializer(services.session_update(session=session, **data)).data)
 
     @extend_schema(operation_id="sessions_delete", responses={204: None, **errors(404)})
-    def delete(self, request, agent_id, session_id):
+    def destroy(self, request, agent_id, session_id):
         services.session_delete(session=selectors.session_get(agent_id=agent_id, session_id=session_id))
         return Response(status=204)
 
 
-class MessageListView(APIView):
+# `.../sessions/{session_id}/messages`.
+class MessageViewSet(viewsets.ViewSet):
     @extend_schema(
         operation_id="messages_list",
         parameters=PAGE,
         responses={200: list_schema(MessageSerializer), **errors(400, 404)},
     )
-    def get(self, request, agent_id, session_id):
+    def list(self, request, agent_id, session_id):
         session = selectors.session_get(agent_id=agent_id, session_id=session_id)
         return paginated(request, selectors.message_list(session_id=session.pk), MessageSerializer)
 
@@ -93,7 +93,7 @@ class MessageListView(APIView):
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
         responses={201: MessageSerializer, 200: MessageSerializer, **errors(400, 404, 409, 413, 415)},
     )
-    def post(self, request, agent_id, session_id):
+    def create(self, request, agent_id, session_id):
         session = selectors.session_get(agent_id=agent_id, session_id=session_id)
         data = validated(MessageInputSerializer, request.data)
         key = request.headers.get("Idempotency-Key") or None
@@ -118,7 +118,8 @@ class EventStreamRenderer(BaseRenderer):
         return json.dumps(data).encode()
 
 
-class EventListView(APIView):
+# `.../sessions/{session_id}/events`: the event log as a JSON list, or as an SSE stream on the same URL.
+class EventViewSet(viewsets.ViewSet):
     renderer_classes = [JSONRenderer, EventStreamRenderer]
 
     def handle_exception(self, exc):
@@ -140,7 +141,7 @@ class EventListView(APIView):
             **errors(400, 404),
         },
     )
-    def get(self, request, agent_id, session_id):
+    def list(self, request, agent_id, session_id):
         session = selectors.session_get(agent_id=agent_id, session_id=session_id)
         after = self._after(request)
         if request.accepted_renderer.format == "event-stream":

@@ -1,8 +1,10 @@
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 
+from agents.models import LlmModel, LlmProvider
 from sessions.log import append_event, append_message
-from tests.factories import make_agent, make_session
+from tests.factories import make_agent, make_model, make_session
 
 
 @pytest.fixture
@@ -36,3 +38,87 @@ def test_session_admin_shows_messages_and_events_read_only(admin_client):
 def test_provider_admin_never_shows_the_encrypted_key(admin_client):
     page = admin_client.get("/admin/agents/llmprovider/add/").content.decode()
     assert "api_key_encrypted" not in page
+
+
+def model_form(model: LlmModel, **changes) -> dict:
+    data = {
+        "provider": str(model.provider_id),
+        "model_id": model.model_id,
+        "display_name": model.display_name,
+        "status": model.status,
+        **changes,
+    }
+    if data.pop("is_default", model.is_default):
+        data["is_default"] = "on"
+    return data
+
+
+def provider_form(**fields) -> dict:
+    return {
+        "name": "Local",
+        "provider_type": "openai_compatible",
+        "base_url": "http://127.0.0.1:1/v1",
+        "settings": "{}",
+        "status": "active",
+        "models-TOTAL_FORMS": "0",
+        "models-INITIAL_FORMS": "0",
+        **fields,
+    }
+
+
+def test_ticking_a_second_default_model_in_the_admin_moves_the_default(admin_client):
+    old = LlmModel.objects.get(is_default=True)
+    other = make_model()
+    response = admin_client.post(f"/admin/agents/llmmodel/{other.pk}/change/", model_form(other, is_default=True))
+    assert response.status_code == 302
+    assert list(LlmModel.objects.filter(is_default=True)) == [other]
+    added = admin_client.post(
+        "/admin/agents/llmmodel/add/", model_form(other, model_id="added-default", is_default=True)
+    )
+    assert added.status_code == 302
+    assert list(LlmModel.objects.filter(is_default=True).values_list("model_id", flat=True)) == ["added-default"]
+    assert LlmModel.objects.filter(pk=old.pk, is_default=False).exists()
+
+
+def test_unticking_the_default_model_in_the_admin_is_a_form_error(admin_client):
+    default = LlmModel.objects.get(is_default=True)
+    response = admin_client.post(f"/admin/agents/llmmodel/{default.pk}/change/", model_form(default, is_default=False))
+    assert response.status_code == 200
+    assert "is_default" in response.context["adminform"].form.errors
+    assert LlmModel.objects.get(pk=default.pk).is_default
+
+
+@pytest.mark.parametrize(
+    "fields,error_field",
+    [({"provider_type": "nonsense"}, "provider_type"), ({"base_url": ""}, "base_url")],
+)
+def test_provider_admin_applies_the_api_rules_as_form_errors(admin_client, fields, error_field):
+    before = LlmProvider.objects.count()
+    response = admin_client.post("/admin/agents/llmprovider/add/", provider_form(**fields))
+    assert response.status_code == 200
+    assert error_field in response.context["adminform"].form.errors
+    assert LlmProvider.objects.count() == before
+    assert admin_client.post("/admin/agents/llmprovider/add/", provider_form()).status_code == 302
+
+
+def test_deleting_the_default_model_in_the_admin_is_refused_with_a_message(admin_client):
+    default = LlmModel.objects.get(is_default=True)
+    response = admin_client.post(f"/admin/agents/llmmodel/{default.pk}/delete/", {"post": "yes"}, follow=True)
+    assert "global default model" in response.content.decode()
+    assert response.redirect_chain[0][0] == f"/admin/agents/llmmodel/{default.pk}/change/"
+    provider = admin_client.post(
+        f"/admin/agents/llmprovider/{default.provider_id}/delete/", {"post": "yes"}, follow=True
+    )
+    assert "global default model" in provider.content.decode()
+    other = make_model()
+    bulk = admin_client.post(
+        "/admin/agents/llmmodel/",
+        {"action": "delete_selected", "_selected_action": [default.pk, other.pk], "post": "yes"},
+        follow=True,
+    )
+    assert "global default model" in bulk.content.decode()
+    assert LlmModel.objects.filter(pk__in=[default.pk, other.pk]).count() == 2  # nothing was deleted
+    assert LlmProvider.objects.filter(pk=default.provider_id).exists()
+    assert LogEntry.objects.count() == 0
+    deleted = admin_client.post(f"/admin/agents/llmmodel/{other.pk}/delete/", {"post": "yes"})
+    assert deleted.status_code == 302 and not LlmModel.objects.filter(pk=other.pk).exists()

@@ -24,8 +24,3 @@ class TagsField(serializers.ListField):
             max_length=MAX_TAGS,
             **kwargs,
         )
-
-
-class RFC3339DateTimeField(serializers.DateTimeField):
-    def to_representation(self, value):
-        return value.isoformat().replace("+00:00", "Z") if value else None

@@ -3,7 +3,7 @@
 import functools
 import re
 
-from drf_spectacular.utils import OpenApiParameter, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -59,7 +59,7 @@ def page_parameters() -> list:
 def list_schema(serializer_class):
     """An inline OpenAPI component for the list envelope of serializer_class."""
 
-    return inline_serializer(
+    envelope = inline_serializer(
         name=f"{serializer_class.__name__.removesuffix('Serializer')}List",
         fields={
             "items": serializer_class(many=True),
@@ -68,3 +68,6 @@ def list_schema(serializer_class):
             "offset": serializers.IntegerField(),
         },
     )
+    # The envelope is one object: without this, drf-spectacular documents a ViewSet's `list` as an array of them.
+    extend_schema_serializer(many=False)(type(envelope))
+    return envelope

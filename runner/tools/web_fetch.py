@@ -59,6 +59,12 @@ class GuardedBackend(httpcore.SyncBackend):
 
 def guarded_client(timeout: httpx.Timeout) -> httpx.Client:
     transport = httpx.HTTPTransport(trust_env=False)
+    # Private attributes, checked with httpx 0.28.1 (pinned) and httpcore 1.0.9 (httpx's dependency, unpinned):
+    # HTTPTransport takes no network backend, and the backend is the one place that sees every TCP
+    # connection (redirects included) and the address it goes to. So we swap the transport's pool (`_pool`)
+    # for one on our backend, keeping the SSL context httpx built (`_ssl_context`); the other pool settings
+    # fall back to httpcore's defaults (HTTP/1.1, at most 10 connections), plenty for one fetch and its
+    # redirects. Re-check both names on an upgrade.
     pool = transport._pool
     transport._pool = httpcore.ConnectionPool(
         ssl_context=pool._ssl_context, network_backend=GuardedBackend(settings.WEB_FETCH_ALLOWED_HOSTS)
