@@ -1,17 +1,19 @@
+"""The ASGI application: event streams on the event loop (sessions/sse.py), everything else through
+Django's handler on a bounded pool of threads (everruns/bridge.py)."""
+
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "everruns.settings")
-
-django_application = get_asgi_application()
+django.setup(set_prefix=False)
 
 from django.conf import settings  # noqa: E402
 
+from everruns.bridge import DjangoBridge  # noqa: E402
 from sessions.sse import StreamRouter  # noqa: E402
 
-# Event streams are served in front of Django's handler (see sessions/sse.py); the rest goes to Django.
-application = StreamRouter(django_application)
+application = StreamRouter(DjangoBridge(threads=settings.WEB_THREADS))
 
 if settings.EMBEDDED_WORKER:
     from everruns.embedded import start_embedded_worker

@@ -81,7 +81,10 @@ ASGI_APPLICATION = "everruns.asgi.application"
 
 # --- Database: DATABASE_URL, SQLite for the embedded quick start -----------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
+# Web requests run on WEB_THREADS long-lived threads and a worker's database steps on
+# WORKER_DB_THREADS: each thread keeps its connection, so connections are bounded and reused.
+WEB_THREADS = env_int("WEB_THREADS", 8)
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 600))}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded worker thread and the web share one file: WAL and immediate write locks.
     DATABASES["default"]["OPTIONS"] = {
@@ -89,10 +92,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-DB_POOL_SIZE = env_int("DB_POOL_SIZE", 0)
-if DB_POOL_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": DB_POOL_SIZE, "timeout": 30}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis and Celery ---------------------------------------------------------------------------

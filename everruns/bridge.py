@@ -1,0 +1,95 @@
+"""Django's synchronous handler behind ASGI, on a bounded pool of threads: one hand-off per request.
+
+Django's own ASGI handler runs each request's sync middleware and view on a thread made for that
+request, hopping between the event loop and that thread for every middleware, and so opens a
+database connection per request (connections belong to threads). Here the body is read on the loop,
+then the whole request runs on one of `WEB_THREADS` long-lived threads, each keeping its database
+connection open between requests (`DB_CONN_MAX_AGE`). Event streams never come here (sessions/sse.py).
+"""
+
+import asyncio
+import io
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+from django.core.handlers.wsgi import WSGIHandler
+
+
+def _environ(scope, body: bytes) -> dict:
+    server = scope.get("server") or ("localhost", 80)
+    client = scope.get("client") or ("", 0)
+    environ = {
+        "REQUEST_METHOD": scope["method"],
+        "SCRIPT_NAME": scope.get("root_path", "").encode("utf8").decode("latin1"),
+        "PATH_INFO": scope["path"].encode("utf8").decode("latin1"),
+        "QUERY_STRING": scope.get("query_string", b"").decode("latin1"),
+        "SERVER_NAME": server[0],
+        "SERVER_PORT": str(server[1]),
+        "REMOTE_ADDR": client[0],
+        "REMOTE_PORT": str(client[1]),
+        "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": scope.get("scheme", "http"),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    for raw_name, raw_value in scope.get("headers") or []:
+        name = raw_name.decode("latin1").upper().replace("-", "_")
+        value = raw_value.decode("latin1")
+        if name == "CONTENT_TYPE":
+            environ["CONTENT_TYPE"] = value
+        elif name != "CONTENT_LENGTH":
+            key = f"HTTP_{name}"
+            environ[key] = f"{environ[key]},{value}" if key in environ else value
+    return environ
+
+
+class DjangoBridge:
+    def __init__(self, threads: int):
+        self.handler = WSGIHandler()
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="web")
+
+    def _respond(self, environ: dict):
+        """On a pool thread: the whole request, and the whole response body."""
+        started = {}
+
+        def start_response(status, headers, exc_info=None):
+            started["status"], started["headers"] = int(status.split(" ", 1)[0]), headers
+
+        response = self.handler(environ, start_response)
+        try:
+            body = b"".join(response)
+        finally:
+            close = getattr(response, "close", None)
+            if close is not None:
+                close()
+        headers = [(k.lower().encode("latin1"), v.encode("latin1")) for k, v in started["headers"]]
+        return started["status"], headers, body
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        environ = _environ(scope, b"".join(chunks))
+        status, headers, body = await asyncio.get_running_loop().run_in_executor(self.pool, self._respond, environ)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
