@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 9000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format install services serve-prod worker bench spectacular clean
+.PHONY: run test lint format install services browser serve-prod worker bench spectacular clean
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON)"; exit 1; }
@@ -24,6 +24,9 @@ run: $(STAMP)
 services:
 	@bash scripts/services.sh
 
+browser:
+	@bash scripts/browser.sh
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -32,7 +35,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: $(STAMP) lint services
+test: $(STAMP) lint services browser
 	$(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
 	DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/everruns} \
 	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} \
