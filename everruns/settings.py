@@ -43,7 +43,6 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_eventstream",
     "everruns.apps.EverrunsConfig",
     "agents.apps.AgentsConfig",
     "sessions.apps.SessionsConfig",
@@ -67,7 +66,6 @@ APPEND_SLASH = False
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
