@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 9000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format install services serve-prod worker bench spectacular clean
+.PHONY: run test lint format install services browser serve-prod worker bench spectacular clean
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON)"; exit 1; }
@@ -17,11 +17,15 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
 	exec $(VENV)/bin/uvicorn everruns.asgi:application --host 0.0.0.0 --port $(PORT) \
 		--timeout-graceful-shutdown 5 --no-access-log
 
 services:
 	@bash scripts/services.sh
+
+browser:
+	@bash scripts/browser.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -31,7 +35,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: $(STAMP) lint services
+test: $(STAMP) lint services browser
 	$(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
 	DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/everruns} \
 	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} \
