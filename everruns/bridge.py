@@ -67,7 +67,8 @@ class DjangoBridge:
             close = getattr(response, "close", None)
             if close is not None:
                 close()
-        headers = [(k.lower().encode("latin1"), v.encode("latin1")) for k, v in started["headers"]]
+        # Django writes cookies as ("Set-Cookie", " name=value; ...") for WSGI servers, which strip it.
+        headers = [(k.lower().encode("latin1"), v.strip().encode("latin1")) for k, v in started["headers"]]
         return started["status"], headers, body
 
     async def __call__(self, scope, receive, send):
