@@ -22,13 +22,29 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, message: 
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _clean_broker():
-    """The run's queues are its own (named by the run id): empty them when the run ends."""
-    yield
-    client = redis.Redis.from_url(settings.REDIS_URL)
+def delete_run_keys(client: redis.Redis) -> None:
+    """Delete what this run left in Redis: its queues and their bindings (all named by the run id)."""
     for key in client.scan_iter(match=f"*{settings.RUN_ID}*"):
         client.delete(key)
+
+
+@pytest.fixture(scope="session")
+def _clean_broker():
+    """The run's queues are its own (named by the run id): empty them before (an aborted run with the
+    same id) and when the run ends. Only tests that reach Redis use it (see django_db_setup)."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    delete_run_keys(client)
+    yield
+    delete_run_keys(client)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, _clean_broker):
+    """pytest-django's test database, plus the broker cleanup: every test that can queue a turn (an
+    in-process test posting a message, the worker and web processes) uses the database, and unit
+    tests use neither."""
+    yield
 
 
 @pytest.fixture
