@@ -27,10 +27,8 @@ def call(call_id: str, name: str = "add", arguments=None) -> dict:
 
 
 def result(call_id: str, value=None, error=None) -> dict:
-    part = {"type": "tool_result", "tool_call_id": call_id, "result": value}
-    if error:
-        part["error"] = error
-    return part
+    """A tool_result part as the loop stores it: `error` is there, null on success."""
+    return {"type": "tool_result", "tool_call_id": call_id, "name": "add", "result": value, "error": error}
 
 
 def test_the_system_prompt_comes_first():
@@ -113,14 +111,14 @@ def test_a_call_without_a_stored_result_gets_an_error_result():
 
 
 def test_a_tool_error_is_sent_as_json():
-    assert tool_result_text({"error": "division by zero", "result": None}) == '{"error": "division by zero"}'
+    assert tool_result_text(result("c1", error="division by zero")) == '{"error": "division by zero"}'
 
 
 def test_a_string_result_is_sent_as_is_and_anything_else_as_json():
-    assert tool_result_text({"result": "plain"}) == "plain"
-    assert tool_result_text({"result": {"a": [1, 2]}}) == '{"a": [1, 2]}'
-    assert tool_result_text({"result": 3}) == "3"
-    assert tool_result_text({"result": None}) == "null"
+    assert tool_result_text(result("c1", "plain")) == "plain"
+    assert tool_result_text(result("c1", {"a": [1, 2]})) == '{"a": [1, 2]}'
+    assert tool_result_text(result("c1", 3)) == "3"
+    assert tool_result_text(result("c1", None)) == "null"
 
 
 def test_unanswered_calls_are_those_of_the_last_assistant_without_a_result():

@@ -1,5 +1,7 @@
 """UUIDv7 ids: time-ordered, and strictly increasing within one millisecond (RFC 9562 method 3)."""
 
+import functools
+import operator
 import uuid
 
 import pytest
@@ -96,10 +98,11 @@ def test_a_new_millisecond_starts_a_new_counter(clock):
     assert counter(value) <= 0x01FF
 
 
-def test_the_random_tail_differs_between_ids(clock):
-    made = [ids.uuid7() for _ in range(50)]
-    tails = {v.int & ((1 << 62) - 1) for v in made}
-    assert len(tails) == 50
+def test_the_random_tail_fills_all_62_bits_and_differs_between_ids(clock):
+    tails = [ids.uuid7().int & ((1 << 62) - 1) for _ in range(200)]
+    assert len(set(tails)) == 200
+    # Every bit is set in some tail (a bit left out of 200 random draws has p = 2^-200).
+    assert functools.reduce(operator.or_, tails) == (1 << 62) - 1
 
 
 def test_ids_from_the_real_clock_increase_in_a_tight_loop():

@@ -38,6 +38,7 @@ def frame(item: LiveItem) -> str:
         (f"session-{SESSION}:0", 0),
         (" 7 ", 7),
         (f" session-{SESSION}:12\n", 12),
+        ("a:b:9", 9),  # the number after the last colon
     ],
 )
 def test_a_cursor_is_a_sequence_alone_or_after_the_channel(raw, cursor):
