@@ -70,7 +70,7 @@ def log_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def worker(django_db_setup, django_db_blocker, log_dir):
     """One real Celery worker process for the test session."""
-    proc = processes.start_worker(log_dir, TURN_SWEEP_SECONDS=1, TURN_LEASE_SECONDS=5, TURN_QUEUED_GRACE_SECONDS=5)
+    proc = processes.start_worker(log_dir, **processes.WORKER_ENV)
     yield proc
     proc.stop()
 
@@ -78,7 +78,7 @@ def worker(django_db_setup, django_db_blocker, log_dir):
 @pytest.fixture(scope="session")
 def web(django_db_setup, log_dir):
     """One real uvicorn process for the test session; returns its base URL."""
-    proc, url = processes.start_web(log_dir, SSE_KEEPALIVE_SECONDS=2, SSE_POLL_SECONDS=2)
+    proc, url = processes.start_web(log_dir, **processes.WEB_ENV)
     yield url
     proc.stop()
 
