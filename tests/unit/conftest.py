@@ -6,14 +6,17 @@ at collection, a unit test that asks for a fixture reaching a service, so the ru
 `make test` too, not only under `make test-unit` (which points both services at a closed port).
 """
 
+from pathlib import Path
+
 import pytest
 
+HERE = Path(__file__).resolve().parent
 SERVICE_FIXTURES = {"django_db_setup", "_clean_broker"}
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if "tests/unit/" not in item.nodeid:
+        if HERE not in Path(item.path).resolve().parents:
             continue
         used = SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ()))
         if used:
