@@ -1,11 +1,12 @@
-# Everruns: `make run` (embedded quick start) and `make test` (the whole suite on PostgreSQL + Redis).
+# Everruns: `make run` (embedded quick start), `make test` (the whole suite on PostgreSQL + Redis) and
+# `make test-unit` (pure functions, no services).
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 9000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format install services browser serve-prod worker bench spectacular clean
+.PHONY: run test test-unit lint format install services browser serve-prod worker bench spectacular clean
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON)"; exit 1; }
@@ -40,6 +41,12 @@ test: $(STAMP) lint services browser
 	DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/everruns} \
 	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} \
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Pure functions only, in seconds: no PostgreSQL, no Redis (both point at a closed port, so a unit
+# test that reached for one would fail).
+test-unit: $(STAMP)
+	DATABASE_URL=postgres://postgres@127.0.0.1:1/none REDIS_URL=redis://127.0.0.1:1/0 \
+	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) bench/turn_latency.py --base http://localhost:$(PORT)

@@ -8,10 +8,12 @@ dropped, a gap (an event whose wake-up is late or was lost) sends the stream bac
 import asyncio
 import json
 import time
+from collections.abc import Iterable
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, connection
+from django_eventstream.event import Event as LiveItem
 from django_eventstream.views import Listener, get_listener_manager
 
 from sessions.live import channel_for
@@ -50,6 +52,28 @@ def parse_cursor(value: str | None) -> int | None:
     except ValueError:
         return None
     return cursor if cursor >= 0 else None
+
+
+def accept(cursor: int, items: Iterable[LiveItem], back_to_log: bool) -> tuple[list[str], int, bool]:
+    """Match queued live items against the cursor: the frames to send, the new cursor, and whether
+    the stream must go back to the log.
+
+    A live-only item (no id: `message.delta`) always passes and never moves the cursor. A stored
+    item at or below the cursor is a duplicate and is dropped; the next one (cursor + 1) is sent and
+    advances the cursor; anything beyond it is a gap: nothing stored is sent after it (the log
+    re-read sends it all, in order)."""
+    out = []
+    for item in items:
+        if item.id is None:
+            out.append(encode_raw(item.type, None, item.data))
+        elif back_to_log or item.id <= cursor:
+            continue
+        elif item.id == cursor + 1:
+            out.append(encode_raw(item.type, item.id, item.data))
+            cursor = item.id
+        else:
+            back_to_log = True
+    return out, cursor, back_to_log
 
 
 async def event_stream(session_id, after: int):
@@ -95,17 +119,7 @@ async def event_stream(session_id, after: int):
                     listener.channel_items = {}
                     overflow, listener.overflow = listener.overflow, False
                     listener.aevent.clear()
-                out = []
-                for item in items:
-                    if item.id is None:  # live-only (message.delta)
-                        out.append(encode_raw(item.type, None, item.data))
-                    elif back_to_log or item.id <= cursor:
-                        continue
-                    elif item.id == cursor + 1:
-                        out.append(encode_raw(item.type, item.id, item.data))
-                        cursor = item.id
-                    else:
-                        back_to_log = True
+                out, cursor, back_to_log = accept(cursor, items, back_to_log)
                 if out:
                     yield "".join(out)
                     last_write = time.monotonic()

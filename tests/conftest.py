@@ -22,13 +22,29 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, message: 
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _clean_broker():
-    """The run's queues are its own (named by the run id): empty them when the run ends."""
-    yield
-    client = redis.Redis.from_url(settings.REDIS_URL)
+def delete_run_keys(client: redis.Redis) -> None:
+    """Delete what this run left in Redis: its queues and their bindings (all named by the run id)."""
     for key in client.scan_iter(match=f"*{settings.RUN_ID}*"):
         client.delete(key)
+
+
+@pytest.fixture(scope="session")
+def _clean_broker():
+    """The run's queues are its own (named by the run id): empty them before (an aborted run with the
+    same id) and when the run ends. Only tests that reach Redis use it (see django_db_setup)."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    delete_run_keys(client)
+    yield
+    delete_run_keys(client)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, _clean_broker):
+    """pytest-django's test database, plus the broker cleanup: every test that can queue a turn (an
+    in-process test posting a message, the worker and web processes) uses the database, and unit
+    tests use neither."""
+    yield
 
 
 @pytest.fixture
@@ -54,7 +70,7 @@ def log_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def worker(django_db_setup, django_db_blocker, log_dir):
     """One real Celery worker process for the test session."""
-    proc = processes.start_worker(log_dir, TURN_SWEEP_SECONDS=1, TURN_LEASE_SECONDS=5, TURN_QUEUED_GRACE_SECONDS=5)
+    proc = processes.start_worker(log_dir, **processes.WORKER_ENV)
     yield proc
     proc.stop()
 
@@ -62,7 +78,7 @@ def worker(django_db_setup, django_db_blocker, log_dir):
 @pytest.fixture(scope="session")
 def web(django_db_setup, log_dir):
     """One real uvicorn process for the test session; returns its base URL."""
-    proc, url = processes.start_web(log_dir, SSE_KEEPALIVE_SECONDS=2, SSE_POLL_SECONDS=2)
+    proc, url = processes.start_web(log_dir, **processes.WEB_ENV)
     yield url
     proc.stop()
 

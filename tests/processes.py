@@ -1,6 +1,9 @@
-"""Real processes for end-to-end tests: uvicorn (web) and Celery workers, on the test database."""
+"""Real processes for end-to-end tests: uvicorn (web) and Celery workers on the test database, and a
+Redis of the suite's own for the tests that stop Redis (never the machine's)."""
 
+import itertools
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -8,12 +11,16 @@ import sys
 import time
 from pathlib import Path
 
+import redis
 import requests
 from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# What the session's shared web and worker run with (and the fault tests' own ones, alike).
+WORKER_ENV = {"TURN_SWEEP_SECONDS": 1, "TURN_LEASE_SECONDS": 5, "TURN_QUEUED_GRACE_SECONDS": 5}
+WEB_ENV = {"SSE_KEEPALIVE_SECONDS": 2, "SSE_POLL_SECONDS": 2}
 
 
 def free_port() -> int:
@@ -30,6 +37,8 @@ def test_database_url() -> str:
 
 
 def process_env(**extra) -> dict:
+    """The environment of a web or worker process: the test database, the run's queue and, unless
+    `extra` says otherwise (REDIS_URL of a private Redis), the suite's Redis."""
     env = dict(os.environ)
     env.update(
         {
@@ -125,7 +134,7 @@ def start_worker(log_dir: Path, name: str = "worker", concurrency: int = 4, **en
             "--without-mingle",
             "--without-heartbeat",
             "-n",
-            f"{name}@%h",
+            f"{name}-{settings.RUN_ID}@%h",  # node names are broker-wide: two runs must not share one
         ],
         process_env(**env),
         log_dir,
@@ -139,3 +148,53 @@ def start_worker(log_dir: Path, name: str = "worker", concurrency: int = 4, **en
         time.sleep(0.2)
     proc.kill()
     raise RuntimeError(f"worker did not start:\n{proc.output()}")
+
+
+class RedisServer:
+    """A Redis of the suite's own on a free port of 127.0.0.1, nothing persisted. A test may stop and
+    start it (a Redis restart) without touching the machine's Redis; the fixture that made it stops it."""
+
+    _starts = itertools.count()
+
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: Proc | None = None
+
+    def start(self) -> "RedisServer":
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (the fault tests start their own Redis)")
+        self.proc = Proc(
+            f"redis-{self.port}-{next(self._starts)}",
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+            + ["--daemonize", "no", "--dir", str(self.log_dir)],
+            dict(os.environ),
+            self.log_dir,
+        )
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=1)
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                if self.proc.popen.poll() is not None:
+                    raise RuntimeError(f"redis-server exited:\n{self.proc.output()}")
+                try:
+                    if client.ping():
+                        return self
+                except redis.ConnectionError:
+                    pass
+                time.sleep(0.05)
+        finally:
+            client.close()
+        self.stop()
+        raise RuntimeError(f"redis-server did not start:\n{self.proc.output()}")
+
+    def stop(self) -> None:
+        """SIGTERM: Redis shuts down (nothing to save) and closes every client connection."""
+        if self.proc is not None:
+            self.proc.stop()
+            self.proc = None
+
+    def is_running(self) -> bool:
+        return self.proc is not None and self.proc.popen.poll() is None

@@ -1,10 +1,8 @@
 """Fault injection: bounded, local, and each test cleans up what it started."""
 
-import subprocess
 import time
 
 import pytest
-import redis as redis_lib
 import requests
 from django.conf import settings
 
@@ -52,29 +50,47 @@ def test_a_worker_killed_mid_turn_loses_nothing(seeded_tx, log_dir):
     assert sequences == list(range(1, len(sequences) + 1))
 
 
-def redis_restart(down_seconds: float = 8.0) -> None:
-    """Stop Redis and start it again. Down long enough to outlast redis-py's own reconnect retries,
-    so only our reconnecting listener can bring live delivery back."""
+@pytest.fixture
+def own_redis(log_dir):
+    """A Redis of this test's own: the test restarts it, the machine's Redis is never touched."""
+    server = processes.RedisServer(log_dir).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
-    subprocess.run(
-        ["redis-cli", "-h", "127.0.0.1", "-p", "6379", "shutdown", "nosave"], capture_output=True, timeout=10
-    )
+
+@pytest.fixture
+def redis_stack(seeded_tx, own_redis, log_dir):
+    """A web and a worker process of their own, on `own_redis`. Returns (base URL, worker)."""
+    worker = processes.start_worker(log_dir, name="redis-fault", REDIS_URL=own_redis.url, **processes.WORKER_ENV)
+    web = None
+    try:
+        web, url = processes.start_web(log_dir, REDIS_URL=own_redis.url, **processes.WEB_ENV)
+        yield url, worker
+    finally:
+        worker.stop()
+        if web:
+            web.stop()
+
+
+def redis_restart(server: processes.RedisServer, down_seconds: float = 8.0) -> None:
+    """Stop the test's Redis and start it again on the same port. Down long enough to outlast
+    redis-py's own reconnect retries, so only our reconnecting listener can bring live delivery back."""
+    server.stop()
     time.sleep(down_seconds)
-    subprocess.run(
-        ["bash", str(processes.ROOT / "scripts" / "services.sh")], capture_output=True, timeout=60, check=True
-    )
-    wait_for(lambda: redis_lib.Redis(host="127.0.0.1", port=6379).ping(), 20, message="redis back")
+    server.start()
 
 
-def test_a_redis_restart_mid_turn_loses_no_turn_and_no_event(stack, worker):
-
+def test_a_redis_restart_mid_turn_loses_no_turn_and_no_event(redis_stack, own_redis):
+    url, worker = redis_stack
     slow = make_model(model_id="llmsim-slow-redis", settings={"latency_ms": 10000})
-    path = open_session(stack, session={"model_id": str(slow.pk)})
+    path = open_session(url, session={"model_id": str(slow.pk)})
     stream = Stream(f"{path}/events", timeout=90)
     try:
         say(path, "before")
         stream.read_until(lambda e: e["event"] == "llm.started")
-        redis_restart()  # while the worker is in the middle of the turn
+        redis_restart(own_redis)  # while the worker is in the middle of the turn
         restarted_at = len(stream.events)
         stream.read_until(turn_done)
         assert worker.popen.poll() is None, "the worker must survive a Redis restart"
@@ -85,14 +101,8 @@ def test_a_redis_restart_mid_turn_loses_no_turn_and_no_event(stack, worker):
         stream.read_until(lambda e: turn_done(e) and e["data"]["sequence"] > 8)
     finally:
         stream.close()
-        redis_restart_if_down()
     sequences = [e["data"]["sequence"] for e in stream.stored()]
     assert sequences == list(range(1, 17))
     assert requests.get(path).json()["status"] == "pending"
     roles = [m["role"] for m in requests.get(f"{path}/messages").json()["items"]]
     assert roles == ["user", "assistant", "user", "assistant"]
-
-
-def redis_restart_if_down() -> None:
-
-    subprocess.run(["bash", str(processes.ROOT / "scripts" / "services.sh")], capture_output=True, timeout=60)

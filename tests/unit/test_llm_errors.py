@@ -1,0 +1,139 @@
+"""How an LLM call's exception becomes an LlmError: code, transient or not, status, Retry-After, redaction.
+
+These need litellm's exception classes, so the first test here pays for importing litellm (~5 s);
+no service is involved.
+"""
+
+import httpx
+import pytest
+
+from agents.secrets import remember
+from runner import llm
+
+REQUEST = httpx.Request("POST", "https://llm.example/v1/chat/completions")
+
+
+@pytest.fixture(scope="module")
+def lib():
+    return llm._lib()
+
+
+def response(status: int, headers: dict | None = None) -> httpx.Response:
+    return httpx.Response(status, headers=headers or {}, request=REQUEST)
+
+
+def vendor_error(lib, name: str, status: int | None = None, message: str = "boom", **extra):
+    """One of litellm's exceptions, built the way litellm builds it."""
+    cls = getattr(lib, name)
+    args = {"message": message, "model": "gpt-x", "llm_provider": "openai", **extra}
+    if name == "PermissionDeniedError" and "response" not in args:  # the one that requires a response
+        args["response"] = response(status or 403)
+    return cls(**args)
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "transient", "status"),
+    [
+        ("ContextWindowExceededError", "context_window_exceeded", False, 400),
+        ("AuthenticationError", "llm_authentication_failed", False, 401),
+        ("PermissionDeniedError", "llm_permission_denied", False, 403),
+        ("NotFoundError", "llm_model_not_found", False, 404),
+        ("BadRequestError", "llm_bad_request", False, 400),
+        ("ContentPolicyViolationError", "llm_bad_request", False, 400),
+        ("RateLimitError", "llm_rate_limited", True, 429),
+        ("Timeout", "llm_timeout", True, 408),
+        ("APIConnectionError", "llm_connection_error", True, 500),
+        ("InternalServerError", "llm_provider_error", True, 500),
+        ("ServiceUnavailableError", "llm_provider_error", True, 503),
+        ("BadGatewayError", "llm_provider_error", True, 502),
+    ],
+)
+def test_each_litellm_error_has_its_code_and_retry_class(lib, name, code, transient, status):
+    error = llm._classify_type(vendor_error(lib, name))
+    assert (error.code, error.transient, error.status) == (code, transient, status)
+
+
+def test_a_context_window_error_is_not_taken_for_a_plain_bad_request(lib):
+    # ContextWindowExceededError is a BadRequestError: the more specific class must win.
+    exc = vendor_error(lib, "ContextWindowExceededError")
+    assert isinstance(exc, lib.BadRequestError)
+    assert llm._classify_type(exc).code == "context_window_exceeded"
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "transient"),
+    [(500, "llm_provider_error", True), (599, "llm_provider_error", True), (429, "llm_error", True)]
+    + [(400, "llm_error", False), (418, "llm_error", False), (499, "llm_error", False)],
+)
+def test_an_unlisted_error_with_a_status_is_classified_by_it(lib, status, code, transient):
+    exc = lib.APIError(status_code=status, message="odd", model="gpt-x", llm_provider="openai")
+    error = llm._classify_type(exc)
+    assert (error.code, error.transient, error.status) == (code, transient, status)
+
+
+def test_any_other_exception_is_a_permanent_llm_error_without_status():
+    error = llm._classify_type(ValueError("bad chunk"))
+    assert (error.code, error.transient, error.status, error.message) == ("llm_error", False, None, "bad chunk")
+
+
+def test_a_status_that_is_not_a_number_is_ignored():
+    exc = ValueError("weird")
+    exc.status_code = "503"
+    error = llm._classify_type(exc)
+    assert (error.code, error.transient, error.status) == ("llm_error", False, None)
+
+
+def test_the_message_is_the_exception_text_cut_at_500_characters():
+    assert llm._classify_type(RuntimeError("x" * 800)).message == "x" * 500
+    assert llm._classify_type(RuntimeError("short")).message == "short"
+
+
+def test_retry_after_comes_from_the_response_headers(lib):
+    exc = vendor_error(lib, "RateLimitError", response=response(429, {"Retry-After": "7"}))
+    assert llm._classify(exc, None).retry_after == 7.0
+
+
+def test_retry_after_may_be_fractional(lib):
+    exc = vendor_error(lib, "RateLimitError", response=response(429, {"retry-after": "0.25"}))
+    assert llm._classify(exc, None).retry_after == 0.25
+
+
+def test_retry_after_falls_back_to_litellm_response_headers():
+    exc = RuntimeError("slow down")
+    exc.litellm_response_headers = {"retry-after": "3"}
+    assert llm._classify(exc, None).retry_after == 3.0
+
+
+@pytest.mark.parametrize("headers", [{}, {"retry-after": "soon"}, {"retry-after": ""}])
+def test_a_missing_or_unreadable_retry_after_is_none(lib, headers):
+    exc = vendor_error(lib, "RateLimitError", response=response(429, headers))
+    assert llm._classify(exc, None).retry_after is None
+
+
+def test_an_exception_without_a_response_has_no_retry_after():
+    assert llm._classify(RuntimeError("x"), None).retry_after is None
+
+
+def test_the_api_key_is_redacted_from_the_message(lib):
+    exc = vendor_error(
+        lib,
+        "AuthenticationError",
+        message="Incorrect API key provided: sk-test-abcdef123456 (twice: sk-test-abcdef123456)",
+    )
+    error = llm._classify(exc, "sk-test-abcdef123456")
+    assert "sk-test-abcdef123456" not in error.message
+    assert error.message.count("[redacted]") == 2
+    assert error.code == "llm_authentication_failed"
+
+
+def test_any_key_this_process_decrypted_is_redacted_too():
+    remember("sk-remembered-9f8e7d6c")
+    error = llm._classify(RuntimeError("echo sk-remembered-9f8e7d6c back"), None)
+    assert error.message == "echo [redacted] back"
+
+
+def test_classify_keeps_the_code_and_retry_class(lib):
+    exc = vendor_error(lib, "RateLimitError", response=response(429, {"retry-after": "2"}))
+    error = llm._classify(exc, "sk-unrelated-000000")
+    assert (error.code, error.transient, error.status, error.retry_after) == ("llm_rate_limited", True, 429, 2.0)
+    assert isinstance(error, llm.LlmError)

@@ -1,0 +1,143 @@
+"""The SSE stream's pure parts: the cursor a client sends, the frames, and the exactly-once accept step."""
+
+import json
+import uuid
+
+import pytest
+from django_eventstream.event import Event as LiveItem
+
+from sessions.stream import accept, encode, encode_raw, parse_cursor
+
+SESSION = uuid.UUID("01234567-89ab-7def-8123-456789abcdef")
+
+
+def stored(sequence: int, event_type: str = "tool.started") -> LiveItem:
+    data = json.dumps({"type": event_type, "sequence": sequence}, separators=(",", ":"))
+    return LiveItem(f"session-{SESSION}", event_type, data, id=sequence)
+
+
+def delta(text: str) -> LiveItem:
+    data = json.dumps({"type": "message.delta", "sequence": None, "data": {"delta": text}}, separators=(",", ":"))
+    return LiveItem(f"session-{SESSION}", "message.delta", data, id=None)
+
+
+def frame(item: LiveItem) -> str:
+    return encode_raw(item.type, item.id, item.data)
+
+
+# --- parse_cursor ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "cursor"),
+    [
+        ("7", 7),
+        ("0", 0),
+        ("1234567890123", 1234567890123),
+        (f"session-{SESSION}:7", 7),
+        (f"session-{SESSION}:0", 0),
+        (" 7 ", 7),
+        (f" session-{SESSION}:12\n", 12),
+        ("a:b:9", 9),  # the number after the last colon
+    ],
+)
+def test_a_cursor_is_a_sequence_alone_or_after_the_channel(raw, cursor):
+    assert parse_cursor(raw) == cursor
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [None, "", "-1", f"session-{SESSION}:-3", "abc", "7a", "1.5", f"session-{SESSION}:", f"session-{SESSION}:x", ":"],
+)
+def test_a_negative_or_garbage_cursor_is_none(raw):
+    assert parse_cursor(raw) is None
+
+
+# --- frames ---------------------------------------------------------------------------------------
+
+
+def test_a_stored_event_frame_has_its_sequence_as_id():
+    assert encode_raw("llm.started", 3, '{"a":1}') == 'event: llm.started\nid: 3\ndata: {"a":1}\n\n'
+
+
+def test_a_live_only_frame_has_no_id():
+    assert encode_raw("message.delta", None, '{"d":"x"}') == 'event: message.delta\ndata: {"d":"x"}\n\n'
+
+
+def test_encode_writes_the_event_as_compact_json_on_one_line():
+    event = {"type": "message.user", "sequence": 4, "data": {"text": "two\nlines"}}
+    assert encode(event) == (
+        'event: message.user\nid: 4\ndata: {"type":"message.user","sequence":4,"data":{"text":"two\\nlines"}}\n\n'
+    )
+
+
+# --- accept: exactly once, in order ---------------------------------------------------------------
+
+
+def test_the_next_sequence_is_sent_and_advances_the_cursor():
+    item = stored(8)
+    assert accept(7, [item], False) == ([frame(item)], 8, False)
+
+
+def test_consecutive_sequences_are_all_sent_in_order():
+    items = [stored(8), stored(9), stored(10)]
+    assert accept(7, items, False) == ([frame(i) for i in items], 10, False)
+
+
+def test_a_duplicate_at_the_cursor_is_dropped():
+    assert accept(7, [stored(7)], False) == ([], 7, False)
+
+
+def test_a_duplicate_below_the_cursor_is_dropped():
+    assert accept(7, [stored(1), stored(6)], False) == ([], 7, False)
+
+
+def test_duplicates_around_the_next_sequence_are_dropped_and_it_is_sent():
+    items = [stored(6), stored(7), stored(8), stored(8), stored(7)]
+    assert accept(7, items, False) == ([frame(items[2])], 8, False)
+
+
+def test_a_gap_sends_the_stream_back_to_the_log_and_sends_nothing_stored():
+    assert accept(7, [stored(9)], False) == ([], 7, True)
+
+
+def test_nothing_stored_after_a_gap_is_sent_not_even_the_missing_sequence():
+    # 9 arrives before 8: 8 would fit the cursor, but 9 is already behind it; the log re-read sends both.
+    assert accept(7, [stored(9), stored(8), stored(10)], False) == ([], 7, True)
+
+
+def test_items_before_a_gap_are_sent_and_items_after_it_are_not():
+    items = [stored(8), stored(10), stored(9)]
+    assert accept(7, items, False) == ([frame(items[0])], 8, True)
+
+
+def test_a_live_only_item_passes_through_and_keeps_the_cursor():
+    item = delta("Hel")
+    assert accept(7, [item], False) == ([frame(item)], 7, False)
+    assert "id:" not in frame(item)
+
+
+def test_live_only_items_keep_their_place_among_stored_ones():
+    items = [delta("a"), stored(8), delta("b"), stored(9)]
+    assert accept(7, items, False) == ([frame(i) for i in items], 9, False)
+
+
+def test_a_live_only_item_passes_through_even_after_a_gap():
+    items = [stored(9), delta("a"), stored(8)]
+    assert accept(7, items, False) == ([frame(items[1])], 7, True)
+
+
+def test_when_already_going_back_to_the_log_only_live_only_items_pass():
+    items = [stored(8), delta("a"), stored(9)]
+    assert accept(7, items, True) == ([frame(items[1])], 7, True)
+
+
+def test_no_items_change_nothing():
+    assert accept(7, [], False) == ([], 7, False)
+    assert accept(7, [], True) == ([], 7, True)
+
+
+def test_from_cursor_zero_the_first_event_is_sequence_one():
+    first = stored(1)
+    assert accept(0, [first], False) == ([frame(first)], 1, False)
+    assert accept(0, [stored(2)], False) == ([], 0, True)
