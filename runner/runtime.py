@@ -36,9 +36,9 @@ def _db_call(fn, *args, **kwargs):
         raise
 
 
-def _close_connection(barrier: threading.Barrier) -> None:
-    barrier.wait(10)  # one task per thread: each closes its own connection
-    connection.close()
+def _on_this_thread(barrier: threading.Barrier, fn) -> None:
+    barrier.wait(10)  # every thread holds one task until all have theirs: each runs fn exactly once
+    fn()
 
 
 class Runtime:
@@ -72,11 +72,15 @@ class Runtime:
         future.add_done_callback(lambda _: self.slots.release())
         return future
 
+    def on_each_db_thread(self, fn) -> None:
+        """Run fn once on every database thread (to close or instrument its connection)."""
+        barrier = threading.Barrier(self.db_threads)
+        for future in [self.db_pool.submit(_on_this_thread, barrier, fn) for _ in range(self.db_threads)]:
+            future.result()
+
     def close_connections(self) -> None:
         """Close the database threads' connections (before a test database is dropped)."""
-        barrier = threading.Barrier(self.db_threads)
-        for future in [self.db_pool.submit(_close_connection, barrier) for _ in range(self.db_threads)]:
-            future.result()
+        self.on_each_db_thread(lambda: connection.close())  # `connection` is per thread: look it up there
 
     # --- on the loop --------------------------------------------------------------------------
     async def db(self, fn, *args, **kwargs):

@@ -1,0 +1,47 @@
+"""Round trips are the cost of a turn: the number of SQL statements per step is pinned here, so a
+change that adds one shows up as a failing test (raise the number only on purpose)."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from runner.runtime import runtime
+from tests.runner.helpers import new_session, post_user, run_active_turn
+
+pytestmark = pytest.mark.usefixtures("seeded_tx")
+
+
+class Counter:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.statements: list[str] = []
+
+    def __call__(self, execute, sql, params, many, context):
+        if not sql.startswith('UPDATE "agent_sessions_turn" SET "lease_expires_at"'):  # the heartbeat's, timing-bound
+            with self.lock:
+                self.statements.append(sql)
+        return execute(sql, params, many, context)
+
+
+@pytest.fixture
+def count_turn_queries():
+    """Counts the statements the runtime's database threads send while the test runs."""
+    counter = Counter()
+    runtime().on_each_db_thread(lambda: connection.execute_wrappers.append(counter))
+    yield counter
+    runtime().on_each_db_thread(lambda: connection.execute_wrappers.remove(counter))
+
+
+def test_a_plain_turn_takes_a_fixed_number_of_statements(count_turn_queries):
+    session = new_session()
+    post_user(session, "hello")
+    run_active_turn(session)
+    assert len(count_turn_queries.statements) == 33, "\n".join(count_turn_queries.statements)
+
+
+def test_a_two_call_tool_turn_takes_a_fixed_number_of_statements(count_turn_queries):
+    session = new_session(capabilities=["test_math"])
+    post_user(session, "What is 7 + 8?")
+    run_active_turn(session)
+    assert len(count_turn_queries.statements) == 59, "\n".join(count_turn_queries.statements)
