@@ -7,8 +7,10 @@ session row serialises concurrent appenders) and publishes the event to live str
 import uuid
 
 from django.db import connection, transaction
+from django.utils import timezone
 
 from everruns.dates import rfc3339
+from everruns.ids import uuid7
 from sessions import live
 from sessions.models import Event, Message, Session
 
@@ -61,12 +63,42 @@ def message_to_dict(message: Message) -> dict:
     }
 
 
+def _insert(model, counter: str, fields: dict):
+    """Create a `model` row whose `sequence` is the session's next `counter` value.
+
+    On PostgreSQL the counter's UPDATE and the INSERT are one statement (a data-modifying CTE): one
+    round trip per appended row instead of two. Elsewhere (SQLite) they are two statements."""
+    session_id = fields["session_id"]
+    fields = {"id": uuid7(), "created_at": timezone.now(), **fields}
+    if connection.vendor != "postgresql":
+        return model.objects.create(sequence=_next_sequence(session_id, counter), **fields)
+    session_table, column = Session._meta.db_table, Session._meta.get_field(counter).column
+    names, casts, params = [], [], []
+    for name, value in fields.items():
+        field = model._meta.get_field(name)
+        names.append(f'"{field.column}"')
+        casts.append(f"%s::{field.db_type(connection)}")
+        params.append(field.get_db_prep_save(value, connection))
+    sql = (
+        f'WITH seq AS (UPDATE "{session_table}" SET "{column}" = "{column}" + 1 WHERE "id" = %s RETURNING "{column}") '
+        f'INSERT INTO "{model._meta.db_table}" ("sequence", {", ".join(names)}) '
+        f'SELECT seq."{column}", {", ".join(casts)} FROM seq RETURNING "sequence"'
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [Session._meta.pk.get_db_prep_value(session_id, connection), *params])
+        row = cursor.fetchone()
+    if row is None:
+        raise SessionGone(str(session_id))
+    return model(sequence=row[0], **fields)
+
+
 def append_event(*, session_id, type: str, data: dict, turn_id=None) -> Event:
     # savepoint=False: callers are usually inside a transaction already; a savepoint would cost two
     # more round trips per event and nothing here needs a partial rollback.
     with transaction.atomic(savepoint=False):
-        sequence = _next_sequence(session_id, "last_event_sequence")
-        event = Event.objects.create(session_id=session_id, turn_id=turn_id, sequence=sequence, type=type, data=data)
+        event = _insert(
+            Event, "last_event_sequence", {"session_id": session_id, "turn_id": turn_id, "type": type, "data": data}
+        )
         payload = event_to_dict(event)
         transaction.on_commit(lambda: live.publish(session_id, payload))
     return event
@@ -85,19 +117,18 @@ def append_message(
 ) -> Message:
     """Store a message and its `message.<role>` event together."""
     with transaction.atomic(savepoint=False):
-        sequence = _next_sequence(session_id, "last_message_sequence")
-        extra = {"id": message_id} if message_id else {}
-        message = Message.objects.create(
-            session_id=session_id,
-            turn_id=turn_id,
-            sequence=sequence,
-            role=role,
-            content=content,
-            controls=controls,
-            metadata=metadata,
-            idempotency_key=idempotency_key,
-            **extra,
-        )
+        fields = {
+            "session_id": session_id,
+            "turn_id": turn_id,
+            "role": role,
+            "content": content,
+            "controls": controls,
+            "metadata": metadata,
+            "idempotency_key": idempotency_key,
+        }
+        if message_id:
+            fields["id"] = message_id
+        message = _insert(Message, "last_message_sequence", fields)
         append_event(
             session_id=session_id, turn_id=turn_id, type=f"message.{role}", data={"message": message_to_dict(message)}
         )

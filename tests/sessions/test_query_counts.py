@@ -11,7 +11,7 @@ def session_url(session) -> str:
 
 @pytest.mark.parametrize(
     ("name", "queries"),
-    [("get_session", 1), ("create_session", 2), ("post_message", 15), ("list_events", 3), ("list_messages", 3)],
+    [("get_session", 1), ("create_session", 2), ("post_message", 12), ("list_events", 3), ("list_messages", 3)],
 )
 def test_hot_endpoints_take_a_fixed_number_of_statements(api, django_assert_num_queries, name, queries):
     session = make_session()
