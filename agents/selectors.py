@@ -17,6 +17,9 @@ def agent_list(*, status: str | None = None, tag: str | None = None, search: str
         raise ValidationError("Invalid status filter", details={"status": ["Must be active, archived or all."]})
     if status != "all":
         qs = qs.filter(status=status)
+    for name, value in (("tag", tag), ("search", search)):
+        if value and "\x00" in value:  # PostgreSQL text cannot hold NUL: refuse it rather than fail
+            raise ValidationError("Invalid filter", details={name: ["Must not contain NUL characters."]})
     if tag:
         qs = qs.filter(json_list_contains("tags", tag))
     if search:

@@ -39,3 +39,10 @@ def test_tag_filter_matches_whole_tags_exactly(api, tag, names):
         make_agent(name=name, tags=tags)
     body = api.get("/v1/agents", {"tag": tag}).json()
     assert {a["name"] for a in body["items"]} == names and body["total"] == len(names)
+
+
+def test_a_filter_with_a_nul_character_is_a_400(api):
+    for query in ("search=a%00b", "tag=a%00b"):
+        response = api.get(f"/v1/agents?{query}")
+        assert response.status_code == 400, query
+        assert response.json()["error"]["code"] == "validation_error"
