@@ -208,6 +208,14 @@ class TurnRunner:
             )
         return calls
 
+    def _tools_started(self, calls: list[dict]) -> None:
+        """Every `tool.started` of one response in one transaction."""
+        with transaction.atomic():
+            turns.turn_guard(self.turn_id, self.owner)
+            for call in calls:
+                data = {"tool_call_id": call["id"], "name": call["name"], "arguments": call["arguments"]}
+                append_event(session_id=self.session_id, turn_id=self.turn_id, type="tool.started", data=data)
+
     def _store_tool_result(self, call: dict, result, error, duration_ms: int) -> None:
         part = {
             "type": "tool_result",
@@ -236,11 +244,7 @@ class TurnRunner:
             )
 
     async def _run_tools(self, calls: list[dict], tools: dict) -> None:
-        for call in calls:
-            await self._step(
-                type="tool.started",
-                data={"tool_call_id": call["id"], "name": call["name"], "arguments": call["arguments"]},
-            )
+        await self.rt.db(self._tools_started, calls)
 
         async def on_done(call, result, error, duration_ms):
             await self.rt.db(self._store_tool_result, call, result, error, duration_ms)

@@ -22,13 +22,15 @@ from django.db import connection
 from everruns.ids import uuid7
 from runner.loop import TurnRunner
 from sessions import turns
+from sessions.log import publishing_together
 
 logger = logging.getLogger(__name__)
 
 
 def _db_call(fn, *args, **kwargs):
     try:
-        return fn(*args, **kwargs)
+        with publishing_together():
+            return fn(*args, **kwargs)
     except Exception:
         # A connection broken by a database restart must not fail this thread's next step too.
         if connection.connection is not None and not connection.is_usable():

@@ -79,17 +79,33 @@ def channel_for(session_id) -> str:
 
 def publish(session_id, event: dict) -> None:
     """Publish one event; a failure is logged, never raised: the log is the truth, streams catch up."""
-    channel = channel_for(session_id)
-    pub_id = event.get("sequence")
-    data = json.dumps(event, separators=(",", ":"))
+    publish_many([(session_id, event)])
+
+
+def publish_many(items: list[tuple]) -> None:
+    """Publish (session_id, event) pairs in one Redis round trip, in order."""
     try:
         if es_eventstream.redis_client is not None:
-            message = {"channel": channel, "event_type": event["type"], "data": data, "pub_id": pub_id}
-            es_eventstream.redis_client.publish("events_channel", json.dumps(message))
+            pipe = es_eventstream.redis_client.pipeline(transaction=False)
+            for session_id, event in items:
+                channel = channel_for(session_id)
+                data = json.dumps(event, separators=(",", ":"))
+                message = {
+                    "channel": channel,
+                    "event_type": event["type"],
+                    "data": data,
+                    "pub_id": event.get("sequence"),
+                }
+                pipe.publish("events_channel", json.dumps(message, separators=(",", ":")))
+            pipe.execute()
         else:
-            es_views.get_listener_manager().add_to_queues(channel, EsEvent(channel, event["type"], data, id=pub_id))
-    except Exception as exc:  # Redis restarting: streams re-read the log on their next poll
-        logger.warning("live publish failed for session %s: %s", session_id, exc)
+            manager = es_views.get_listener_manager()
+            for session_id, event in items:
+                channel = channel_for(session_id)
+                data = json.dumps(event, separators=(",", ":"))
+                manager.add_to_queues(channel, EsEvent(channel, event["type"], data, id=event.get("sequence")))
+    except Exception as exc:  # Redis restarting: streams re-read the log once it is back
+        logger.warning("live publish failed for %d event(s): %s", len(items), exc)
 
 
 def publish_delta(session_id, *, turn_id, message_id, delta: str) -> None:

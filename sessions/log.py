@@ -4,6 +4,9 @@ Each append takes the next per-session sequence inside the caller's transaction 
 session row serialises concurrent appenders) and publishes the event to live streams after commit.
 """
 
+import contextlib
+import functools
+import threading
 import uuid
 
 from django.db import connection, transaction
@@ -99,9 +102,36 @@ def append_event(*, session_id, type: str, data: dict, turn_id=None) -> Event:
         event = _insert(
             Event, "last_event_sequence", {"session_id": session_id, "turn_id": turn_id, "type": type, "data": data}
         )
-        payload = event_to_dict(event)
-        transaction.on_commit(lambda: live.publish(session_id, payload))
+        _publish_after_commit(session_id, event_to_dict(event))
     return event
+
+
+_outbox = threading.local()
+
+
+def _publish_after_commit(session_id, payload: dict) -> None:
+    transaction.on_commit(functools.partial(_release, session_id, payload))
+
+
+def _release(session_id, payload: dict) -> None:
+    items = getattr(_outbox, "items", None)
+    if items is None:
+        live.publish(session_id, payload)
+    else:
+        items.append((session_id, payload))
+
+
+@contextlib.contextmanager
+def publishing_together():
+    """Events committed inside this block (on this thread) are published together when it ends, in
+    one Redis round trip; a runner step is one such block."""
+    _outbox.items = []
+    try:
+        yield
+    finally:
+        items, _outbox.items = _outbox.items, None
+        if items:
+            live.publish_many(items)
 
 
 def append_message(
