@@ -180,19 +180,29 @@ async def stream_completion(
     started = time.monotonic()
     chunks = []
     response = None
+    # The client's timeout bounds each wait for bytes; this bounds the whole call, however slowly
+    # the provider trickles them.
+    deadline = asyncio.timeout(kwargs["timeout"])
     try:
-        response = await lib.acompletion(**kwargs)
-        async for chunk in response:
-            chunks.append(chunk)
-            if chunk.choices:
-                delta = chunk.choices[0].delta
-                text = getattr(delta, "content", None)
-                if text:
-                    on_delta(text)
+        async with deadline:
+            response = await lib.acompletion(**kwargs)
+            async for chunk in response:
+                chunks.append(chunk)
+                if chunk.choices:
+                    delta = chunk.choices[0].delta
+                    text = getattr(delta, "content", None)
+                    if text:
+                        on_delta(text)
         built = lib.stream_chunk_builder(chunks, messages=messages)
     except asyncio.CancelledError:
         await _close(response)
         raise
+    except TimeoutError:
+        if not deadline.expired():
+            raise _classify(TimeoutError("timed out"), model.api_key) from None
+        await _close(response)
+        message = f"The LLM call took longer than its limit of {kwargs['timeout']:g} s"
+        raise LlmError(TurnErrorCode.LLM_TIMEOUT, message, transient=True) from None
     except LlmError:
         raise
     except Exception as exc:
