@@ -37,8 +37,16 @@ test: $(STAMP) lint services
 	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} \
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
-	$(PY) bench/turn_latency.py --base http://localhost:$(PORT)
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): bench/requirements.txt $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	@touch $(BENCH_STAMP)
+
+# Starts the Procfile shape on private PostgreSQL/Redis, runs every scenario of issue 8, prints the table and
+# writes bench/results/<date>.json + .png. `make bench BENCH_ARGS=--quick` for a smoke run.
+bench: $(BENCH_STAMP)
+	$(PY) bench/run.py --scenario all $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3*

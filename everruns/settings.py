@@ -137,6 +137,8 @@ LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 120.0)
 TURN_MAX_ITERATIONS = env_int("TURN_MAX_ITERATIONS", 10)
 
 # --- API ----------------------------------------------------------------------------------------
+# `/bench/ping`, a trivial view for the benchmark's framework floor (bench/run.py sets it; off in production).
+BENCH_ROUTES = env_bool("EVERRUNS_BENCH_ROUTES", False)
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "everruns.api.errors.exception_handler",
