@@ -125,21 +125,32 @@ class Api:
 
 
 class SseClient:
-    """One SSE reader of a session's events. Keeps every event with the time it arrived."""
+    """One SSE reader of a session's events, keeping every event with the time it arrived.
 
-    def __init__(self, http: httpx.AsyncClient, path: str):
+    Like a browser's EventSource it reconnects when its stream breaks, sending `Last-Event-ID`, so a
+    dropped stream costs delay, and a resume that loses or repeats an event shows in the exactly-once
+    check. Every drop is kept in `errors`.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, path: str, reconnect: bool = True, retry_seconds: float = 1.0):
         self.http = http
         self.path = path
-        self.opened = asyncio.Event()
+        self.reconnect = reconnect
+        self.retry_seconds = retry_seconds
+        self.opened = asyncio.Event()  # set by the first successful open, or when the client gives up
         self.opened_at: float | None = None
         self.events: list[tuple[float, str, int | None, dict]] = []  # (received, type, sequence, data)
-        self.error: str | None = None
+        self.errors: list[str] = []
         self.closed = False
         self._arrived = asyncio.Event()
         self._task: asyncio.Task | None = None
 
+    @property
+    def error(self) -> str | None:
+        return self.errors[-1] if self.errors else None
+
     def start(self) -> "SseClient":
-        self._task = asyncio.create_task(self._read())
+        self._task = asyncio.create_task(self._run())
         return self
 
     async def stop(self) -> None:
@@ -150,33 +161,46 @@ class SseClient:
             except (asyncio.CancelledError, Exception):  # closing: whatever it was doing is over
                 pass
 
-    async def _read(self) -> None:
+    async def _run(self) -> None:
         try:
-            headers = {"Accept": "text/event-stream"}
-            async with self.http.stream("GET", self.path, headers=headers, timeout=httpx.Timeout(60.0)) as response:
-                if response.status_code != 200:
-                    self.error = f"HTTP {response.status_code}"
+            while True:
+                try:
+                    await self._read_once()
+                    self.errors.append("stream ended by the server")
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self.errors.append(f"{type(exc).__name__}: {exc}"[:200])
+                if not self.reconnect:
                     return
-                self.opened_at = time.time()
-                self.opened.set()
-                fields: dict[str, str] = {}
-                async for line in response.aiter_lines():
-                    if line:
-                        if not line.startswith(":"):
-                            name, _, value = line.partition(":")
-                            fields[name] = value[1:] if value.startswith(" ") else value
-                        continue
-                    if "data" in fields:
-                        self._dispatch(fields)
-                    fields = {}
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self.error = f"{type(exc).__name__}: {exc}"
+                await asyncio.sleep(self.retry_seconds)
         finally:
             self.closed = True
             self.opened.set()
             self._arrived.set()
+
+    async def _read_once(self) -> None:
+        headers = {"Accept": "text/event-stream"}
+        stored = self.stored()
+        if stored:
+            headers["Last-Event-ID"] = str(stored[-1][2])
+        # Read timeout 60 s: the contract promises a keep-alive at least every 15 s.
+        async with self.http.stream("GET", self.path, headers=headers, timeout=httpx.Timeout(60.0)) as response:
+            if response.status_code != 200:
+                raise BenchError(f"HTTP {response.status_code}")
+            if self.opened_at is None:
+                self.opened_at = time.time()
+                self.opened.set()
+            fields: dict[str, str] = {}
+            async for line in response.aiter_lines():
+                if line:
+                    if not line.startswith(":"):
+                        name, _, value = line.partition(":")
+                        fields[name] = value[1:] if value.startswith(" ") else value
+                    continue
+                if "data" in fields:
+                    self._dispatch(fields)
+                fields = {}
 
     def _dispatch(self, fields: dict) -> None:
         received = time.time()

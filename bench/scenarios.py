@@ -22,7 +22,7 @@ from bench.client import (
     turn_of_message,
     turn_started_by,
 )
-from bench.metrics import Sampler, cpu_delta
+from bench.metrics import Sampler, cpu_delta, own_cpu
 from bench.report import Target, distribution, percentile, summary
 from bench.stack import Deployment, Stack
 
@@ -143,12 +143,14 @@ async def _waiting_run(ctx, result: Result, key, sessions: int, latency_ms: int,
             poll = POLL_SECONDS if sessions <= 100 else 4 * POLL_SECONDS
             while time.time() < deadline:
                 await asyncio.sleep(poll)
+                # Only sessions whose POST had returned before the list was asked for: an older answer
+                # would show a session still `pending` from before its message.
+                accepted = {sid for sid, p in posted.items() if p["status"] == 201}
+                all_posted = posting.done()
                 for s in await api.all_sessions(agent_id):
-                    p = posted.get(s["id"])
-                    if p and p["status"] == 201 and s["status"] in ("pending", "failed") and s["id"] not in done:
+                    if s["id"] in accepted and s["status"] in ("pending", "failed") and s["id"] not in done:
                         done[s["id"]] = s
-                accepted = [p for p in posted.values() if p["status"] == 201]
-                if posting.done() and len(done) == len(accepted):
+                if all_posted and len(done) == len(accepted):
                     break
             finished = time.time()
             if not posting.done():
@@ -241,6 +243,7 @@ async def streams(ctx: Context) -> Result:
             ids = await api.sessions(agent_id, sessions)
             sampler.reset()
             started = time.time()
+            client_cpu = own_cpu()
             deadline = started + cap
             owner: dict[SseClient, str] = {}
             for s in ids:
@@ -275,6 +278,7 @@ async def streams(ctx: Context) -> Result:
                 await c.wait_for(lambda e, last=last: e[2] is not None and e[2] >= last, grace_until - time.time())
             maxima = dict(sampler.maxima)
         finished = time.time()
+        client_cpu = own_cpu() - client_cpu
         for c in clients:
             await c.stop()
         checks = [_exactly_once(c, events) for c, events in by_client]
@@ -298,10 +302,15 @@ async def streams(ctx: Context) -> Result:
             "clients_opened": len(opened),
             "open_all_s": open_s,
             "turns_accepted": len(accepted),
+            "post_errors": [p.get("error") for p in posts if p["status"] != 201][:3],
             "turns_s": turns_s,
             "clients_exactly_once": ok,
             "problems": [p for p in checks if p][:10],
-            "client_errors": [c.error for c in clients if c.error][:5],
+            "clients_with_drops": sum(1 for c in clients if c.errors),
+            "drops": sum(len(c.errors) for c in clients),
+            "drop_samples": sorted({e for c in clients for e in c.errors})[:8],
+            "bench_client_cpu_s": client_cpu,
+            "bench_client_cpu_pct": client_cpu / (finished - started) * 100,
             "delivery_ms": delivery,
             "resources": maxima,
             "sampler_errors": sampler.errors[:5],
@@ -313,7 +322,7 @@ async def streams(ctx: Context) -> Result:
             100,
             "%",
             ok / clients_total * 100,
-            f"{ok}/{clients_total}",
+            f"{ok}/{clients_total}; {sum(1 for c in clients if c.errors)} clients had their stream break and resumed",
         )
         result.target("streams.delivery_p99", "delivery p99 from created_at", "<=", 200, "ms", delivery.get("p99"))
         result.target("streams.web_rss", "web RSS (max)", "<=", 300, "MB", maxima.get("web_rss_mb"))
@@ -325,7 +334,7 @@ async def streams(ctx: Context) -> Result:
             10,
             "",
             maxima.get("pg_connections_web"),
-            "streams open, turns running; includes the 100 POSTs",
+            f"streams open, turns running; includes the {sessions} POSTs that start them",
         )
         result.notes.append(
             "Delivery latency is receive time minus the event's created_at, which the server sets at insert, before "
@@ -353,7 +362,7 @@ def _exactly_once(client: SseClient, expected: list[dict]) -> str | None:
     return (
         f"{client.path}: {len(got)} of {len(want)} events, missing {missing[:5]}, "
         f"{duplicates} duplicates, {'out of order' if unordered else 'in order'}"
-        + (f", error {client.error}" if client.error else "")
+        + (f", {len(client.errors)} drops, last: {client.error}" if client.errors else "")
     )
 
 
@@ -475,8 +484,8 @@ async def instant(ctx: Context) -> Result:
             ids = await api.sessions(agent_id, sessions + 1)
             streams = [SseClient(sse_http, f"{api.session_path(agent_id, s)}/events").start() for s in ids]
             await asyncio.wait_for(asyncio.gather(*(s.opened.wait() for s in streams)), 60)
-            if any(s.error for s in streams):
-                raise BenchError(f"streams did not open: {[s.error for s in streams if s.error][:3]}")
+            if any(s.opened_at is None for s in streams):
+                raise BenchError(f"streams did not open: {[s.error for s in streams if s.opened_at is None][:3]}")
             deadline = time.time() + cap
 
             # Concurrent: each client posts its next message when its last turn has ended.

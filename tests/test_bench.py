@@ -126,7 +126,7 @@ def test_sse_client_keeps_events_with_their_sequence_and_skips_comments():
     async def scenario():
         server, url = await _serve(handler)
         async with httpx.AsyncClient(base_url=url) as http:
-            client = SseClient(http, "/events").start()
+            client = SseClient(http, "/events", reconnect=False).start()
             found = await client.wait_for(lambda e: e[2] == 2, timeout=5)
             await client.stop()
         server.close()
@@ -140,6 +140,33 @@ def test_sse_client_keeps_events_with_their_sequence_and_skips_comments():
         ("session.status", 2),
     ]
     assert [e[2] for e in client.stored()] == [1, 2]
+
+
+def test_sse_client_resumes_a_broken_stream_from_its_last_event():
+    seen_cursors = []
+
+    async def handler(reader, writer):
+        head = (await reader.readuntil(b"\r\n\r\n")).decode().lower()
+        cursor = next((line.split(":", 1)[1].strip() for line in head.split("\r\n") if "last-event-id" in line), None)
+        seen_cursors.append(cursor)
+        sequence = 1 if cursor is None else int(cursor) + 1
+        event = f'event: x\nid: {sequence}\ndata: {{"sequence": {sequence}}}\n\n'.encode()
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" + event)
+        await writer.drain()
+        writer.close()  # the stream breaks after every event
+
+    async def scenario():
+        server, url = await _serve(handler)
+        async with httpx.AsyncClient(base_url=url) as http:
+            client = SseClient(http, "/events", retry_seconds=0.01).start()
+            await client.wait_for(lambda e: e[2] == 3, timeout=5)
+            await client.stop()
+        server.close()
+        return client
+
+    client = asyncio.run(scenario())
+    assert [e[2] for e in client.stored()] == [1, 2, 3]
+    assert seen_cursors[:3] == [None, "1", "2"] and len(client.errors) >= 2
 
 
 def test_the_bench_route_is_off_unless_enabled():
