@@ -20,6 +20,10 @@ class BenchError(Exception):
     pass
 
 
+class Refused(Exception):
+    """The server answered a stream request with something other than 200: EventSource gives up."""
+
+
 async def bounded(limit: int, factories: Iterable[Callable[[], Awaitable]]) -> list:
     """Run coroutines with at most `limit` in flight; results in order."""
     gate = asyncio.Semaphore(limit)
@@ -55,6 +59,24 @@ class Api:
         if response.status_code not in expect:
             raise BenchError(f"{method} {path} -> {response.status_code}: {response.text[:300]}")
         return response.json() if response.content else None
+
+    async def read(self, path: str, within: float = 30.0):
+        """A GET the bench needs for its own bookkeeping: retried through 5xx answers and dropped connections
+        (an overloaded server refuses some requests; the figures record that, the bookkeeping must not die of it)."""
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                response = await self.http.get(path)
+                if response.status_code == 200:
+                    return response.json()
+                problem = f"{response.status_code}: {response.text[:300]}"
+                if response.status_code < 500:
+                    raise BenchError(f"GET {path} -> {problem}")
+            except httpx.HTTPError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            if time.monotonic() > deadline:
+                raise BenchError(f"GET {path} kept failing for {within:g} s: {problem}")
+            await asyncio.sleep(0.5)
 
     async def slow_model(self, latency_ms: int) -> str:
         """A model whose every llmsim call waits `latency_ms` before its first token.
@@ -108,7 +130,7 @@ class Api:
     async def all_sessions(self, agent_id: str) -> list[dict]:
         items, offset = [], 0
         while True:
-            page = await self.call("GET", f"/v1/agents/{agent_id}/sessions?limit=500&offset={offset}")
+            page = await self.read(f"/v1/agents/{agent_id}/sessions?limit=500&offset={offset}")
             items += page["items"]
             offset += len(page["items"])
             if not page["items"] or offset >= page["total"]:
@@ -117,7 +139,7 @@ class Api:
     async def all_events(self, agent_id: str, session_id: str) -> list[dict]:
         items, after = [], 0
         while True:
-            page = await self.call("GET", f"{self.session_path(agent_id, session_id)}/events?after={after}&limit=500")
+            page = await self.read(f"{self.session_path(agent_id, session_id)}/events?after={after}&limit=500")
             items += page["items"]
             if len(page["items"]) < 500:
                 return items
@@ -127,12 +149,13 @@ class Api:
 class SseClient:
     """One SSE reader of a session's events, keeping every event with the time it arrived.
 
-    Like a browser's EventSource it reconnects when its stream breaks, sending `Last-Event-ID`, so a
-    dropped stream costs delay, and a resume that loses or repeats an event shows in the exactly-once
-    check. Every drop is kept in `errors`.
+    It behaves like a browser's EventSource: when an open stream breaks it reconnects after
+    `retry_seconds` (Chrome's default is 3 s) with `Last-Event-ID`, so a dropped stream costs delay,
+    and a resume that loses or repeats an event shows in the exactly-once check; an answer other than
+    200 ends it for good. Every drop is kept in `errors`.
     """
 
-    def __init__(self, http: httpx.AsyncClient, path: str, reconnect: bool = True, retry_seconds: float = 1.0):
+    def __init__(self, http: httpx.AsyncClient, path: str, reconnect: bool = True, retry_seconds: float = 3.0):
         self.http = http
         self.path = path
         self.reconnect = reconnect
@@ -169,6 +192,9 @@ class SseClient:
                     self.errors.append("stream ended by the server")
                 except asyncio.CancelledError:
                     raise
+                except Refused as exc:
+                    self.errors.append(str(exc))
+                    return
                 except Exception as exc:
                     self.errors.append(f"{type(exc).__name__}: {exc}"[:200])
                 if not self.reconnect:
@@ -187,7 +213,7 @@ class SseClient:
         # Read timeout 60 s: the contract promises a keep-alive at least every 15 s.
         async with self.http.stream("GET", self.path, headers=headers, timeout=httpx.Timeout(60.0)) as response:
             if response.status_code != 200:
-                raise BenchError(f"HTTP {response.status_code}")
+                raise Refused(f"HTTP {response.status_code}")
             if self.opened_at is None:
                 self.opened_at = time.time()
                 self.opened.set()

@@ -92,7 +92,7 @@ async def warm_up(api: Api, agent_id: str, turns: int = 1, timeout: float = 90.0
         if posted["status"] != 201:
             raise BenchError(f"warm-up POST failed: {posted}")
         deadline = time.monotonic() + timeout
-        while (await api.call("GET", path))["status"] == "running":
+        while (await api.read(path))["status"] == "running":
             if time.monotonic() > deadline:
                 raise BenchError(f"warm-up turn did not end in {timeout} s")
             await asyncio.sleep(0.05)
@@ -211,13 +211,14 @@ async def _waiting_run(ctx, result: Result, key, sessions: int, latency_ms: int,
 async def _cancel_running(api: Api, agent_id: str) -> None:
     """Against --target, leave nothing running behind (the bench owns no processes to stop there)."""
     running = [s["id"] for s in await api.all_sessions(agent_id) if s["status"] == "running"]
-    await bounded(
-        16,
-        [
-            lambda s=s: api.call("POST", f"{api.session_path(agent_id, s)}/cancel", {}, expect=(202, 409))
-            for s in running
-        ],
-    )
+
+    async def cancel(session_id):
+        try:
+            await api.call("POST", f"{api.session_path(agent_id, session_id)}/cancel", {}, expect=(202, 409))
+        except (BenchError, httpx.HTTPError) as exc:
+            print(f"    could not cancel {session_id}: {exc}", flush=True)
+
+    await bounded(16, [lambda s=s: cancel(s) for s in running])
 
 
 # --- 2. Streams ----------------------------------------------------------------------------------------

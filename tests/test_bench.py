@@ -176,3 +176,27 @@ def test_the_bench_route_is_off_unless_enabled():
 def test_the_trivial_view_returns_an_empty_object():
     response = PingView.as_view()(APIRequestFactory().get("/bench/ping"))
     assert response.status_code == 200 and response.data == {}
+
+
+def test_sse_client_gives_up_on_a_refused_stream_like_eventsource():
+    attempts = []
+
+    async def handler(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        attempts.append(1)
+        writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    async def scenario():
+        server, url = await _serve(handler)
+        async with httpx.AsyncClient(base_url=url) as http:
+            client = SseClient(http, "/events", retry_seconds=0.01).start()
+            await asyncio.wait_for(client.opened.wait(), 5)
+            await asyncio.sleep(0.1)
+            await client.stop()
+        server.close()
+        return client
+
+    client = asyncio.run(scenario())
+    assert client.closed and client.opened_at is None and client.errors == ["HTTP 500"] and len(attempts) == 1
