@@ -88,7 +88,7 @@ def table(results: dict) -> str:
         rows.append((f"[{name}]", "", "", result.get("status", "")))
         for t in result.get("targets", []):
             met = {True: "yes", False: "NO", None: "-"}[t["met"]]
-            target = f"  {t['label']} {t['op']} {_fmt(t['limit'], t['unit'])}"
+            target = f"  {t['label']} {t['op']} {t['limit']:g} {t['unit']}".rstrip()
             rows.append((target, t["bound"] + _fmt(t["value"], t["unit"]), met, t["note"]))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = []
@@ -150,9 +150,13 @@ def chart(results: dict, path: str) -> None:
         ratio = (t["value"] / t["limit"] * 100) if t["value"] is not None else 0
         ratios.append(ratio)
         colours.append("tab:green" if t["met"] else "tab:red")
-        notes.append(t["bound"] + _fmt(t["value"], t["unit"]) + f" / {_fmt(t['limit'], t['unit'])}")
+        notes.append(t["bound"] + _fmt(t["value"], t["unit"]) + f" / {t['limit']:g} {t['unit']}")
     positions = list(range(len(bars)))
-    ax.barh(positions, ratios, color=colours)
+    drawn = ax.barh(positions, ratios, color=colours)
+    for bar, t in zip(drawn, bars, strict=True):
+        if t["bound"]:  # only a bound (the run hit its time cap): hatched, the true figure is below
+            bar.set_hatch("//")
+            bar.set_alpha(0.5)
     ax.axvline(100, color="black", linewidth=1)
     for y, ratio, note in zip(positions, ratios, notes, strict=True):
         ax.text(max(ratio, 1) + 2, y, note, va="center", fontsize=7)

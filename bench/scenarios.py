@@ -323,7 +323,8 @@ async def streams(ctx: Context) -> Result:
             100,
             "%",
             ok / clients_total * 100,
-            f"{ok}/{clients_total}; {sum(1 for c in clients if c.errors)} clients had their stream break and resumed",
+            f"{ok}/{clients_total}; {sum(1 for c in clients if c.errors and c.opened_at)} streams broke and resumed, "
+            f"{sum(1 for c in clients if c.opened_at is None)} never opened",
         )
         result.target("streams.delivery_p99", "delivery p99 from created_at", "<=", 200, "ms", delivery.get("p99"))
         result.target("streams.web_rss", "web RSS (max)", "<=", 300, "MB", maxima.get("web_rss_mb"))
