@@ -58,9 +58,12 @@ class Target:
     value: float | None = None
     note: str = ""
     bound: str = ""  # "<" when the figure is a bound (a scenario stopped at its time cap)
+    broken: bool = False  # the run broke the target's premise (refused requests, failed turns): not met
 
     @property
     def met(self) -> bool | None:
+        if self.broken:
+            return False
         if self.value is None:
             return None
         return self.value >= self.limit if self.op == ">=" else self.value <= self.limit

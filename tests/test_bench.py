@@ -200,3 +200,9 @@ def test_sse_client_gives_up_on_a_refused_stream_like_eventsource():
 
     client = asyncio.run(scenario())
     assert client.closed and client.opened_at is None and client.errors == ["HTTP 500"] and len(attempts) == 1
+
+
+def test_a_target_whose_run_refused_requests_is_not_met_whatever_its_figure():
+    target = Target("w", "waiting", ">=", 90, "%", 95.0, "3 POSTs refused")
+    target.broken = True
+    assert target.met is False and target.to_dict()["met"] is False
