@@ -381,6 +381,7 @@ async def api_rates(ctx: Context) -> Result:
     try:
         with Sampler(d, ctx.pg_dsn) as sampler:
             agent_id = await api.agent("bench api", [])
+            await warm_up(api, agent_id)  # the idle worker's litellm import would otherwise share the CPU
             (session_id,) = await api.sessions(agent_id, 1)
             floor_status = (await api.http.get("/bench/ping")).status_code
             phases = [
