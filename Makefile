@@ -48,8 +48,16 @@ test-unit: $(STAMP)
 	DATABASE_URL=postgres://postgres@127.0.0.1:1/none REDIS_URL=redis://127.0.0.1:1/0 \
 	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
 
-bench: $(STAMP)
-	$(PY) bench/turn_latency.py --base http://localhost:$(PORT)
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): bench/requirements.txt $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	@touch $(BENCH_STAMP)
+
+# Starts the Procfile shape on private PostgreSQL/Redis, runs every scenario of issue 8, prints the table and
+# writes bench/results/<date>.json + .png. `make bench BENCH_ARGS=--quick` for a smoke run.
+bench: $(BENCH_STAMP)
+	$(PY) bench/run.py --scenario all $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3*

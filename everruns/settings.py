@@ -145,6 +145,8 @@ WORKER_DB_THREADS = env_int("WORKER_DB_THREADS", 4)
 WORKER_TOOL_THREADS = env_int("WORKER_TOOL_THREADS", 16)
 
 # --- API ----------------------------------------------------------------------------------------
+# `/bench/ping`, a trivial view for the benchmark's framework floor (bench/run.py sets it; off in production).
+BENCH_ROUTES = env_bool("EVERRUNS_BENCH_ROUTES", False)
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "everruns.api.errors.exception_handler",

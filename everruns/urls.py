@@ -1,8 +1,10 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from everruns.api.health import HealthView
+from everruns.bench_views import PingView
 
 urlpatterns = [
     path("health", HealthView.as_view()),
@@ -12,6 +14,7 @@ urlpatterns = [
     path("v1/", include("agents.urls")),
     path("v1/", include("sessions.urls")),
 ]
+urlpatterns += [path("bench/ping", PingView.as_view())] if settings.BENCH_ROUTES else []
 
 handler400 = "everruns.api.errors.handler400"
 handler403 = "everruns.api.errors.handler403"
