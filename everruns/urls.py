@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("v1/", include("agents.urls")),
     path("v1/", include("sessions.urls")),
+    path("v1/", include("everruns.api.urls")),
 ]
 
 handler400 = "everruns.api.errors.handler400"
