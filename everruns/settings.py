@@ -188,6 +188,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # With AUTH_MODE=api_key every /v1 operation needs `Authorization: Bearer evr_...` (see README, Security).
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {"ApiKey": {"type": "http", "scheme": "bearer", "description": "An Everruns API key."}}
+    },
+    "SECURITY": [{"ApiKey": []}],
     "ENUM_NAME_OVERRIDES": {
         "AgentStatusEnum": "agents.models.Agent.Status",
         "SessionStatusEnum": "sessions.models.Session.Status",
