@@ -1,6 +1,7 @@
 """The ASGI application: event streams on the event loop (sessions/sse.py), everything else through
 Django's handler on a bounded pool of threads (everruns/bridge.py)."""
 
+import logging
 import os
 
 import django
@@ -10,10 +11,17 @@ django.setup(set_prefix=False)
 
 from django.conf import settings  # noqa: E402
 
+from everruns.api.cors import Cors  # noqa: E402
 from everruns.bridge import DjangoBridge  # noqa: E402
 from sessions.sse import StreamRouter  # noqa: E402
 
-application = StreamRouter(DjangoBridge(threads=settings.WEB_THREADS))
+application = Cors(StreamRouter(DjangoBridge(threads=settings.WEB_THREADS)))
+
+if settings.AUTH_MODE == "none":
+    logging.getLogger("everruns").warning(
+        "AUTH_MODE=none: /v1 is open to anyone who can reach this port (make run listens on 127.0.0.1 only). "
+        "Set AUTH_MODE=api_key to require API keys."
+    )
 
 if settings.EMBEDDED_WORKER:
     from everruns.embedded import start_embedded_worker

@@ -9,10 +9,14 @@ connection open between requests (`DB_CONN_MAX_AGE`). Event streams never come h
 
 import asyncio
 import io
+import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
+
+from everruns.api.errors import envelope
 
 
 def _environ(scope, body: bytes) -> dict:
@@ -46,6 +50,17 @@ def _environ(scope, body: bytes) -> dict:
             key = f"HTTP_{name}"
             environ[key] = f"{environ[key]},{value}" if key in environ else value
     return environ
+
+
+async def _too_large(send, limit: int) -> None:
+    body = json.dumps(envelope("payload_too_large", f"Request body is larger than {limit} bytes")).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),  # the rest of the body is not read
+    ]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class DjangoBridge:
@@ -82,12 +97,22 @@ class DjangoBridge:
                     return
         if scope["type"] != "http":
             return
-        chunks = []
+        # Bodies over MAX_REQUEST_BYTES are refused before they are read: by their Content-Length, or, when
+        # chunked, as soon as what arrived passes the limit.
+        limit = settings.MAX_REQUEST_BYTES
+        length = dict(scope.get("headers") or []).get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > limit:
+            return await _too_large(send, limit)
+        chunks, size = [], 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
-            chunks.append(message.get("body", b""))
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return await _too_large(send, limit)
+            chunks.append(chunk)
             if not message.get("more_body"):
                 break
         environ = _environ(scope, b"".join(chunks))

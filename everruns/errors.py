@@ -25,3 +25,11 @@ class Conflict(AppError):
 
 class PayloadTooLarge(AppError):
     status, code = 413, "payload_too_large"
+
+
+class TooManyRequests(AppError):
+    status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, details: dict | None = None):
+        super().__init__(message, details=details)
+        self.retry_after = retry_after

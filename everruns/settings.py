@@ -5,6 +5,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -29,9 +30,31 @@ def env_float(name: str, default: float) -> float:
 # litellm must never fetch its price list from the internet at import.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "everruns-insecure-dev-key-change-me")
+DEVELOPMENT_SECRET_KEY = "everruns-insecure-dev-key-change-me"
+SECRET_KEY = os.environ.get("SECRET_KEY", DEVELOPMENT_SECRET_KEY)
 DEBUG = env_bool("DEBUG", False)
-ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "*").split(",") if h.strip()]
+
+# --- Access: open for the embedded quick start (which listens on 127.0.0.1 only), API keys otherwise ---
+AUTH_MODE = os.environ.get("AUTH_MODE") or ("api_key" if os.environ.get("REDIS_URL") else "none")
+if AUTH_MODE not in ("none", "api_key"):
+    raise ImproperlyConfigured(f"AUTH_MODE must be none or api_key, not {AUTH_MODE!r}")
+if AUTH_MODE == "api_key" and (DEBUG or SECRET_KEY == DEVELOPMENT_SECRET_KEY):
+    raise ImproperlyConfigured(
+        "AUTH_MODE=api_key (the production shape) refuses to start with DEBUG on or the development SECRET_KEY: "
+        "set SECRET_KEY to a long random value and DEBUG=false"
+    )
+_default_hosts = "localhost,127.0.0.1,[::1]" if AUTH_MODE == "none" else "*"
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", _default_hosts).split(",") if h.strip()]
+# Writes (POST, PUT, PATCH, DELETE) per API key per minute, counted in Redis across web processes.
+WRITE_RATE_LIMIT = env_int("WRITE_RATE_LIMIT", 300)
+MAX_STREAMS_PER_PROCESS = env_int("MAX_STREAMS_PER_PROCESS", 5000)
+MAX_STREAMS_PER_KEY = env_int("MAX_STREAMS_PER_KEY", 1000)
+MAX_TURNS_PER_KEY = env_int("MAX_TURNS_PER_KEY", 200)
+STREAM_TOKEN_TTL_SECONDS = env_int("STREAM_TOKEN_TTL_SECONDS", 900)
+CORS_ALLOWED_ORIGINS = [o.strip() for o in os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip()]
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -57,7 +80,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "everruns.api.auth.ApiAuthMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "everruns.urls"
@@ -165,13 +190,19 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # With AUTH_MODE=api_key every /v1 operation needs `Authorization: Bearer evr_...` (see README, Security).
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {"ApiKey": {"type": "http", "scheme": "bearer", "description": "An Everruns API key."}}
+    },
+    "SECURITY": [{"ApiKey": []}],
     "ENUM_NAME_OVERRIDES": {
         "AgentStatusEnum": "agents.models.Agent.Status",
         "SessionStatusEnum": "sessions.models.Session.Status",
         "LlmStatusEnum": "agents.models.LlmProvider.Status",
     },
 }
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 4 * 1024 * 1024)
+MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 4 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

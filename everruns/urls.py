@@ -13,6 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("v1/", include("agents.urls")),
     path("v1/", include("sessions.urls")),
+    path("v1/", include("everruns.api.urls")),
 ]
 urlpatterns += [path("bench/ping", PingView.as_view())] if settings.BENCH_ROUTES else []
 

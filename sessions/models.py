@@ -59,6 +59,8 @@ class Turn(models.Model):
     # once it passes, another worker may take the turn over. For a queued turn it is the time by
     # which a worker should have taken it, after which the sweeper queues it again.
     lease_owner = models.CharField(max_length=128, blank=True, default="")
+    # The API key whose message started the turn ("" when none did): turns at once are capped per key.
+    api_key_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -2,10 +2,11 @@
 
 import logging
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from agents.models import Agent, LlmModel
-from everruns.errors import Conflict, NotFound, ValidationError
+from everruns.errors import Conflict, NotFound, TooManyRequests, ValidationError
 from everruns.services import instance_update
 from sessions import turns
 from sessions.log import append_message
@@ -57,9 +58,11 @@ def message_post(
     controls: dict | None = None,
     metadata: dict | None = None,
     idempotency_key: str | None = None,
+    api_key_id: str | None = None,
 ) -> tuple[Message, bool]:
     """Store a user message; start a turn unless one is running (that one sees the message at its
-    next LLM call). Returns (message, created)."""
+    next LLM call). Returns (message, created). A turn started for an API key counts against its
+    MAX_TURNS_PER_KEY."""
     if session.agent.status == Agent.Status.ARCHIVED:
         raise Conflict("Agent is archived; its sessions are read-only")
     if controls and controls.get("model_id"):
@@ -85,7 +88,14 @@ def message_post(
                 locked.active_turn_id and Turn.objects.filter(pk=locked.active_turn_id, status__in=Turn.ACTIVE).exists()
             )
             if not active:
-                turns.turn_create(session_id=session.pk, message=message)
+                if api_key_id and Turn.objects.filter(api_key_id=api_key_id, status__in=Turn.ACTIVE).count() >= (
+                    settings.MAX_TURNS_PER_KEY
+                ):
+                    raise TooManyRequests(
+                        f"This API key already has {settings.MAX_TURNS_PER_KEY} turns running; wait for one to end",
+                        retry_after=5,
+                    )
+                turns.turn_create(session_id=session.pk, message=message, api_key_id=api_key_id or "")
     except IntegrityError:
         # Two requests with one Idempotency-Key raced; the other one stored the message.
         existing = Message.objects.filter(session_id=session.pk, idempotency_key=idempotency_key).first()

@@ -11,13 +11,19 @@ import contextlib
 import json
 import re
 import uuid
+from http.cookies import CookieError, SimpleCookie
+from importlib import import_module
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY, get_user_model
 from django.db import close_old_connections, connection
 from rest_framework.utils.mediatypes import media_type_matches, order_by_precedence
 
+from everruns.api.auth import Denied, Principal, authenticate
 from everruns.api.errors import envelope
+from everruns.api.limits import stream_slots
 from sessions.models import Session
 from sessions.stream import event_stream, parse_cursor
 
@@ -49,9 +55,10 @@ def _session_exists(agent_id: uuid.UUID, session_id: uuid.UUID) -> bool:
         connection.close()
 
 
-async def _json(send, status: int, body: dict) -> None:
+async def _json(send, status: int, body: dict, extra_headers: list | None = None) -> None:
     payload = json.dumps(body).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    headers += extra_headers or []
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
@@ -68,12 +75,60 @@ def _cursor(scope, headers: dict) -> int | None | bool:
     return False if cursor is None else cursor
 
 
+def _staff_session(cookie_header: str) -> bool:
+    """Whether the Django session cookie belongs to a logged-in active staff user (the debug pages)."""
+    cookies = SimpleCookie()
+    try:
+        cookies.load(cookie_header)
+    except CookieError:
+        return False
+    morsel = cookies.get(settings.SESSION_COOKIE_NAME)
+    if morsel is None:
+        return False
+    close_old_connections()
+    try:
+        store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=morsel.value)
+        user_id = store.get(SESSION_KEY)
+        return bool(user_id) and get_user_model().objects.filter(pk=user_id, is_active=True, is_staff=True).exists()
+    finally:
+        connection.close()
+
+
+async def _principal(scope, headers: dict) -> Principal:
+    authorization = headers.get(b"authorization", b"").decode("latin-1")
+    query_string = scope.get("query_string", b"").decode("latin-1")
+    staff = False
+    if settings.AUTH_MODE != "none" and not authorization and "token=" not in query_string:
+        staff = await sync_to_async(_staff_session, thread_sensitive=False)(
+            headers.get(b"cookie", b"").decode("latin-1")
+        )
+    return await sync_to_async(authenticate, thread_sensitive=False)(
+        method="GET", path=scope["path"], authorization=authorization, query_string=query_string, staff=staff
+    )
+
+
 async def serve_stream(scope, receive, send, agent_id: str, session_id: str) -> None:
     headers = dict(scope.get("headers") or [])
+    try:
+        principal = await _principal(scope, headers)
+    except Denied as denied:
+        extra = [(b"www-authenticate", b'Bearer realm="everruns"')] if denied.status == 401 else []
+        return await _json(send, denied.status, envelope(denied.code, denied.message), extra)
     try:
         agent_uuid, session_uuid = uuid.UUID(agent_id), uuid.UUID(session_id)
     except ValueError:
         return await _json(send, 404, envelope("not_found", "Not found"))
+    slot = principal.key_id or "open"
+    if not stream_slots.take(slot):
+        message = "Too many open event streams (MAX_STREAMS_PER_KEY / MAX_STREAMS_PER_PROCESS)"
+        return await _json(send, 429, envelope("rate_limited", message), [(b"retry-after", b"5")])
+    try:
+        await _serve(scope, receive, send, headers, agent_uuid, session_uuid)
+    finally:
+        stream_slots.give_back(slot)
+
+
+async def _serve(scope, receive, send, headers: dict, agent_uuid: uuid.UUID, session_uuid: uuid.UUID) -> None:
     after = _cursor(scope, headers)
     if after is False:
         details = {"after": ["Must be a non-negative event sequence."]}

@@ -59,11 +59,14 @@ def set_session_status(*, session_id, status: str, error: dict | None = None, tu
 
 
 # --- create and queue ---------------------------------------------------------------------------
-def turn_create(*, session_id, message: Message) -> Turn:
+def turn_create(*, session_id, message: Message, api_key_id: str = "") -> Turn:
     """Inside the caller's transaction (which holds the session row): a queued turn for `message`,
     the session `running`, and the turn sent to a worker once the transaction commits."""
     turn = Turn.objects.create(
-        session_id=session_id, input_message_ids=[str(message.id)], lease_expires_at=queue_deadline()
+        session_id=session_id,
+        input_message_ids=[str(message.id)],
+        lease_expires_at=queue_deadline(),
+        api_key_id=api_key_id,
     )
     Message.objects.filter(pk=message.pk).update(turn=turn)
     set_session_status(session_id=session_id, status=Session.Status.RUNNING, turn_id=turn.id, active_turn=turn)

@@ -2,7 +2,7 @@ from django.urls import path
 
 from everruns.api.routes import detail_route, list_route
 from sessions.fs_views import SessionFileViewSet
-from sessions.views import EventViewSet, MessageViewSet, SessionViewSet
+from sessions.views import EventViewSet, MessageViewSet, SessionViewSet, StreamTokenViewSet
 
 session = "agents/<uuid:agent_id>/sessions/<uuid:session_id>"
 # A file's path is its id, so its collection-style POST (create) is on the item's own URL.
@@ -12,6 +12,7 @@ urlpatterns = [
     detail_route(session, SessionViewSet),
     list_route(f"{session}/messages", MessageViewSet),
     list_route(f"{session}/events", EventViewSet),
+    list_route(f"{session}/stream-token", StreamTokenViewSet),
     path(f"{session}/fs/<path:path>", SessionFileViewSet.as_view(file_actions)),
     # The root directory, documented once as `.../fs/{path}` (schema=None leaves these out of the document).
     path(f"{session}/fs", SessionFileViewSet.as_view(file_actions, schema=None)),

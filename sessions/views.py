@@ -1,16 +1,21 @@
 import json
+from datetime import UTC, datetime
 
+from django.conf import settings
 from django.db import connection as db_connection
 from django.http import QueryDict, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import viewsets
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, viewsets
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from agents.selectors import agent_get
+from everruns.api.auth import OPEN, stream_token_create
+from everruns.api.fields import StrictSerializer
 from everruns.api.pagination import list_schema, page_parameters, paginated
 from everruns.api.views import errors, validated
+from everruns.dates import rfc3339
 from everruns.errors import ValidationError
 from sessions import selectors, services
 from sessions.serializers import (
@@ -23,6 +28,12 @@ from sessions.serializers import (
 from sessions.stream import event_stream, parse_cursor
 
 PAGE = page_parameters()
+MAX_STREAM_TOKEN_SECONDS = 3600
+
+
+def _counts_turns(request) -> bool:
+    """Turns at once are capped per API key (MAX_TURNS_PER_KEY)."""
+    return getattr(request, "principal", OPEN).kind == "key"
 
 
 def _compact(value):
@@ -76,6 +87,31 @@ class SessionViewSet(viewsets.ViewSet):
         return Response(status=204)
 
 
+class StreamTokenInputSerializer(StrictSerializer):
+    ttl_seconds = serializers.IntegerField(min_value=1, max_value=MAX_STREAM_TOKEN_SECONDS, required=False)
+
+
+STREAM_TOKEN = inline_serializer(
+    name="StreamToken", fields={"token": serializers.CharField(), "expires_at": serializers.DateTimeField()}
+)
+
+
+# `.../sessions/{session_id}/stream-token`: a short-lived token a browser puts in `?token=` to read this
+# session's events (EventSource cannot send an Authorization header).
+class StreamTokenViewSet(viewsets.ViewSet):
+    @extend_schema(
+        operation_id="sessions_stream_token",
+        request=StreamTokenInputSerializer,
+        responses={201: STREAM_TOKEN, **errors(400, 404, 415)},
+    )
+    def create(self, request, agent_id, session_id):
+        session = selectors.session_get(agent_id=agent_id, session_id=session_id)
+        body = {} if isinstance(request.data, QueryDict) else request.data  # no body at all is `{}`
+        ttl = validated(StreamTokenInputSerializer, body).get("ttl_seconds") or settings.STREAM_TOKEN_TTL_SECONDS
+        token, expires = stream_token_create(session.pk, min(ttl, MAX_STREAM_TOKEN_SECONDS))
+        return Response({"token": token, "expires_at": rfc3339(datetime.fromtimestamp(expires, UTC))}, status=201)
+
+
 # `.../sessions/{session_id}/messages`.
 class MessageViewSet(viewsets.ViewSet):
     @extend_schema(
@@ -105,6 +141,7 @@ class MessageViewSet(viewsets.ViewSet):
             controls=_compact(json.loads(json.dumps(data.get("controls") or {}, default=str))),
             metadata=data.get("metadata"),
             idempotency_key=key,
+            api_key_id=getattr(request, "principal", OPEN).key_id if _counts_turns(request) else None,
         )
         return Response(MessageSerializer(message).data, status=201 if created else 200)
 

@@ -5,6 +5,9 @@ import uuid
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/everruns")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+# The suite runs open (AUTH_MODE=none) except where a test asks for API keys; a key of its own for those.
+os.environ.setdefault("AUTH_MODE", "none")
+os.environ.setdefault("SECRET_KEY", "everruns-test-suite-secret-key-not-for-production-0123456789")
 os.environ.setdefault("TURN_SWEEP_SECONDS", "0")
 # Turns queued by in-process tests go to a queue no worker reads; the e2e processes use their own.
 # One id per run names what the run owns (its database, its queues), so two runs never meet.

@@ -6,8 +6,11 @@ import schemathesis
 from django.core import signals
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from schemathesis.checks import positive_data_acceptance
+
+from everruns.api.keys import api_key_create
 
 # The SSE variant of GET .../events never ends; its JSON variant is covered by the API tests.
 schema = schemathesis.openapi.from_wsgi("/api-doc/openapi.json", get_wsgi_application()).exclude(path_regex=r"/events$")
@@ -24,10 +27,24 @@ def in_test_transaction(seeded):
     signals.request_finished.connect(close_old_connections)
 
 
+@pytest.fixture
+def admin_key(in_test_transaction, settings):
+    """AUTH_MODE=api_key with an admin key (and no write limit: fuzzing writes a lot)."""
+    settings.AUTH_MODE = "api_key"
+    settings.WRITE_RATE_LIMIT = 0
+    return api_key_create(name="fuzz", scope="admin")[1]
+
+
 @pytest.mark.usefixtures("in_test_transaction")
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@hypothesis_settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_schema(case):
     # Schema-valid input may still be refused on meaning (a model id that does not exist, a provider
     # type litellm does not know): a 400 there is right, so "valid data is accepted" is not checked.
     case.call_and_validate(excluded_checks=[positive_data_acceptance])
+
+
+@schema.parametrize()
+@hypothesis_settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+def test_api_conforms_to_its_schema_with_api_keys(case, admin_key):
+    case.call_and_validate(headers={"Authorization": f"Bearer {admin_key}"}, excluded_checks=[positive_data_acceptance])

@@ -7,7 +7,7 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
-from everruns.errors import AppError
+from everruns.errors import AppError, TooManyRequests
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,8 @@ _DRF_CODES = {
 
 def exception_handler(exc, context):
     if isinstance(exc, AppError):
-        return Response(envelope(exc.code, exc.message, exc.details), status=exc.status)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+        return Response(envelope(exc.code, exc.message, exc.details), status=exc.status, headers=headers)
     if isinstance(exc, RequestDataTooBig):
         return Response(envelope("payload_too_large", "Request body is too large"), status=413)
     if isinstance(exc, Http404):
