@@ -190,11 +190,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    # With AUTH_MODE=api_key every /v1 operation needs `Authorization: Bearer evr_...` (see README, Security).
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {"ApiKey": {"type": "http", "scheme": "bearer", "description": "An Everruns API key."}}
-    },
-    "SECURITY": [{"ApiKey": []}],
+    # With AUTH_MODE=api_key the document says what every /v1 operation needs (a bearer API key) and may
+    # answer because of it (401, 403, 429); with AUTH_MODE=none it says neither, as the server does.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "everruns.api.schema.add_access_control",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "AgentStatusEnum": "agents.models.Agent.Status",
         "SessionStatusEnum": "sessions.models.Session.Status",

@@ -144,7 +144,7 @@ class LlmSim(CustomLLM):
         }
         return reply, usage
 
-    def _script(self, model, messages, optional_params) -> tuple[float, float, list[dict]]:
+    def script(self, model, messages, optional_params) -> tuple[float, float, list[dict]]:
         """(latency before the first chunk, seconds between text chunks, the chunks)."""
         reply, usage = self._reply(model, messages, optional_params)
         sim = optional_params.get("llmsim") or {}
@@ -178,7 +178,7 @@ class LlmSim(CustomLLM):
         return latency, (1 / rate if rate else 0.0), chunks
 
     def streaming(self, model, messages, *args, **kwargs) -> Iterator[dict]:
-        latency, gap, chunks = self._script(model, messages, kwargs.get("optional_params") or {})
+        latency, gap, chunks = self.script(model, messages, kwargs.get("optional_params") or {})
         if latency:
             time.sleep(latency)
         for chunk in chunks:
@@ -188,7 +188,7 @@ class LlmSim(CustomLLM):
 
     async def astreaming(self, model, messages, *args, **kwargs) -> AsyncIterator[dict]:
         # Waits with asyncio.sleep: a waiting call holds no thread and is cancelled at once.
-        latency, gap, chunks = self._script(model, messages, kwargs.get("optional_params") or {})
+        latency, gap, chunks = self.script(model, messages, kwargs.get("optional_params") or {})
         if latency:
             await asyncio.sleep(latency)
         for chunk in chunks:

@@ -289,3 +289,16 @@ def test_the_production_shape_defaults_to_api_keys():
         timeout=60,
     )
     assert embedded.stdout.startswith("none ['localhost', '127.0.0.1', '[::1]']"), embedded.stderr
+
+
+def test_the_document_says_what_access_needs_in_api_key_mode_only(settings):
+    settings.AUTH_MODE = "api_key"
+    secured = SchemaGenerator().get_schema(request=None, public=True)
+    assert secured["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
+    assert secured["paths"]["/v1/agents"]["post"]["security"] == [{"ApiKey": []}]
+    assert {"401", "403", "429"} <= set(secured["paths"]["/v1/agents"]["post"]["responses"])
+    assert secured["paths"]["/health"]["get"]["security"] == []
+    settings.AUTH_MODE = "none"
+    open_ = SchemaGenerator().get_schema(request=None, public=True)
+    assert "securitySchemes" not in open_.get("components", {})
+    assert "401" not in open_["paths"]["/v1/agents"]["post"]["responses"]
