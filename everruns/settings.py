@@ -246,6 +246,11 @@ TURN_SWEEP_SECONDS = env_float("TURN_SWEEP_SECONDS", 10.0)
 # --- Session files and tools --------------------------------------------------------------------
 SESSION_FILE_MAX_BYTES = env_int("SESSION_FILE_MAX_BYTES", 10 * 1024 * 1024)
 SESSION_FS_MAX_BYTES = env_int("SESSION_FS_MAX_BYTES", 100 * 1024 * 1024)
+# Entries (files and directories) of one session, and levels below the root a path may have.
+SESSION_FS_MAX_FILES = env_int("SESSION_FS_MAX_FILES", 10_000)
+SESSION_FS_MAX_DEPTH = env_int("SESSION_FS_MAX_DEPTH", 32)
+# The time one grep_files call may take over all the files it reads.
+SESSION_FS_GREP_SECONDS = env_float("SESSION_FS_GREP_SECONDS", 10.0)
 TOOL_TIMEOUT_SECONDS = env_float("TOOL_TIMEOUT_SECONDS", 30.0)
 WEB_FETCH_ALLOWED_HOSTS = [
     h.strip().lower() for h in os.environ.get("WEB_FETCH_ALLOWED_HOSTS", "").split(",") if h.strip()

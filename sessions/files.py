@@ -1,43 +1,77 @@
 """The session file system: per-session files and directories stored in the database.
 
 Used by the `session_file_system` tools and by the `.../fs/{path}` API. Every path is normalised
-to an absolute form ("/a/b.txt") and can never leave the session's root.
+to an absolute form ("/a/b.txt", Unicode NFC) and can never leave the session's root.
+
+Limits: SESSION_FILE_MAX_BYTES per file; per session SESSION_FS_MAX_FILES entries and SESSION_FS_MAX_BYTES,
+where every entry (directories too) costs its content plus its path in UTF-8 bytes, so empty files with long
+names are not free.
 """
 
 import base64
 import posixpath
-import re
+import time
+import unicodedata
 
+import re2
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q, Sum
+from django.db.models import BigIntegerField, Count, F, Func, Q, Sum, Value
+from django.db.models.functions import Left, StrIndex, Substr
+from django.db.models.lookups import Exact
 
 from everruns.dates import rfc3339
-from everruns.errors import Conflict, NotFound, PayloadTooLarge, ValidationError
+from everruns.errors import AppError, Conflict, NotFound, PayloadTooLarge, ValidationError
 from sessions.models import Session, SessionFile
 
 MAX_PATH = 1024
 MAX_NAME = 255
+MAX_PATTERN = 1000  # characters of a grep pattern
+# Characters that make a name display as something else: the Unicode bidirectional controls
+# (embeddings, overrides, isolates and marks). Control characters (category Cc, NUL included),
+# lone surrogates (Cs) and line/paragraph separators (Zl, Zp) are refused by category.
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+REFUSED_CATEGORIES = {"Cc": "Control characters", "Cs": "Surrogates", "Zl": "Line separators", "Zp": "Line separators"}
+
+
+def _invalid(message: str):
+    return ValidationError("Invalid path", details={"path": [message]})
+
+
+def _check_characters(path: str) -> None:
+    if "\x00" in path:
+        raise _invalid("NUL bytes are not allowed.")
+    for char in path:
+        if char in BIDI_CONTROLS:
+            raise _invalid(f"Bidirectional control characters are not allowed (U+{ord(char):04X}).")
+        kind = REFUSED_CATEGORIES.get(unicodedata.category(char))
+        if kind:
+            raise _invalid(f"{kind} are not allowed (U+{ord(char):04X}).")
 
 
 def normalize(path: str) -> str:
     if not isinstance(path, str):
-        raise ValidationError("Invalid path", details={"path": ["Must be a string."]})
-    if "\x00" in path:
-        raise ValidationError("Invalid path", details={"path": ["NUL bytes are not allowed."]})
+        raise _invalid("Must be a string.")
     if len(path) > MAX_PATH:
-        raise ValidationError("Invalid path", details={"path": [f"At most {MAX_PATH} characters."]})
+        raise _invalid(f"At most {MAX_PATH} characters.")
+    _check_characters(path)
+    # One spelling per name: "é" typed precomposed or as "e" + combining accent is the same file.
+    path = unicodedata.normalize("NFC", path)
+    if len(path) > MAX_PATH:
+        raise _invalid(f"At most {MAX_PATH} characters.")
     if "\\" in path:
-        raise ValidationError("Invalid path", details={"path": ["Backslashes are not allowed."]})
+        raise _invalid("Backslashes are not allowed.")
     parts = []
     for part in path.split("/"):
         if part in ("", "."):
             continue
         if part == "..":
-            raise ValidationError("Invalid path", details={"path": ["'..' is not allowed."]})
+            raise _invalid("'..' is not allowed.")
         if len(part) > MAX_NAME:
-            raise ValidationError("Invalid path", details={"path": [f"A name is at most {MAX_NAME} characters."]})
+            raise _invalid(f"A name is at most {MAX_NAME} characters.")
         parts.append(part)
+    if len(parts) > settings.SESSION_FS_MAX_DEPTH:
+        raise _invalid(f"At most {settings.SESSION_FS_MAX_DEPTH} levels deep.")
     return "/" + "/".join(parts)
 
 
@@ -49,23 +83,52 @@ def _get(session_id, path: str) -> SessionFile | None:
     return SessionFile.objects.filter(session_id=session_id, path=path).first()
 
 
+def _below(session_id, directory: str):
+    """Every entry strictly below `directory`, matched exactly. Not `path__startswith`: that is a LIKE,
+    which ignores case on SQLite (a recursive delete of /A would reach /a/...). `=` on the leading
+    characters is exact on PostgreSQL and SQLite alike."""
+    rows = SessionFile.objects.filter(session_id=session_id)
+    if directory == "/":
+        return rows
+    prefix = directory + "/"
+    return rows.filter(Exact(Left("path", len(prefix)), Value(prefix)))
+
+
+def _directly_below(session_id, directory: str):
+    """The entries of `directory` itself: below it, with no "/" after its prefix."""
+    start = len(directory.rstrip("/")) + 2  # 1-based position of the first character after the prefix
+    return _below(session_id, directory).filter(Exact(StrIndex(Substr("path", start), Value("/")), 0))
+
+
+class OctetLength(Func):
+    """A string's length in bytes. SQLite has octet_length() only from 3.43 (Debian 13 has 3.40)."""
+
+    function = "OCTET_LENGTH"
+    output_field = BigIntegerField()
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return self.as_sql(compiler, connection, template="LENGTH(CAST(%(expressions)s AS BLOB))", **extra_context)
+
+
 def _lock_session(session_id) -> None:
     if not Session.objects.select_for_update().filter(pk=session_id).exists():
         raise NotFound("Session not found")
 
 
-def _ensure_parents(session_id, path: str) -> None:
-    parent = _parent(path)
+def _missing_parents(session_id, path: str) -> list[str]:
+    """The ancestors of `path` that do not exist yet, outermost first; a Conflict if one is a file."""
     chain = []
+    parent = _parent(path)
     while parent != "/":
         chain.append(parent)
         parent = _parent(parent)
-    for directory in reversed(chain):
-        existing = _get(session_id, directory)
-        if existing is None:
-            SessionFile.objects.create(session_id=session_id, path=directory, is_directory=True)
-        elif not existing.is_directory:
+    existing = dict(
+        SessionFile.objects.filter(session_id=session_id, path__in=chain).values_list("path", "is_directory")
+    )
+    for directory, is_directory in existing.items():
+        if not is_directory:
             raise Conflict(f"{directory} is a file, not a directory")
+    return [directory for directory in reversed(chain) if directory not in existing]
 
 
 def decode_content(content, encoding: str) -> bytes:
@@ -83,14 +146,23 @@ def decode_content(content, encoding: str) -> bytes:
     return content.encode("utf-8")
 
 
-def _check_size(session_id, path: str, data: bytes) -> None:
+def _check_quota(session_id, path: str, data: bytes, new_directories: list[str]) -> None:
+    """Would writing `data` at `path` (and creating `new_directories`) stay within the session's limits?"""
     if len(data) > settings.SESSION_FILE_MAX_BYTES:
         raise PayloadTooLarge(f"A file is at most {settings.SESSION_FILE_MAX_BYTES} bytes")
     used = (
-        SessionFile.objects.filter(session_id=session_id).exclude(path=path).aggregate(total=Sum("size"))["total"] or 0
+        SessionFile.objects.filter(session_id=session_id)
+        .exclude(path=path)
+        .aggregate(entries=Count("id"), content=Sum("size"), paths=Sum(OctetLength(F("path"))))
     )
-    if used + len(data) > settings.SESSION_FS_MAX_BYTES:
-        raise PayloadTooLarge(f"The session's files are at most {settings.SESSION_FS_MAX_BYTES} bytes in all")
+    entries = used["entries"] + 1 + len(new_directories)
+    if entries > settings.SESSION_FS_MAX_FILES:
+        raise PayloadTooLarge(f"A session has at most {settings.SESSION_FS_MAX_FILES} files and directories")
+    written = len(data) + sum(len(p.encode()) for p in [path, *new_directories])
+    if (used["content"] or 0) + (used["paths"] or 0) + written > settings.SESSION_FS_MAX_BYTES:
+        raise PayloadTooLarge(
+            f"The session's files are at most {settings.SESSION_FS_MAX_BYTES} bytes in all (content and paths)"
+        )
 
 
 def create(session_id, path: str, *, content=None, encoding: str = "text", is_directory: bool = False) -> SessionFile:
@@ -102,8 +174,11 @@ def create(session_id, path: str, *, content=None, encoding: str = "text", is_di
         _lock_session(session_id)
         if _get(session_id, path):
             raise Conflict(f"{path} already exists")
-        _check_size(session_id, path, data)
-        _ensure_parents(session_id, path)
+        parents = _missing_parents(session_id, path)
+        _check_quota(session_id, path, data, parents)
+        SessionFile.objects.bulk_create(
+            [SessionFile(session_id=session_id, path=directory, is_directory=True) for directory in parents]
+        )
         try:
             return SessionFile.objects.create(
                 session_id=session_id, path=path, is_directory=is_directory, content=data, size=len(data)
@@ -122,7 +197,7 @@ def update(session_id, path: str, *, content, encoding: str = "text") -> Session
             raise NotFound(f"{path} does not exist")
         if existing.is_directory:
             raise Conflict(f"{path} is a directory")
-        _check_size(session_id, path, data)
+        _check_quota(session_id, path, data, [])
         existing.content, existing.size = data, len(data)
         existing.save(update_fields=["content", "size", "updated_at"])
         return existing
@@ -147,7 +222,8 @@ def get(session_id, path: str) -> SessionFile | None:
     return found
 
 
-def children(session_id, path: str) -> list[SessionFile]:
+def children(session_id, path: str, *, limit: int, offset: int = 0) -> tuple[list[SessionFile], int]:
+    """One page of a directory's entries, by path, and how many it has in all."""
     path = normalize(path)
     if path != "/":
         directory = _get(session_id, path)
@@ -155,9 +231,8 @@ def children(session_id, path: str) -> list[SessionFile]:
             raise NotFound(f"{path} does not exist")
         if not directory.is_directory:
             raise Conflict(f"{path} is not a directory")
-    prefix = "/" if path == "/" else path + "/"
-    rows = SessionFile.objects.filter(session_id=session_id, path__startswith=prefix).defer("content")
-    return [f for f in rows if "/" not in f.path[len(prefix) :]]
+    rows = _directly_below(session_id, path).defer("content").order_by("path")
+    return list(rows[offset : offset + limit]), rows.count()
 
 
 def delete(session_id, path: str, *, recursive: bool = False) -> int:
@@ -169,7 +244,7 @@ def delete(session_id, path: str, *, recursive: bool = False) -> int:
         target = _get(session_id, path)
         if target is None:
             raise NotFound(f"{path} does not exist")
-        below = SessionFile.objects.filter(session_id=session_id, path__startswith=path + "/")
+        below = _below(session_id, path)
         if target.is_directory and below.exists() and not recursive:
             raise Conflict(f"{path} is not empty; use recursive")
         count = below.count() + 1
@@ -177,20 +252,42 @@ def delete(session_id, path: str, *, recursive: bool = False) -> int:
         return count
 
 
-def grep(session_id, pattern: str, path: str = "/", *, max_matches: int = 200) -> list[dict]:
+def compile_pattern(pattern):
+    """An RE2 regular expression: matching takes time linear in the text, whatever the pattern (Python's
+    `re` backtracks: `^(a|a)*$` on 28 bytes held the GIL for seconds), and compiling is bounded in memory
+    (the `regex` package expands counted repeats: `(?:a{1000}){1000}` took 273 MB). RE2 has no
+    backreferences or lookaround; such a pattern is a validation error the caller sees."""
+    if not isinstance(pattern, str) or not pattern:
+        raise ValidationError("Invalid pattern", details={"pattern": ["Must be a non-empty string."]})
+    if len(pattern) > MAX_PATTERN:
+        raise ValidationError("Invalid pattern", details={"pattern": [f"At most {MAX_PATTERN} characters."]})
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print every bad pattern to stderr
+    options.max_mem = 8 << 20  # bytes for the compiled program (RE2's default, stated)
     try:
-        regex = re.compile(pattern)
-    except re.error as exc:
-        raise ValidationError("Invalid pattern", details={"pattern": [str(exc)]}) from None
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else "invalid pattern"
+        reason = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
+        raise ValidationError("Invalid pattern", details={"pattern": [reason]}) from None
+
+
+def grep(session_id, pattern: str, path: str = "/", *, max_matches: int = 200) -> list[dict]:
+    regex = compile_pattern(pattern)
     path = normalize(path)
-    prefix = "/" if path == "/" else path + "/"
     files = SessionFile.objects.filter(session_id=session_id, is_directory=False).filter(
-        Q(path=path) | Q(path__startswith=prefix)
+        Q(path=path) | Q(pk__in=_below(session_id, path).values("pk"))
     )
+    deadline = time.monotonic() + settings.SESSION_FS_GREP_SECONDS
     matches = []
     for f in files.order_by("path"):
         text = bytes(f.content).decode("utf-8", errors="replace")
         for number, line in enumerate(text.splitlines(), start=1):
+            if time.monotonic() > deadline:
+                raise AppError(
+                    f"grep stopped after {settings.SESSION_FS_GREP_SECONDS:g} s; search a smaller path or a "
+                    "simpler pattern"
+                )
             if regex.search(line):
                 matches.append({"path": f.path, "line": number, "text": line[:500]})
                 if len(matches) >= max_matches:

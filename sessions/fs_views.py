@@ -5,6 +5,7 @@ from rest_framework import serializers, viewsets
 from rest_framework.response import Response
 
 from everruns.api.fields import StrictSerializer
+from everruns.api.pagination import page_parameters, page_params
 from everruns.api.views import errors, validated
 from sessions import files, selectors
 
@@ -17,7 +18,12 @@ FILE_SCHEMA = inline_serializer(
         "size": serializers.IntegerField(),
         "content": serializers.CharField(required=False),
         "encoding": serializers.CharField(required=False),
-        "entries": serializers.ListField(child=serializers.DictField(), required=False),
+        "entries": serializers.ListField(
+            child=serializers.DictField(), required=False, help_text="A directory's entries: one page of them."
+        ),
+        "total": serializers.IntegerField(required=False, help_text="A directory's entries in all."),
+        "limit": serializers.IntegerField(required=False, help_text="The page size of `entries`."),
+        "offset": serializers.IntegerField(required=False, help_text="Where `entries` starts."),
         "created_at": serializers.CharField(allow_null=True),
         "updated_at": serializers.CharField(allow_null=True),
     },
@@ -40,13 +46,20 @@ class SessionFileViewSet(viewsets.ViewSet):
     def _session(self, agent_id, session_id):
         return selectors.session_get(agent_id=agent_id, session_id=session_id)
 
-    @extend_schema(operation_id="session_files_get", responses={200: FILE_SCHEMA, **errors(400, 404)})
+    @extend_schema(
+        operation_id="session_files_get",
+        parameters=page_parameters(),
+        description="A file with its content, or a directory with one page of its entries (`limit`, `offset`).",
+        responses={200: FILE_SCHEMA, **errors(400, 404)},
+    )
     def retrieve(self, request, agent_id, session_id, path="/"):
         session = self._session(agent_id, session_id)
         found = files.get(session.pk, path)
         if found is None or found.is_directory:
+            limit, offset = page_params(request)
+            entries, total = files.children(session.pk, path, limit=limit, offset=offset)
             listing = files.describe(found)
-            listing["entries"] = [files.describe(f) for f in files.children(session.pk, path)]
+            listing.update(entries=[files.describe(f) for f in entries], total=total, limit=limit, offset=offset)
             return Response(listing)
         return Response(files.describe(found, with_content=True))
 

@@ -5,6 +5,7 @@ from runner.tools.base import Capability, Tool, ToolError, obj
 from sessions import files
 
 PATH = {"type": "string", "description": "Absolute or relative path inside the session, e.g. /notes/todo.md"}
+LIST_PAGE = 200  # entries one list_directory call returns at most; `offset` pages on
 
 
 def _wrap(func):
@@ -35,9 +36,25 @@ def _write(session_id, args):
     return {"path": written.path, "size": written.size, "created": created}
 
 
+def _whole_number(args, name, default, low, high):
+    value = args.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ToolError(f"{name} must be an integer from {low} to {high}")
+    return value
+
+
 def _list(session_id, args):
     path = args.get("path") or "/"
-    return {"path": files.normalize(path), "entries": [files.describe(f) for f in files.children(session_id, path)]}
+    limit = _whole_number(args, "limit", LIST_PAGE, 1, LIST_PAGE)
+    offset = _whole_number(args, "offset", 0, 0, 10**9)
+    entries, total = files.children(session_id, path, limit=limit, offset=offset)
+    return {
+        "path": files.normalize(path),
+        "entries": [files.describe(f) for f in entries],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+    }
 
 
 def _grep(session_id, args):
@@ -66,10 +83,23 @@ CAPABILITY = Capability(
             obj({"path": PATH, "content": {"type": "string"}}, ["path", "content"]),
             _wrap(_write),
         ),
-        Tool("list_directory", "List a directory (default: the root).", obj({"path": PATH}), _wrap(_list)),
+        Tool(
+            "list_directory",
+            f"List a directory (default: the root), at most {LIST_PAGE} entries a call: `total` counts them all, "
+            "`offset` pages on.",
+            obj(
+                {
+                    "path": PATH,
+                    "limit": {"type": "integer", "minimum": 1, "maximum": LIST_PAGE},
+                    "offset": {"type": "integer", "minimum": 0},
+                }
+            ),
+            _wrap(_list),
+        ),
         Tool(
             "grep_files",
-            "Search files for a regular expression; returns matching lines.",
+            "Search files for a regular expression (RE2 syntax: no backreferences or lookaround); returns "
+            "matching lines.",
             obj({"pattern": {"type": "string"}, "path": PATH}, ["pattern"]),
             _wrap(_grep),
         ),

@@ -6,12 +6,19 @@ and refuses loopback, private, link-local (cloud metadata included), multicast, 
 non-global addresses. A hostname whose DNS answer points there is refused the same way, and the
 connection goes to the checked address (no second lookup to rebind). WEB_FETCH_ALLOWED_HOSTS lists
 host names that skip the check (for local testing).
+
+The tool stops by itself at its deadline (WEB_FETCH_TIMEOUT): a tool thread that overruns is abandoned
+by the runtime but keeps running, so the limit cannot be left to the runtime. httpx's read timeout is per
+read, and a server trickling a byte at a time would reset it forever; so every connect, handshake, read
+and write waits at most until the deadline (DeadlineStream). A gzip body is inflated by us, at most
+WEB_FETCH_MAX_BYTES of it (httpx inflates a whole network chunk at once: 204 KB of gzip became 77 MiB).
 """
 
 import ipaddress
 import re
 import socket
 import time
+import zlib
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
@@ -22,6 +29,7 @@ from django.conf import settings
 from runner.tools.base import Capability, Tool, ToolError, obj
 
 METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data"}
+SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
 
 
 class RefusedAddress(Exception):
@@ -31,16 +39,56 @@ class RefusedAddress(Exception):
 def check_address(ip: ipaddress._BaseAddress) -> None:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address) and ip in SIX_TO_FOUR:
+        # 6to4 wraps an IPv4 address (2002:7f00:1:: is 127.0.0.1) that a relay would reach for us; Python
+        # 3.11 calls these global. 6to4 is deprecated (RFC 7526): refuse all of it.
+        raise RefusedAddress(f"refused: {ip} is a 6to4 address")
     if not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_loopback or ip.is_link_local:
         raise RefusedAddress(f"refused: {ip} is not a public address")
 
 
+def until(deadline: float, timeout: float | None, error: type[Exception]) -> float:
+    """httpx's timeout for one wait, shortened to end by the deadline; `error` once it has passed."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error("the fetch's time limit passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every wait ends by the fetch's deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream, deadline: float):
+        self.stream, self.deadline = stream, deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self.stream.read(max_bytes, until(self.deadline, timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.stream.write(buffer, until(self.deadline, timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
+        timeout = until(self.deadline, timeout, httpcore.ConnectTimeout)
+        return DeadlineStream(self.stream.start_tls(ssl_context, server_hostname, timeout), self.deadline)
+
+    def get_extra_info(self, info: str):
+        return self.stream.get_extra_info(info)
+
+
 class GuardedBackend(httpcore.SyncBackend):
-    def __init__(self, allowed_hosts: list[str]):
+    def __init__(self, allowed_hosts: list[str], deadline: float):
         super().__init__()
         self.allowed = {h.lower() for h in allowed_hosts}
+        self.deadline = deadline
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        timeout = until(self.deadline, timeout, httpcore.ConnectTimeout)
+        return DeadlineStream(self._connect(host, port, timeout, local_address, socket_options), self.deadline)
+
+    def _connect(self, host, port, timeout, local_address, socket_options):
         name = host.decode() if isinstance(host, bytes) else host
         name = name.strip("[]").lower()
         if name in self.allowed:
@@ -49,7 +97,7 @@ class GuardedBackend(httpcore.SyncBackend):
             raise RefusedAddress(f"refused: {name} is a cloud metadata host")
         try:
             infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
+        except (socket.gaierror, UnicodeError) as exc:  # UnicodeError: the IDNA codec refusing the name
             raise httpcore.ConnectError(f"cannot resolve {name}: {exc}") from None
         addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
         for ip in addresses:
@@ -57,7 +105,7 @@ class GuardedBackend(httpcore.SyncBackend):
         return super().connect_tcp(str(addresses[0]), port, timeout, local_address, socket_options)
 
 
-def guarded_client(timeout: httpx.Timeout) -> httpx.Client:
+def guarded_client(timeout: httpx.Timeout, deadline: float) -> httpx.Client:
     transport = httpx.HTTPTransport(trust_env=False)
     # Private attributes, checked with httpx 0.28.1 (pinned) and httpcore 1.0.9 (httpx's dependency, unpinned):
     # HTTPTransport takes no network backend, and the backend is the one place that sees every TCP
@@ -67,7 +115,7 @@ def guarded_client(timeout: httpx.Timeout) -> httpx.Client:
     # redirects. Re-check both names on an upgrade.
     pool = transport._pool
     transport._pool = httpcore.ConnectionPool(
-        ssl_context=pool._ssl_context, network_backend=GuardedBackend(settings.WEB_FETCH_ALLOWED_HOSTS)
+        ssl_context=pool._ssl_context, network_backend=GuardedBackend(settings.WEB_FETCH_ALLOWED_HOSTS, deadline)
     )
     return httpx.Client(
         transport=transport,
@@ -75,7 +123,8 @@ def guarded_client(timeout: httpx.Timeout) -> httpx.Client:
         follow_redirects=True,
         max_redirects=settings.WEB_FETCH_MAX_REDIRECTS,
         trust_env=False,
-        headers={"User-Agent": "Everruns-web_fetch/1.0"},
+        # Only gzip, which read_body inflates with a bound (httpx would also ask for deflate, br and zstd).
+        headers={"User-Agent": "Everruns-web_fetch/1.0", "Accept-Encoding": "gzip"},
     )
 
 
@@ -134,11 +183,52 @@ class _TextExtractor(HTMLParser):
 
 def html_to_text(html: str) -> tuple[str, str]:
     parser = _TextExtractor()
-    parser.feed(html)
+    try:
+        parser.feed(html)
+        parser.close()
+    except (AssertionError, ValueError) as exc:  # Python 3.11's _markupbase asserts on `<![foo[`
+        raise ToolError(f"could not parse the HTML: {exc}") from None
     text = "".join(parser.parts)
     text = re.sub(r"[ \t]+", " ", text)
     text = re.sub(r"\n\s*\n\s*", "\n\n", text)
     return parser.title.strip(), text.strip()
+
+
+def _inflater(content_encoding: str):
+    """None for an identity body, a zlib decompressor for gzip; we asked for nothing else."""
+    codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip().lower() not in ("", "identity")]
+    if not codings:
+        return None
+    if codings in (["gzip"], ["x-gzip"]):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    raise ToolError(f"unsupported content encoding: {content_encoding}")
+
+
+def read_body(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """At most `limit` bytes of the decoded body, and whether there was more. A gzip body is inflated
+    `limit` bytes at a time at most, so memory stays bounded whatever it expands to."""
+    inflater = _inflater(response.headers.get("content-encoding", ""))
+    body, members = bytearray(), 0
+    for raw in response.iter_raw():
+        pending = raw
+        while pending:
+            if inflater is None:
+                chunk, pending = pending, b""
+            else:
+                try:
+                    chunk = inflater.decompress(pending, limit + 1 - len(body))
+                except zlib.error as exc:
+                    if members:  # bytes after a whole gzip member: ignored, as httpx and browsers do
+                        return bytes(body), False
+                    raise ToolError(f"bad gzip body: {exc}") from None
+                pending = inflater.unconsumed_tail
+                if inflater.eof:  # a gzip file may hold several members, one after another
+                    members += 1
+                    pending, inflater = inflater.unused_data, zlib.decompressobj(16 + zlib.MAX_WBITS)
+            body.extend(chunk)
+            if len(body) > limit:
+                return bytes(body[:limit]), True
+    return bytes(body), False
 
 
 def web_fetch(ctx, args):
@@ -148,24 +238,21 @@ def web_fetch(ctx, args):
         raise ToolError("url is required")
     if method not in ("GET", "HEAD"):
         raise ToolError("method must be GET or HEAD")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        hostname, _port = parts.hostname, parts.port
+        httpx.URL(url)
+    except (httpx.InvalidURL, ValueError) as exc:  # ValueError: urlsplit's, and IDNA's UnicodeError
+        raise ToolError(f"invalid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not hostname:
         raise ToolError("only http and https URLs are fetched")
     deadline = time.monotonic() + settings.WEB_FETCH_TIMEOUT
     timeout = httpx.Timeout(settings.WEB_FETCH_TIMEOUT, connect=settings.WEB_FETCH_CONNECT_TIMEOUT)
-    limit = settings.WEB_FETCH_MAX_BYTES
     try:
-        with guarded_client(timeout) as client, client.stream(method, url) as response:
-            body, truncated = bytearray(), False
+        with guarded_client(timeout, deadline) as client, client.stream(method, url) as response:
+            body, truncated = b"", False
             if method == "GET":
-                for chunk in response.iter_bytes():
-                    body.extend(chunk)
-                    if len(body) > limit:
-                        del body[limit:]
-                        truncated = True
-                        break
-                    if time.monotonic() > deadline:
-                        raise ToolError(f"timed out after {settings.WEB_FETCH_TIMEOUT:g} s")
+                body, truncated = read_body(response, settings.WEB_FETCH_MAX_BYTES)
             final_url, status = str(response.url), response.status_code
             content_type = response.headers.get("content-type", "")
             encoding = response.encoding or "utf-8"
@@ -174,7 +261,9 @@ def web_fetch(ctx, args):
     except httpx.TooManyRedirects:
         raise ToolError("too many redirects") from None
     except httpx.TimeoutException:
-        raise ToolError("timed out") from None
+        raise ToolError(f"timed out after {settings.WEB_FETCH_TIMEOUT:g} s") from None
+    except (httpx.InvalidURL, UnicodeError) as exc:  # a redirect's Location may be invalid too
+        raise ToolError(f"invalid URL: {exc}") from None
     except httpx.HTTPError as exc:
         cause = exc.__context__ or exc.__cause__
         if isinstance(cause, RefusedAddress):
@@ -183,7 +272,7 @@ def web_fetch(ctx, args):
     result = {"url": final_url, "status": status, "content_type": content_type, "truncated": truncated}
     if method == "HEAD":
         return result
-    text = bytes(body).decode(encoding, errors="replace")
+    text = body.decode(encoding, errors="replace")
     if "html" in content_type:
         result["title"], result["content"] = html_to_text(text)
     elif content_type.startswith("text/") or "json" in content_type or "xml" in content_type or not content_type:

@@ -1,7 +1,9 @@
 """web_fetch against a local HTTP server (allowed by WEB_FETCH_ALLOWED_HOSTS), and its refusals."""
 
+import gzip
 import threading
 import time
+import tracemalloc
 from http.server import BaseHTTPRequestHandler
 
 import pytest
@@ -9,6 +11,10 @@ import pytest
 from runner.tools.base import ToolError
 from runner.tools.web_fetch import web_fetch
 from tests.fake_llm_server import QuietServer
+
+# 64 MiB of zeros in about 64 KB of gzip, made once (before any memory is measured).
+GZIP_BOMB = gzip.compress(bytes(64 * 1024 * 1024), compresslevel=9)
+GZIP_PAGE = gzip.compress(b"<html><title>Zipped</title><p>" + b"words " * 1000 + b"</p></html>")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -18,8 +24,51 @@ class Handler(BaseHTTPRequestHandler):
     def do_HEAD(self):
         self.do_GET()
 
+    def trickle(self, head: bytes, then: bytes):
+        """Send `head`, then `then` one byte every 0.2 s (or until the client hangs up)."""
+        self.wfile.write(head)
+        self.wfile.flush()
+        for byte in then:
+            time.sleep(0.2)
+            try:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+            except OSError:
+                return
+        self.close_connection = True
+
+    def send_body(self, ctype: str, body: bytes, encoding: str = ""):
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        if encoding:
+            self.send_header("Content-Encoding", encoding)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            self.wfile.write(body)
+        except OSError:  # the client stopped reading, as it should past its limit
+            pass
+
     def do_GET(self):
         port = self.server.server_address[1]
+        if self.path == "/trickle-headers":
+            self.trickle(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Slow: ", b"a" * 46 + b"\r\n\r\n")
+            return
+        if self.path == "/trickle-body":
+            self.trickle(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 50\r\n\r\n", b"b" * 50)
+            return
+        if self.path == "/gzip-bomb":
+            self.send_body("text/plain", GZIP_BOMB, "gzip")
+            return
+        if self.path == "/gzip-page":
+            self.send_body("text/html", GZIP_PAGE, "gzip")
+            return
+        if self.path == "/brotli":
+            self.send_body("text/plain", b"\x0b\x02\x80hello\x03", "br")
+            return
+        if self.path == "/bad-html":
+            self.send_body("text/html", b"<html><![foo[x]]></html>")
+            return
         routes = {
             "/page": (
                 200,
@@ -110,6 +159,9 @@ def test_time_limit(site, allow_local, settings):
         "http://192.168.1.1/",
         "http://172.16.0.1/",
         "http://224.0.0.1/",
+        "http://[2002:7f00:1::]/",  # 6to4 of 127.0.0.1
+        "http://[2002:a9fe:a9fe::1]/",  # 6to4 of 169.254.169.254
+        "http://[2002:c000:201::]/",  # 6to4 of 192.0.2.1 (a documentation address): 6to4 is refused whole
     ],
 )
 def test_refuses_non_public_addresses(url):
@@ -128,3 +180,49 @@ def test_refuses_a_redirect_to_loopback_even_from_an_allowed_host(site, allow_lo
 def test_bad_arguments(args):
     with pytest.raises(ToolError):
         web_fetch(None, args)
+
+
+@pytest.mark.parametrize("path", ["/trickle-headers", "/trickle-body"])
+def test_the_time_limit_holds_while_a_server_trickles_bytes(site, allow_local, settings, path):
+    # Each byte comes well within httpx's per-read timeout; only a deadline over the whole fetch stops it.
+    settings.WEB_FETCH_TIMEOUT = 1
+    started = time.monotonic()
+    with pytest.raises(ToolError, match="timed out after 1 s"):
+        web_fetch(None, {"url": f"{site}{path}"})
+    assert time.monotonic() - started < 2.5
+
+
+def test_a_gzip_bomb_is_inflated_only_up_to_the_size_cap(site, allow_local, settings):
+    settings.WEB_FETCH_MAX_BYTES = 1024 * 1024
+    tracemalloc.start()
+    try:
+        result = web_fetch(None, {"url": f"{site}/gzip-bomb"})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result["truncated"] is True and len(result["content"]) == 1024 * 1024
+    assert peak < 16 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_a_gzip_page_is_read_whole(site, allow_local):
+    result = web_fetch(None, {"url": f"{site}/gzip-page"})
+    assert result["title"] == "Zipped" and result["content"].count("words") == 1000 and result["truncated"] is False
+
+
+def test_an_encoding_it_did_not_ask_for_is_a_tool_error(site, allow_local):
+    with pytest.raises(ToolError, match="unsupported content encoding: br"):
+        web_fetch(None, {"url": f"{site}/brotli"})
+
+
+def test_html_the_parser_rejects_is_a_tool_error(site, allow_local):
+    with pytest.raises(ToolError, match="could not parse the HTML"):
+        web_fetch(None, {"url": f"{site}/bad-html"})
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://[::1", "http://example.com:99999/", "http://exa\x00mple.com/", "http://xn--/", "http://\u2100.com/"],
+)
+def test_invalid_urls_are_tool_errors(url):
+    with pytest.raises(ToolError, match="invalid URL"):
+        web_fetch(None, {"url": url})

@@ -93,3 +93,84 @@ def test_files_are_per_session_and_deleted_with_it(api, fs):
     assert api.get(f"/v1/agents/{other.agent_id}/sessions/{session.pk}/fs/mine.txt").status_code == 404
     api.delete(f"/v1/agents/{session.agent_id}/sessions/{session.pk}")
     assert SessionFile.objects.count() == 0
+
+
+def test_recursive_delete_touches_only_its_own_prefix(api, fs):
+    base, session = fs
+    for path in ("a/important.txt", "A/x.txt", "A/sub/y.txt", "Ab/z.txt", "A_/w.txt"):
+        assert api.post(f"{base}/{path}", {"content": "x"}, format="json").status_code == 201
+    assert api.delete(f"{base}/A?recursive=true").status_code == 204
+    remaining = set(SessionFile.objects.filter(session=session).values_list("path", flat=True))
+    assert remaining == {"/a", "/a/important.txt", "/Ab", "/Ab/z.txt", "/A_", "/A_/w.txt"}
+
+
+def test_a_directory_listing_is_paginated(api, fs):
+    base, _ = fs
+    for name in ("e", "b", "d", "a", "c"):
+        api.post(f"{base}/dir/{name}.txt", {"content": "x"}, format="json")
+    api.post(f"{base}/dir/c/deeper.txt", {"content": "x"}, format="json")  # a directory entry, not its contents
+    page = api.get(f"{base}/dir?limit=2&offset=2").json()
+    assert [e["name"] for e in page["entries"]] == ["c", "c.txt"]
+    assert (page["total"], page["limit"], page["offset"]) == (6, 2, 2)
+    first = api.get(f"{base}/dir").json()
+    assert [e["name"] for e in first["entries"]] == ["a.txt", "b.txt", "c", "c.txt", "d.txt", "e.txt"]
+    assert (first["total"], first["limit"], first["offset"]) == (6, 50, 0)
+    for query in ("limit=0", "offset=-1", "limit=x"):
+        response = api.get(f"{base}/dir?{query}")
+        assert response.status_code == 400 and response.json()["error"]["code"] == "validation_error"
+    assert "total" not in api.get(f"{base}/dir/a.txt?limit=x").json()  # a file has no entries to page
+
+
+def test_paths_deeper_than_the_limit_are_400(api, fs, settings):
+    base, session = fs
+    settings.SESSION_FS_MAX_DEPTH = 3
+    assert api.post(f"{base}/a/b/c", {"content": "x"}, format="json").status_code == 201
+    response = api.post(f"{base}/a/b/c2/d", {"content": "x"}, format="json")
+    assert response.status_code == 400 and "3 levels" in response.json()["error"]["details"]["path"][0]
+    assert SessionFile.objects.filter(session=session).count() == 3
+
+
+def test_the_number_of_entries_is_limited_with_413(api, fs, settings):
+    base, session = fs
+    settings.SESSION_FS_MAX_FILES = 4
+    assert api.post(f"{base}/a/b/c.txt", {"content": "x"}, format="json").status_code == 201  # 3 entries
+    # Two more (the parent /d counts too): refused whole, nothing half-made.
+    response = api.post(f"{base}/d/e.txt", {"content": ""}, format="json")
+    assert response.status_code == 413 and response.json()["error"]["code"] == "payload_too_large"
+    assert api.post(f"{base}/a/f.txt", {"content": ""}, format="json").status_code == 201
+    assert api.post(f"{base}/g", {"is_directory": True}, format="json").status_code == 413
+    assert api.put(f"{base}/a/f.txt", {"content": "replacing is fine"}, format="json").status_code == 200
+    assert SessionFile.objects.filter(session=session).count() == 4
+
+
+def test_paths_count_against_the_byte_quota(api, fs, settings):
+    base, session = fs
+    settings.SESSION_FS_MAX_BYTES = 100
+    name = "n" * 60  # "/n...n" is 61 bytes, "/n...n/n...n" 122
+    assert api.post(f"{base}/{name}", {"content": ""}, format="json").status_code == 201
+    response = api.post(f"{base}/{name[:40]}", {"content": ""}, format="json")  # 61 + 41 > 100 with no content
+    assert response.status_code == 413 and response.json()["error"]["code"] == "payload_too_large"
+    assert api.post(f"{base}/é", {"content": "x" * 35}, format="json").status_code == 201  # 61 + 3 + 35 = 99
+    assert api.put(f"{base}/é", {"content": "x" * 37}, format="json").status_code == 413
+    assert SessionFile.objects.filter(session=session).count() == 2
+
+
+def test_names_are_stored_in_nfc(api, fs):
+    base, _ = fs
+    decomposed = "cafe\u0301.txt"
+    created = api.post(f"{base}/{decomposed}", {"content": "x"}, format="json")
+    assert created.status_code == 201 and created.json()["path"] == "/caf\u00e9.txt"
+    assert api.get(f"{base}/caf\u00e9.txt").json()["content"] == "x"
+    assert api.get(f"{base}/{decomposed}").json()["path"] == "/caf\u00e9.txt"
+    assert api.post(f"{base}/caf\u00e9.txt", {"content": "y"}, format="json").status_code == 409
+
+
+@pytest.mark.parametrize(
+    "name", ["evil\u202etxt.exe", "a\u2066b", "a\u200fb", "bell\x07", "esc\x1b[31m", "del\x7f", "line\u2028sep"]
+)
+def test_control_and_bidi_characters_in_names_are_400(api, fs, name):
+    base, session = fs
+    response = api.post(f"{base}/dir/{name}", {"content": "x"}, format="json")
+    assert response.status_code == 400, (name, response.content)
+    assert response.json()["error"]["code"] == "validation_error"
+    assert SessionFile.objects.filter(session=session).count() == 0

@@ -1,0 +1,64 @@
+"""The session file system on SQLite, the database of `make run`. SQLite's LIKE ignores case, so prefix
+matching there must not rest on it; the suite's PostgreSQL runs the same functions through the API tests."""
+
+import pytest
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.utils import ConnectionHandler, load_backend
+
+from agents.models import Agent, LlmModel, LlmProvider
+from everruns.errors import PayloadTooLarge
+from sessions import files
+from sessions.models import Session, SessionFile, Turn
+
+
+@pytest.fixture
+def sqlite_session(django_db_blocker):
+    """A session in an in-memory SQLite database that stands in as the default database for this test,
+    so that the services run on it unchanged. Returns the session's id."""
+
+    handler = ConnectionHandler({DEFAULT_DB_ALIAS: {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}})
+    settings_dict = handler.settings[DEFAULT_DB_ALIAS]
+    connection = load_backend(settings_dict["ENGINE"]).DatabaseWrapper(settings_dict, DEFAULT_DB_ALIAS)
+    original = connections[DEFAULT_DB_ALIAS]
+    connections[DEFAULT_DB_ALIAS] = connection
+    try:
+        with django_db_blocker.unblock():
+            assert connection.vendor == "sqlite" and SessionFile.objects.db == DEFAULT_DB_ALIAS
+            with connection.schema_editor() as editor:
+                for model in (LlmProvider, LlmModel, Agent, Session, Turn, SessionFile):
+                    editor.create_model(model)
+            agent = Agent.objects.create(name="a", system_prompt="p")
+            yield Session.objects.create(agent=agent).pk
+    finally:
+        connection.close()
+        connections[DEFAULT_DB_ALIAS] = original
+
+
+def paths(session_id) -> set[str]:
+    return set(SessionFile.objects.filter(session_id=session_id).values_list("path", flat=True))
+
+
+def test_a_recursive_delete_of_A_leaves_a_alone_on_sqlite(sqlite_session):
+    files.create(sqlite_session, "/a/important.txt", content="keep me")
+    files.create(sqlite_session, "/A/x.txt", content="x")
+    assert files.delete(sqlite_session, "/A", recursive=True) == 2
+    assert paths(sqlite_session) == {"/a", "/a/important.txt"}
+
+
+def test_listing_and_grep_match_the_prefix_exactly_on_sqlite(sqlite_session):
+    files.create(sqlite_session, "/a/important.txt", content="needle")
+    files.create(sqlite_session, "/A/x.txt", content="needle")
+    files.create(sqlite_session, "/A_b/y.txt", content="needle")
+    entries, total = files.children(sqlite_session, "/A", limit=10)
+    assert [f.path for f in entries] == ["/A/x.txt"] and total == 1
+    assert [m["path"] for m in files.grep(sqlite_session, "needle", "/A")] == ["/A/x.txt"]
+    entries, total = files.children(sqlite_session, "/", limit=2, offset=1)
+    assert [f.path for f in entries] == ["/A_b", "/a"] and total == 3
+
+
+def test_paths_count_against_the_byte_quota_on_sqlite(sqlite_session, settings):
+    settings.SESSION_FS_MAX_BYTES = 10
+    files.create(sqlite_session, "/\u00e9\u00e9", content="")  # 5 bytes of path (2 characters)
+    files.create(sqlite_session, "/b", content="xxx")  # 2 + 3: 10 in all
+    with pytest.raises(PayloadTooLarge):
+        files.create(sqlite_session, "/c", content="")
