@@ -170,6 +170,9 @@ SPECTACULAR_SETTINGS = {
     },
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 4 * 1024 * 1024)
+# A list page stops adding items once its items pass this many bytes of JSON (at least one item is
+# always sent); an SSE replay sends the history in batches of at most this size.
+MAX_PAGE_BYTES = env_int("MAX_PAGE_BYTES", 8 * 1024 * 1024)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -1,17 +1,29 @@
-"""The list envelope: {items, total, limit, offset}."""
+"""The list envelope: {items, total, limit, offset}.
+
+A page holds at most `limit` items and, past its first item, at most MAX_PAGE_BYTES of them in JSON: a page
+of large items (a message may be 4 MiB) stops early. `items` may then be shorter than `limit` although
+`offset + len(items) < total`; a client pages on with `offset + len(items)`, as at any page.
+"""
 
 import functools
+import json
 import re
 
+from django.conf import settings
+from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
 
 from everruns.errors import ValidationError
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_OFFSET = 10**9  # beyond any real list, and well inside a database bigint
+# Rows are read this many at a time, so a page of large items never holds more than one such batch it
+# will not send.
+FETCH_ROWS = 16
 
 
 def page_params(request) -> tuple[int, int]:
@@ -37,10 +49,32 @@ def page_params(request) -> tuple[int, int]:
     return values["limit"], values["offset"]
 
 
+def json_size(item) -> int:
+    """Bytes of `item` as the JSON renderer writes it (compact, UTF-8)."""
+    return len(json.dumps(item, cls=JSONEncoder, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def bounded_items(rows, to_item, max_bytes: int, size=json_size) -> tuple[list, bool]:
+    """`to_item(row)` for each row until the items pass `max_bytes` (`size(item)` each; the first item always
+    goes in); and whether every row went in."""
+    items, total = [], 0
+    for row in rows:
+        item = to_item(row)
+        total += size(item)
+        if items and total > max_bytes:
+            return items, False
+        items.append(item)
+    return items, True
+
+
 def paginated(request, queryset, serializer_class) -> Response:
     limit, offset = page_params(request)
     total = queryset.count()
-    items = serializer_class(queryset[offset : offset + limit], many=True).data
+    # Inside a transaction the rows come through a server-side cursor, FETCH_ROWS at a time, and reading
+    # stops with the page (outside one, PostgreSQL would first copy the whole result for the cursor).
+    with transaction.atomic():
+        rows = queryset[offset : offset + limit].iterator(chunk_size=FETCH_ROWS)
+        items, _ = bounded_items(rows, serializer_class().to_representation, settings.MAX_PAGE_BYTES)
     return Response({"items": items, "total": total, "limit": limit, "offset": offset})
 
 
