@@ -1,8 +1,12 @@
+from urllib.parse import urlsplit
+
+from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
 from agents import provider_types
+from everruns import netguard
 from everruns.ids import uuid7
 
 
@@ -40,6 +44,22 @@ def validate_provider_type(value: str) -> None:
         )
 
 
+def base_url_refusal(base_url: str) -> str | None:
+    """Why a provider may not call `base_url` (a host that is not public, unless LLM_ALLOWED_HOSTS lists it),
+    or None. Checked when a provider is saved and again before each LLM call (runner.resolution)."""
+    try:
+        parts = urlsplit(base_url)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        return "Must be an http or https URL."
+    try:
+        netguard.check_url(base_url, django_settings.LLM_ALLOWED_HOSTS)
+    except netguard.RefusedAddress as exc:
+        return f"{exc}; an operator can allow a private LLM server by listing its host in LLM_ALLOWED_HOSTS."
+    return None
+
+
 class LlmProvider(models.Model):
     class Status(models.TextChoices):
         ACTIVE = "active"
@@ -71,6 +91,10 @@ class LlmProvider(models.Model):
             errors["provider_type"] = exc.messages
         if self.provider_type == "openai_compatible" and not self.base_url:
             errors["base_url"] = ["Required for openai_compatible."]
+        elif self.base_url and (refusal := base_url_refusal(self.base_url)):
+            errors["base_url"] = [refusal]
+        if settings_errors := provider_types.settings_errors(self.settings):
+            errors["settings"] = settings_errors
         if errors:
             raise ValidationError(errors)
 

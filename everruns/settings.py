@@ -202,7 +202,16 @@ LOGGING = {
     "filters": {"redact_secrets": {"()": "agents.secrets.RedactSecretsFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"LiteLLM": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
+    # A logger's own filters see every record logged on it before any handler does, litellm's own handler
+    # (added when litellm is imported) included; a filter on the root handler would not. These are all the
+    # loggers litellm logs on by name (its module loggers, `litellm.*`, have no handler and reach the root's).
+    "loggers": {
+        "LiteLLM": {"level": "WARNING", "filters": ["redact_secrets"]},
+        "LiteLLM Router": {"filters": ["redact_secrets"]},
+        "LiteLLM Proxy": {"filters": ["redact_secrets"]},
+        "LiteLLM Proxy.stdout": {"filters": ["redact_secrets"]},
+        "httpx": {"level": "WARNING"},
+    },
 }
 
 # --- Durability ---------------------------------------------------------------------------------
@@ -229,6 +238,9 @@ SECRETS_ENCRYPTION_KEY = os.environ.get("SECRETS_ENCRYPTION_KEY", "")
 SECRETS_ENCRYPTION_KEY_PREVIOUS = [
     k.strip() for k in os.environ.get("SECRETS_ENCRYPTION_KEY_PREVIOUS", "").split(",") if k.strip()
 ]
+# Host names (or host:port) of private LLM servers that providers' base URLs may reach (a local vLLM or
+# Ollama); every other base URL must resolve to public addresses only (everruns/netguard.py).
+LLM_ALLOWED_HOSTS = [h.strip().lower() for h in os.environ.get("LLM_ALLOWED_HOSTS", "").split(",") if h.strip()]
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 3)
 LLM_RETRY_BASE_MS = env_int("LLM_RETRY_BASE_MS", 1000)
 LLM_RETRY_MAX_MS = env_int("LLM_RETRY_MAX_MS", 30000)

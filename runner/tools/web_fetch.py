@@ -8,7 +8,6 @@ connection goes to the checked address (no second lookup to rebind). WEB_FETCH_A
 host names that skip the check (for local testing).
 """
 
-import ipaddress
 import re
 import socket
 import time
@@ -19,20 +18,8 @@ import httpcore
 import httpx
 from django.conf import settings
 
+from everruns.netguard import RefusedAddress, resolve_checked
 from runner.tools.base import Capability, Tool, ToolError, obj
-
-METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data"}
-
-
-class RefusedAddress(Exception):
-    pass
-
-
-def check_address(ip: ipaddress._BaseAddress) -> None:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    if not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_loopback or ip.is_link_local:
-        raise RefusedAddress(f"refused: {ip} is not a public address")
 
 
 class GuardedBackend(httpcore.SyncBackend):
@@ -42,18 +29,12 @@ class GuardedBackend(httpcore.SyncBackend):
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         name = host.decode() if isinstance(host, bytes) else host
-        name = name.strip("[]").lower()
-        if name in self.allowed:
-            return super().connect_tcp(host, port, timeout, local_address, socket_options)
-        if name in METADATA_HOSTS:
-            raise RefusedAddress(f"refused: {name} is a cloud metadata host")
         try:
-            infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+            addresses = resolve_checked(name, port, self.allowed)
         except socket.gaierror as exc:
             raise httpcore.ConnectError(f"cannot resolve {name}: {exc}") from None
-        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
-        for ip in addresses:
-            check_address(ip)  # every answer must be public, not just the first
+        if addresses is None:  # an allowed host
+            return super().connect_tcp(host, port, timeout, local_address, socket_options)
         return super().connect_tcp(str(addresses[0]), port, timeout, local_address, socket_options)
 
 
