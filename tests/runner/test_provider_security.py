@@ -7,6 +7,7 @@ import json
 import logging
 
 import pytest
+from litellm import _logging as litellm_logging
 from rest_framework.test import APIClient
 
 from agents import secrets
@@ -150,12 +151,27 @@ def test_an_environment_key_echoed_by_the_provider_is_redacted_everywhere(
     assert ENV_KEY not in caplog.text and ENV_KEY not in root_output.getvalue()
 
 
-@pytest.mark.parametrize("logger_name", ["LiteLLM", "LiteLLM Router", "LiteLLM Proxy"])
+LITELLM_LOGGERS = ["LiteLLM", "LiteLLM Router", "LiteLLM Proxy"]
+
+
+@pytest.fixture
+def litellm_handler():
+    """litellm's own handler (to stdout/stderr) on its loggers, as `import litellm` leaves them in a worker. (In
+    the suite, a test module that runs django.setup() again re-applies settings.LOGGING, which takes the
+    handler off "LiteLLM": put it back for the test.)"""
+    llm.warm_up()
+    missing = [name for name in LITELLM_LOGGERS if litellm_logging.handler not in logging.getLogger(name).handlers]
+    for name in missing:
+        logging.getLogger(name).addHandler(litellm_logging.handler)
+    yield
+    for name in missing:
+        logging.getLogger(name).removeHandler(litellm_logging.handler)
+
+
+@pytest.mark.parametrize("logger_name", LITELLM_LOGGERS)
 def test_records_on_litellms_loggers_are_redacted_in_every_handler(
-    monkeypatch, caplog, capsys, root_output, logger_name
+    monkeypatch, caplog, capsys, root_output, litellm_handler, logger_name
 ):
-    llm.warm_up()  # imports litellm, which gives its loggers a handler of its own (writing to stdout/stderr)
-    assert logging.getLogger("LiteLLM").handlers
     monkeypatch.setenv("ANTHROPIC_API_KEY", ENV_KEY)
     secrets.remember_environment_keys()
     caplog.set_level(logging.WARNING, logger=logger_name)
