@@ -12,11 +12,11 @@ from collections.abc import Iterable
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections, connection
 from django_eventstream.event import Event as LiveItem
 from django_eventstream.views import Listener, get_listener_manager
 
-from everruns.api.pagination import FETCH_ROWS, bounded_items
+from everruns.api.pagination import bounded_items, streamed
 from sessions.live import channel_for
 from sessions.log import event_to_dict
 from sessions.selectors import event_list
@@ -30,8 +30,7 @@ def read_events_after(session_id, after: int, limit: int = BATCH) -> tuple[list[
     once, so an open stream holds none."""
     close_old_connections()
     try:
-        with transaction.atomic():  # the rows come through a server-side cursor, a few at a time
-            rows = event_list(session_id=session_id, after=after)[:limit].iterator(chunk_size=FETCH_ROWS)
+        with streamed(event_list(session_id=session_id, after=after)[:limit]) as rows:
             events, complete = bounded_items(
                 rows,
                 lambda e: (e.sequence, encode(event_to_dict(e))),

@@ -5,12 +5,13 @@ of large items (a message may be 4 MiB) stops early. `items` may then be shorter
 `offset + len(items) < total`; a client pages on with `offset + len(items)`, as at any page.
 """
 
+import contextlib
 import functools
 import json
 import re
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -67,13 +68,26 @@ def bounded_items(rows, to_item, max_bytes: int, size=json_size) -> tuple[list, 
     return items, True
 
 
+@contextlib.contextmanager
+def streamed(queryset):
+    """The queryset's rows, read FETCH_ROWS at a time while they are used: reading stops where the use stops.
+
+    PostgreSQL reads a server-side cursor lazily only inside a transaction (outside one, it first copies the
+    whole result for the cursor). SQLite steps through a result as it is read anyway, and a transaction there
+    (BEGIN IMMEDIATE in our settings) would take the write lock."""
+    lazy = connections[queryset.db].vendor == "postgresql"
+    with transaction.atomic(using=queryset.db) if lazy else contextlib.nullcontext():
+        rows = queryset.iterator(chunk_size=FETCH_ROWS)
+        try:
+            yield rows
+        finally:
+            rows.close()  # the cursor of rows left unread, now, while its connection and transaction are open
+
+
 def paginated(request, queryset, serializer_class) -> Response:
     limit, offset = page_params(request)
     total = queryset.count()
-    # Inside a transaction the rows come through a server-side cursor, FETCH_ROWS at a time, and reading
-    # stops with the page (outside one, PostgreSQL would first copy the whole result for the cursor).
-    with transaction.atomic():
-        rows = queryset[offset : offset + limit].iterator(chunk_size=FETCH_ROWS)
+    with streamed(queryset[offset : offset + limit]) as rows:
         items, _ = bounded_items(rows, serializer_class().to_representation, settings.MAX_PAGE_BYTES)
     return Response({"items": items, "total": total, "limit": limit, "offset": offset})
 
