@@ -44,9 +44,9 @@ def validate_provider_type(value: str) -> None:
         )
 
 
-def base_url_refusal(base_url: str) -> str | None:
-    """Why a provider may not call `base_url` (a host that is not public, unless LLM_ALLOWED_HOSTS lists it),
-    or None. Checked when a provider is saved and again before each LLM call (runner.resolution)."""
+def _url_refusal(base_url: str) -> str | None:
+    """Why a provider may not call `base_url` (not http(s), or a host that is not public and that
+    LLM_ALLOWED_HOSTS does not list), or None."""
     try:
         parts = urlsplit(base_url)
     except ValueError:
@@ -58,6 +58,16 @@ def base_url_refusal(base_url: str) -> str | None:
     except netguard.RefusedAddress as exc:
         return f"{exc}; an operator can allow a private LLM server by listing its host in LLM_ALLOWED_HOSTS."
     return None
+
+
+def endpoint_refusal(provider_type: str, base_url: str | None) -> str | None:
+    """Why a provider may not call what it calls (its base_url, or its type's local default such as Ollama's),
+    or None. Checked when a provider is saved, and again before each LLM call (runner.resolution): DNS
+    answers change."""
+    url = provider_types.called_url(provider_type, base_url)
+    if url is None or (refusal := _url_refusal(url)) is None:
+        return None
+    return refusal if base_url else f"Without a base_url, {provider_type} calls {url}: {refusal}"
 
 
 class LlmProvider(models.Model):
@@ -91,7 +101,7 @@ class LlmProvider(models.Model):
             errors["provider_type"] = exc.messages
         if self.provider_type == "openai_compatible" and not self.base_url:
             errors["base_url"] = ["Required for openai_compatible."]
-        elif self.base_url and (refusal := base_url_refusal(self.base_url)):
+        elif refusal := endpoint_refusal(self.provider_type, self.base_url):
             errors["base_url"] = [refusal]
         if settings_errors := provider_types.settings_errors(self.settings):
             errors["settings"] = settings_errors

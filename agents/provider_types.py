@@ -4,6 +4,7 @@ A static copy, because the web process must not import litellm (~5 s, ~200 MB);
 tests/agents/test_providers_api.py checks it against litellm's own list.
 """
 
+import os
 from urllib.parse import urlsplit
 
 EVERRUNS_TYPES = {"llmsim", "openai_compatible"}
@@ -238,6 +239,28 @@ OFFICIAL_ENDPOINTS = {
     "perplexity": "https://api.perplexity.ai",
     # azure: none; each deployment has its own endpoint, which comes with the environment's AZURE_API_BASE.
 }
+
+
+# Types whose endpoint without a base_url is on the worker's own host (litellm's default), unless the operator
+# sets the variable litellm reads first. The address rule applies to that endpoint as to a base_url.
+LOCAL_DEFAULT_ENDPOINTS = {
+    "ollama": ("OLLAMA_API_BASE", "http://localhost:11434"),
+    "ollama_chat": ("OLLAMA_API_BASE", "http://localhost:11434"),
+    "llamafile": ("LLAMAFILE_API_BASE", "http://127.0.0.1:8080/v1"),
+    "lemonade": ("LEMONADE_API_BASE", "http://localhost:8000/api/v1"),
+    "docker_model_runner": ("DOCKER_MODEL_RUNNER_API_BASE", "http://localhost:22088/engines/llama.cpp"),
+    "langgraph": ("LANGGRAPH_API_BASE", "http://localhost:2024"),
+    "langflow": ("LANGFLOW_API_BASE", "http://localhost:7860"),
+}
+
+
+def called_url(provider_type: str, base_url: str | None) -> str | None:
+    """The endpoint a provider calls, when a user chose it: its base_url, or its type's local default (unless
+    the operator's environment names another); None for litellm's own public defaults."""
+    if base_url:
+        return base_url
+    variable, default = LOCAL_DEFAULT_ENDPOINTS.get(provider_type, (None, None))
+    return default if variable and not os.environ.get(variable) else None
 
 
 def _origin(url: str) -> tuple[str, str, int | None] | None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from agents import provider_types, secrets
-from agents.models import LlmModel, LlmProvider, base_url_refusal
+from agents.models import LlmModel, LlmProvider, endpoint_refusal
 from runner.errors import TurnError, TurnErrorCode
 
 
@@ -59,11 +59,11 @@ def _api_key(provider: LlmProvider) -> str | None:
 
 
 def _check_base_url(provider: LlmProvider) -> None:
-    """The save-time address rule once more, right before the call: DNS answers change. (litellm's HTTP
-    clients cannot be given a connect-time guard from here, so a name re-pointed between this check and
-    litellm's own lookup is not caught; the check narrows that window to one call.)"""
-    if provider.base_url and (refusal := base_url_refusal(provider.base_url)):
-        raise ModelUnavailable(TurnErrorCode.LLM_CONNECTION_ERROR, f"Provider {provider.name}: base_url {refusal}")
+    """The save-time address rule once more, right before the call. (litellm's HTTP clients cannot be given a
+    connect-time guard from here, so a name re-pointed between this check and litellm's own lookup is not
+    caught; the check narrows that window to one call.)"""
+    if refusal := endpoint_refusal(provider.provider_type, provider.base_url):
+        raise ModelUnavailable(TurnErrorCode.LLM_CONNECTION_ERROR, f"Provider {provider.name}: {refusal}")
 
 
 def to_litellm(model: LlmModel) -> ResolvedModel:

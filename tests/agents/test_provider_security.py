@@ -124,6 +124,21 @@ def test_llm_allowed_hosts_lets_an_operator_allow_a_private_server(api, settings
     assert response.status_code == 400 and "LLM_ALLOWED_HOSTS" in response.content.decode()
 
 
+def test_a_type_whose_default_endpoint_is_local_needs_its_host_allowed(api, settings, monkeypatch):
+    """Without a base_url, an ollama provider calls http://localhost:11434 on the worker's host."""
+    settings.LLM_ALLOWED_HOSTS = []
+    body = {"name": "o", "provider_type": "ollama"}
+    response = api.post("/v1/llm-providers", body, format="json")
+    assert response.status_code == 400
+    message = " ".join(response.json()["error"]["details"]["base_url"])
+    assert "http://localhost:11434" in message and "LLM_ALLOWED_HOSTS" in message
+    settings.LLM_ALLOWED_HOSTS = ["localhost:11434"]
+    assert api.post("/v1/llm-providers", body, format="json").status_code == 201
+    settings.LLM_ALLOWED_HOSTS = []
+    monkeypatch.setenv("OLLAMA_API_BASE", "http://10.0.0.7:11434")  # the operator's own choice
+    assert api.post("/v1/llm-providers", body, format="json").status_code == 201
+
+
 def test_a_base_url_that_is_not_http_is_a_400(api):
     response = api.post(
         "/v1/llm-providers", {"name": "x", "provider_type": "openai", "base_url": "ftp://example.com/"}, format="json"

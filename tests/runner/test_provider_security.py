@@ -5,15 +5,17 @@ the environment are redacted like stored ones."""
 import io
 import json
 import logging
+from pathlib import Path
 
+import litellm
 import pytest
 from litellm import _logging as litellm_logging
 from rest_framework.test import APIClient
 
-from agents import secrets
+from agents import provider_types, secrets
 from agents.models import LlmModel, LlmProvider
 from runner import llm
-from runner.resolution import NO_KEY, resolve
+from runner.resolution import NO_KEY, ModelUnavailable, resolve
 from sessions.models import Event, Message
 from tests.factories import make_model, make_session
 from tests.runner.helpers import post_user, run_active_turn
@@ -92,6 +94,27 @@ def test_the_base_url_is_checked_again_before_the_call(fake_llm, settings):
     settings.LLM_ALLOWED_HOSTS = [f"127.0.0.1:{fake_llm.port}"]
     post_user(session, "again")
     assert run_active_turn(session).status == "completed" and len(fake_llm.requests) == 1
+
+
+def test_a_local_default_endpoint_is_checked_before_the_call_too(settings):
+    model = make_model(provider_type="ollama", model_id="llama3")
+    settings.LLM_ALLOWED_HOSTS = []
+    with pytest.raises(ModelUnavailable) as refused:
+        resolve(session_model_id=model.pk)
+    assert refused.value.code == "llm_connection_error" and "http://localhost:11434" in refused.value.message
+    settings.LLM_ALLOWED_HOSTS = ["localhost"]
+    assert resolve(session_model_id=model.pk).api_base is None  # litellm's default, now allowed
+
+
+@pytest.mark.parametrize("provider_type", sorted(provider_types.LOCAL_DEFAULT_ENDPOINTS))
+def test_local_default_endpoints_match_litellms(monkeypatch, provider_type):
+    variable, default = provider_types.LOCAL_DEFAULT_ENDPOINTS[provider_type]
+    monkeypatch.delenv(variable, raising=False)
+    reported = litellm.get_llm_provider(model=f"{provider_type}/m")[3]
+    assert reported in (None, default)  # None: litellm settles it later, in the type's own module
+    root = Path(litellm.__file__).parent
+    sources = [root / "main.py", *(root / "llms" / provider_type.removesuffix("_chat")).rglob("*.py")]
+    assert any(f'get_secret_str("{variable}") or "{default}"' in f.read_text() for f in sources)
 
 
 def test_settings_saved_before_the_bounds_are_clamped_at_call_time():
