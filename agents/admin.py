@@ -85,13 +85,14 @@ class LlmModelInline(admin.TabularInline):
 
 
 class LlmProviderAdminForm(forms.ModelForm):
-    """The key is write-only: never rendered, encrypted before it is stored. The provider type and base_url
-    rules are LlmProvider.clean(), which the form runs, as the API's service does."""
+    """The key is write-only: never rendered, encrypted before it is stored (agents.llm_services.provider_save,
+    which also removes it when the base URL or type changes). The provider type, base_url and settings rules
+    are LlmProvider.clean(), which the form runs, as the API's service does."""
 
     api_key = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),
-        help_text="Leave blank to keep the stored key.",
+        help_text="Leave blank to keep the stored key. A new base URL or provider type removes it: enter it again.",
     )
     clear_api_key = forms.BooleanField(required=False, help_text="Remove the stored key.")
 
@@ -105,16 +106,6 @@ class LlmProviderAdminForm(forms.ModelForm):
             raise forms.ValidationError("SECRETS_ENCRYPTION_KEY is not configured: the key cannot be stored.")
         return key
 
-    def save(self, commit=True):
-        provider = super().save(commit=False)
-        if self.cleaned_data.get("clear_api_key"):
-            provider.api_key_encrypted = ""
-        elif self.cleaned_data.get("api_key"):
-            provider.api_key_encrypted = secrets.encrypt(self.cleaned_data["api_key"])
-        if commit:
-            provider.save()
-        return provider
-
 
 @admin.register(LlmProvider)
 class LlmProviderAdmin(DeleteThroughService):
@@ -127,6 +118,10 @@ class LlmProviderAdmin(DeleteThroughService):
     @admin.display(boolean=True, description="API key set")
     def has_key(self, provider):
         return bool(provider.api_key_encrypted)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        llm_services.provider_save(provider=obj, api_key=data.get("api_key") or "", clear_key=data.get("clear_api_key"))
 
     def delete_through_service(self, obj):
         llm_services.provider_delete(provider=obj)

@@ -35,13 +35,35 @@ def provider_create(
     return provider
 
 
+def _endpoint(provider_type: str, base_url: str | None) -> tuple[str, str | None]:
+    """What a provider's key is given for. When it changes (a new base_url or type), the stored key must not
+    follow it there: it is removed, unless a new key comes in the same change."""
+    return provider_type, base_url or None
+
+
 def provider_update(*, provider: LlmProvider, data: dict) -> LlmProvider:
     data = dict(data)
     if "settings" in data and data["settings"] is None:
         data["settings"] = {}
     if "api_key" in data:
         data["api_key_encrypted"] = _encrypted(data.pop("api_key"))
+    elif _endpoint(provider.provider_type, provider.base_url) != _endpoint(
+        data.get("provider_type", provider.provider_type), data.get("base_url", provider.base_url)
+    ):
+        data["api_key_encrypted"] = ""
     instance_update(provider, fields=PROVIDER_FIELDS, data=data)
+    return provider
+
+
+def provider_save(*, provider: LlmProvider, api_key: str = "", clear_key: bool = False) -> LlmProvider:
+    """Save a provider as edited (the admin's form, which has run the model's rules). A new key is encrypted;
+    without one, clearing it, or a new base_url or type (as in provider_update), removes the stored key."""
+    stored = LlmProvider.objects.filter(pk=provider.pk).values_list("provider_type", "base_url").first()
+    if api_key:
+        provider.api_key_encrypted = _encrypted(api_key)
+    elif clear_key or (stored and _endpoint(*stored) != _endpoint(provider.provider_type, provider.base_url)):
+        provider.api_key_encrypted = ""
+    provider.save()
     return provider
 
 

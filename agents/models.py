@@ -1,8 +1,12 @@
+from urllib.parse import urlsplit
+
+from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
 from agents import provider_types
+from everruns import netguard
 from everruns.ids import uuid7
 
 
@@ -40,6 +44,32 @@ def validate_provider_type(value: str) -> None:
         )
 
 
+def _url_refusal(base_url: str) -> str | None:
+    """Why a provider may not call `base_url` (not http(s), or a host that is not public and that
+    LLM_ALLOWED_HOSTS does not list), or None."""
+    try:
+        parts = urlsplit(base_url)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        return "Must be an http or https URL."
+    try:
+        netguard.check_url(base_url, django_settings.LLM_ALLOWED_HOSTS)
+    except netguard.RefusedAddress as exc:
+        return f"{exc}; an operator can allow a private LLM server by listing its host in LLM_ALLOWED_HOSTS."
+    return None
+
+
+def endpoint_refusal(provider_type: str, base_url: str | None) -> str | None:
+    """Why a provider may not call what it calls (its base_url, or its type's local default such as Ollama's),
+    or None. Checked when a provider is saved, and again before each LLM call (runner.resolution): DNS
+    answers change."""
+    url = provider_types.called_url(provider_type, base_url)
+    if url is None or (refusal := _url_refusal(url)) is None:
+        return None
+    return refusal if base_url else f"Without a base_url, {provider_type} calls {url}: {refusal}"
+
+
 class LlmProvider(models.Model):
     class Status(models.TextChoices):
         ACTIVE = "active"
@@ -71,6 +101,10 @@ class LlmProvider(models.Model):
             errors["provider_type"] = exc.messages
         if self.provider_type == "openai_compatible" and not self.base_url:
             errors["base_url"] = ["Required for openai_compatible."]
+        elif refusal := endpoint_refusal(self.provider_type, self.base_url):
+            errors["base_url"] = [refusal]
+        if settings_errors := provider_types.settings_errors(self.settings):
+            errors["settings"] = settings_errors
         if errors:
             raise ValidationError(errors)
 

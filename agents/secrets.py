@@ -3,14 +3,18 @@
 SECRETS_ENCRYPTION_KEY encrypts; SECRETS_ENCRYPTION_KEY_PREVIOUS (comma-separated) still decrypts,
 so keys can be rotated: set the new key, move the old one to _PREVIOUS, run
 `manage.py rotate_secrets`, then drop the old one.
-Every plaintext this process decrypts is remembered so the log filter can redact it.
+Every plaintext this process decrypts, and every provider key in its environment (KEY_ENV), is remembered
+so that log lines and LLM error messages can redact it.
 """
 
 import logging
+import os
 import threading
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
+
+from agents.provider_types import KEY_ENV
 
 _known: set[str] = set()
 _lock = threading.Lock()
@@ -39,6 +43,13 @@ def remember(plaintext: str) -> None:
     if plaintext and len(plaintext) >= 6:
         with _lock:
             _known.add(plaintext)
+
+
+def remember_environment_keys() -> None:
+    """The provider keys in the environment (OPENAI_API_KEY, ...): at start, and again whenever the runner may
+    use them, so a key set later is redacted too."""
+    for name in KEY_ENV.values():
+        remember(os.environ.get(name, ""))
 
 
 def encrypt(plaintext: str) -> str:
@@ -73,7 +84,7 @@ def redact(text: str) -> str:
 
 
 class RedactSecretsFilter(logging.Filter):
-    """Replaces any decrypted provider key in a log record with [redacted]."""
+    """Replaces any known provider key (decrypted, or from the environment) in a log record with [redacted]."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if _known:
@@ -85,3 +96,6 @@ class RedactSecretsFilter(logging.Filter):
                 record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
                 record.exc_info = None
         return True
+
+
+remember_environment_keys()

@@ -175,7 +175,7 @@ BENCH_ROUTES = env_bool("EVERRUNS_BENCH_ROUTES", False)
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "everruns.api.errors.exception_handler",
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["everruns.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
@@ -204,6 +204,9 @@ SPECTACULAR_SETTINGS = {
 }
 MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 4 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+# A list page stops adding items once its items pass this many bytes of JSON (at least one item is
+# always sent); an SSE replay sends the history in batches of at most this size.
+MAX_PAGE_BYTES = env_int("MAX_PAGE_BYTES", 8 * 1024 * 1024)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -233,7 +236,16 @@ LOGGING = {
     "filters": {"redact_secrets": {"()": "agents.secrets.RedactSecretsFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"LiteLLM": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
+    # A logger's own filters see every record logged on it before any handler does, litellm's own handler
+    # (added when litellm is imported) included; a filter on the root handler would not. These are all the
+    # loggers litellm logs on by name (its module loggers, `litellm.*`, have no handler and reach the root's).
+    "loggers": {
+        "LiteLLM": {"level": "WARNING", "filters": ["redact_secrets"]},
+        "LiteLLM Router": {"filters": ["redact_secrets"]},
+        "LiteLLM Proxy": {"filters": ["redact_secrets"]},
+        "LiteLLM Proxy.stdout": {"filters": ["redact_secrets"]},
+        "httpx": {"level": "WARNING"},
+    },
 }
 
 # --- Durability ---------------------------------------------------------------------------------
@@ -265,6 +277,9 @@ SECRETS_ENCRYPTION_KEY = os.environ.get("SECRETS_ENCRYPTION_KEY", "")
 SECRETS_ENCRYPTION_KEY_PREVIOUS = [
     k.strip() for k in os.environ.get("SECRETS_ENCRYPTION_KEY_PREVIOUS", "").split(",") if k.strip()
 ]
+# Host names (or host:port) of private LLM servers that providers' base URLs may reach (a local vLLM or
+# Ollama); every other base URL must resolve to public addresses only (everruns/netguard.py).
+LLM_ALLOWED_HOSTS = [h.strip().lower() for h in os.environ.get("LLM_ALLOWED_HOSTS", "").split(",") if h.strip()]
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 3)
 LLM_RETRY_BASE_MS = env_int("LLM_RETRY_BASE_MS", 1000)
 LLM_RETRY_MAX_MS = env_int("LLM_RETRY_MAX_MS", 30000)

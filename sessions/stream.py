@@ -16,18 +16,29 @@ from django.db import close_old_connections, connection
 from django_eventstream.event import Event as LiveItem
 from django_eventstream.views import Listener, get_listener_manager
 
+from everruns.api.pagination import bounded_items, streamed
 from sessions.live import channel_for
 from sessions.log import event_to_dict
 from sessions.selectors import event_list
 
-BATCH = 500
+BATCH = 500  # events per read of the log, at most; and at most MAX_PAGE_BYTES of them past the first
 
 
-def read_events_after(session_id, after: int, limit: int) -> list[dict]:
-    """One read of the log; the connection is released at once, so an open stream holds none."""
+def read_events_after(session_id, after: int, limit: int = BATCH) -> tuple[list[str], int, bool]:
+    """One read of the log: the SSE messages of the events after `after`, the sequence of the last one, and
+    whether the log may hold more (the batch is full by count or by size). The connection is released at
+    once, so an open stream holds none."""
     close_old_connections()
     try:
-        return [event_to_dict(e) for e in event_list(session_id=session_id, after=after)[:limit]]
+        with streamed(event_list(session_id=session_id, after=after)[:limit]) as rows:
+            events, complete = bounded_items(
+                rows,
+                lambda e: (e.sequence, encode(event_to_dict(e))),
+                settings.MAX_PAGE_BYTES,
+                size=lambda e: len(e[1]),
+            )
+        last = events[-1][0] if events else after
+        return [message for _, message in events], last, len(events) == limit or not complete
     finally:
         connection.close()
 
@@ -93,11 +104,10 @@ async def event_stream(session_id, after: int):
         while True:
             # Catch up from the log.
             while True:
-                events = await read(session_id, cursor, BATCH)
-                if events:
-                    yield "".join(encode(e) for e in events)
-                    cursor = events[-1]["sequence"]
-                if len(events) < BATCH:
+                messages, cursor, more = await read(session_id, cursor)
+                if messages:
+                    yield "".join(messages)
+                if not more:
                     break
             # Then live, until a gap, an overflow or the poll interval sends us back to the log.
             last_poll = last_write = time.monotonic()

@@ -1,17 +1,30 @@
-"""The list envelope: {items, total, limit, offset}."""
+"""The list envelope: {items, total, limit, offset}.
 
+A page holds at most `limit` items and, past its first item, at most MAX_PAGE_BYTES of them in JSON: a page
+of large items (a message may be 4 MiB) stops early. `items` may then be shorter than `limit` although
+`offset + len(items) < total`; a client pages on with `offset + len(items)`, as at any page.
+"""
+
+import contextlib
 import functools
+import json
 import re
 
+from django.conf import settings
+from django.db import connections, transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
 
 from everruns.errors import ValidationError
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_OFFSET = 10**9  # beyond any real list, and well inside a database bigint
+# Rows are read this many at a time, so a page of large items never holds more than one such batch it
+# will not send.
+FETCH_ROWS = 16
 
 
 def page_params(request) -> tuple[int, int]:
@@ -37,10 +50,45 @@ def page_params(request) -> tuple[int, int]:
     return values["limit"], values["offset"]
 
 
+def json_size(item) -> int:
+    """Bytes of `item` as the JSON renderer writes it (compact, UTF-8)."""
+    return len(json.dumps(item, cls=JSONEncoder, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def bounded_items(rows, to_item, max_bytes: int, size=json_size) -> tuple[list, bool]:
+    """`to_item(row)` for each row until the items pass `max_bytes` (`size(item)` each; the first item always
+    goes in); and whether every row went in."""
+    items, total = [], 0
+    for row in rows:
+        item = to_item(row)
+        total += size(item)
+        if items and total > max_bytes:
+            return items, False
+        items.append(item)
+    return items, True
+
+
+@contextlib.contextmanager
+def streamed(queryset):
+    """The queryset's rows, read FETCH_ROWS at a time while they are used: reading stops where the use stops.
+
+    PostgreSQL reads a server-side cursor lazily only inside a transaction (outside one, it first copies the
+    whole result for the cursor). SQLite steps through a result as it is read anyway, and a transaction there
+    (BEGIN IMMEDIATE in our settings) would take the write lock."""
+    lazy = connections[queryset.db].vendor == "postgresql"
+    with transaction.atomic(using=queryset.db) if lazy else contextlib.nullcontext():
+        rows = queryset.iterator(chunk_size=FETCH_ROWS)
+        try:
+            yield rows
+        finally:
+            rows.close()  # the cursor of rows left unread, now, while its connection and transaction are open
+
+
 def paginated(request, queryset, serializer_class) -> Response:
     limit, offset = page_params(request)
     total = queryset.count()
-    items = serializer_class(queryset[offset : offset + limit], many=True).data
+    with streamed(queryset[offset : offset + limit]) as rows:
+        items, _ = bounded_items(rows, serializer_class().to_representation, settings.MAX_PAGE_BYTES)
     return Response({"items": items, "total": total, "limit": limit, "offset": offset})
 
 

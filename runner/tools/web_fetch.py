@@ -14,7 +14,6 @@ and write waits at most until the deadline (DeadlineStream). A gzip body is infl
 WEB_FETCH_MAX_BYTES of it (httpx inflates a whole network chunk at once: 204 KB of gzip became 77 MiB).
 """
 
-import ipaddress
 import re
 import socket
 import time
@@ -26,25 +25,8 @@ import httpcore
 import httpx
 from django.conf import settings
 
+from everruns.netguard import RefusedAddress, resolve_checked
 from runner.tools.base import Capability, Tool, ToolError, obj
-
-METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data"}
-SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
-
-
-class RefusedAddress(Exception):
-    pass
-
-
-def check_address(ip: ipaddress._BaseAddress) -> None:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    if isinstance(ip, ipaddress.IPv6Address) and ip in SIX_TO_FOUR:
-        # 6to4 wraps an IPv4 address (2002:7f00:1:: is 127.0.0.1) that a relay would reach for us; Python
-        # 3.11 calls these global. 6to4 is deprecated (RFC 7526): refuse all of it.
-        raise RefusedAddress(f"refused: {ip} is a 6to4 address")
-    if not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_loopback or ip.is_link_local:
-        raise RefusedAddress(f"refused: {ip} is not a public address")
 
 
 def until(deadline: float, timeout: float | None, error: type[Exception]) -> float:
@@ -90,18 +72,12 @@ class GuardedBackend(httpcore.SyncBackend):
 
     def _connect(self, host, port, timeout, local_address, socket_options):
         name = host.decode() if isinstance(host, bytes) else host
-        name = name.strip("[]").lower()
-        if name in self.allowed:
-            return super().connect_tcp(host, port, timeout, local_address, socket_options)
-        if name in METADATA_HOSTS:
-            raise RefusedAddress(f"refused: {name} is a cloud metadata host")
         try:
-            infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+            addresses = resolve_checked(name, port, self.allowed)
         except (socket.gaierror, UnicodeError) as exc:  # UnicodeError: the IDNA codec refusing the name
             raise httpcore.ConnectError(f"cannot resolve {name}: {exc}") from None
-        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
-        for ip in addresses:
-            check_address(ip)  # every answer must be public, not just the first
+        if addresses is None:  # an allowed host
+            return super().connect_tcp(host, port, timeout, local_address, socket_options)
         return super().connect_tcp(str(addresses[0]), port, timeout, local_address, socket_options)
 
 
