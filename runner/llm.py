@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import httpx
+
 from agents.secrets import redact
 from runner.resolution import ResolvedModel
 
@@ -95,10 +97,23 @@ def _classify(exc: Exception, api_key: str | None) -> LlmError:
     return error
 
 
+def _connection_failed(exc: BaseException) -> bool:
+    """litellm 1.110.2 turns an OpenAI-compatible server that cannot be reached into an
+    InternalServerError (status 500, "Connection error."); the cause chain still says why."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, (ConnectionError, httpx.ConnectError)):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
 def _classify_type(exc: Exception) -> LlmError:
     lib = _lib()
     text = str(exc)[:500]
     status = getattr(exc, "status_code", None)
+    if _connection_failed(exc):
+        return LlmError("llm_connection_error", text, transient=True)
     table = [
         (lib.ContextWindowExceededError, "context_window_exceeded", False),
         (lib.AuthenticationError, "llm_authentication_failed", False),
@@ -115,13 +130,19 @@ def _classify_type(exc: Exception) -> LlmError:
         if isinstance(exc, cls):
             return LlmError(code, text, transient=transient, status=status)
     if isinstance(status, int):
-        return LlmError(
-            "llm_provider_error" if status >= 500 else "llm_error",
-            text,
-            transient=status >= 500 or status == 429,
-            status=status,
-        )
+        # litellm 1.110.2 raises a bare APIError (status_code 403) for an OpenAI-compatible 403.
+        code = _BY_STATUS.get(status, "llm_provider_error" if status >= 500 else "llm_error")
+        return LlmError(code, text, transient=status >= 500 or status == 429, status=status)
     return LlmError("llm_error", text)
+
+
+_BY_STATUS = {
+    400: "llm_bad_request",
+    401: "llm_authentication_failed",
+    403: "llm_permission_denied",
+    404: "llm_model_not_found",
+    429: "llm_rate_limited",
+}
 
 
 def _usage(built) -> dict:
