@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 9000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format install services serve-prod worker bench spectacular clean
+.PHONY: run test lint format install services serve-prod worker bench spectacular clean mutation
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON)"; exit 1; }
@@ -36,6 +36,21 @@ test: $(STAMP) lint services
 	DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/everruns} \
 	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} \
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Mutation testing (mutmut, config in pyproject.toml) over the functions where a silent change hurts
+# most, with the fast in-process tests. Results are kept in mutants/, so a second run only tests what
+# changed; `$(VENV)/bin/mutmut results` lists the survivors, `mutmut show NAME` shows one.
+# Widen or narrow with MUTANTS="runner.loop.*" (fnmatch patterns over mutant names).
+MUTANTS ?= sessions.stream.x_parse_cursor* sessions.stream.x_event_stream* sessions.stream.x_encode_raw* \
+	sessions.log.x_append_event* sessions.log.x__next_sequence* runner.history.x_unanswered_tool_calls* \
+	runner.history.x_tool_result_text* runner.toolexec.x_parse_arguments* runner.loop.x_retry_delay_ms* \
+	runner.loop.x*Heartbeat*run__* runner.llm.x__classify* runner.llm.x__retry_after* \
+	runner.llm.x__connection_failed*
+mutation: $(STAMP) services
+	DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/everruns} \
+	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} \
+	$(VENV)/bin/mutmut run --max-children 1 $(foreach m,$(MUTANTS),"$(m)")
+	$(VENV)/bin/mutmut results
 
 bench: $(STAMP)
 	$(PY) bench/turn_latency.py --base http://localhost:$(PORT)

@@ -189,13 +189,12 @@ def test_stored_key_is_sent_and_never_leaks(fake_llm, caplog):
 
 
 @pytest.fixture
-def console():
+def console(monkeypatch):
     """What the configured console handler (settings.LOGGING) writes, captured."""
     handler = next(h for h in logging.getLogger().handlers if h.name == "console")
     captured = io.StringIO()
-    previous = handler.setStream(captured)
-    yield captured
-    handler.setStream(previous)
+    monkeypatch.setattr(handler, "stream", captured)  # not setStream: it flushes the old one, maybe closed
+    return captured
 
 
 def test_a_key_the_process_decrypted_is_redacted_from_log_lines(fake_llm, console):

@@ -6,17 +6,18 @@ wake-up, a lost one) are played exactly instead of being waited for."""
 import asyncio
 import json
 import re
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connection
+from django.db import connection, transaction
 from django_eventstream.event import Event as EsEvent
 from django_eventstream.views import get_listener_manager
 from rest_framework.test import APIClient
 
 from sessions.live import channel_for
 from sessions.log import append_event, event_to_dict
-from sessions.stream import event_stream, parse_cursor
+from sessions.stream import BATCH, event_stream, parse_cursor
 from tests.factories import make_session
 
 pytestmark = pytest.mark.usefixtures("seeded_tx")
@@ -105,6 +106,30 @@ def test_history_then_live_events_each_exactly_once():
     assert run(scenario) == [4, 5]
 
 
+def test_in_order_live_events_go_out_as_they_came_without_a_read_of_the_log(settings):
+    """The live path trusts an in-order item: with many open streams, a read of the log per event
+    per stream is what it exists to avoid. Items 2 and 3 are not in the log, so only the live path
+    can send them."""
+    settings.SSE_POLL_SECONDS = 60
+    session = make_session()
+    (first,) = stored(session, 1)
+    live = [{**first, "sequence": n, "id": f"live-{n}", "data": {"n": n}} for n in (2, 3)]
+
+    async def scenario():
+        reader = Reader(session)
+        await reader.next()
+        await reader.next()
+        for event in live:
+            deliver(session, event)
+        chunk = await reader.next()
+        await reader.stream.aclose()
+        return chunk
+
+    assert run(scenario) == "".join(
+        f"event: session.status\nid: {e['sequence']}\ndata: {json.dumps(e, separators=(',', ':'))}\n\n" for e in live
+    )
+
+
 def test_a_gap_in_live_events_sends_the_stream_back_to_the_log():
     session = make_session()
     stored(session, 2)
@@ -157,6 +182,74 @@ def test_message_delta_is_sent_live_without_an_id_and_does_not_move_the_cursor()
     delta, sent = run(scenario)
     assert delta.startswith("event: message.delta\ndata: {") and "\nid:" not in delta
     assert sent == [2]
+
+
+def test_history_is_read_in_batches_and_sent_whole_before_going_live(settings):
+    settings.SSE_POLL_SECONDS = 60  # nothing may wait for a poll: the rest of the history comes at once
+    session = make_session()
+    with transaction.atomic():
+        stored(session, BATCH + 1)
+
+    async def scenario():
+        reader = Reader(session)
+        await reader.next()
+        return ids_in(await reader.next()), ids_in(await reader.next())
+
+    first, second = run(scenario)
+    assert first == list(range(1, BATCH + 1)) and second == [BATCH + 1]
+
+
+def test_the_wire_format_of_a_chunk_of_events():
+    session = make_session()
+    events = stored(session, 2)
+
+    async def scenario():
+        reader = Reader(session)
+        await reader.next()
+        chunk = await reader.next()
+        await reader.stream.aclose()
+        return chunk
+
+    assert run(scenario) == "".join(
+        f"event: session.status\nid: {e['sequence']}\ndata: {json.dumps(e, separators=(',', ':'))}\n\n" for e in events
+    )
+
+
+def test_an_idle_stream_sends_a_keep_alive_comment_every_interval(settings):
+    settings.SSE_KEEPALIVE_SECONDS = 0.3
+    settings.SSE_POLL_SECONDS = 60
+    session = make_session()
+
+    async def scenario():
+        reader = Reader(session)
+        await reader.next()
+        started = time.monotonic()
+        chunks = [await reader.next(2) for _ in range(3)]
+        elapsed = time.monotonic() - started
+        await reader.stream.aclose()
+        return chunks, elapsed
+
+    chunks, elapsed = run(scenario)
+    assert chunks == [": keep-alive\n\n"] * 3
+    assert 0.85 <= elapsed < 2.0
+
+
+def test_an_event_whose_wake_up_was_lost_arrives_with_the_next_poll_of_the_log(settings):
+    settings.SSE_KEEPALIVE_SECONDS = 60  # so the only thing that can come is the polled event
+    settings.SSE_POLL_SECONDS = 0.3
+    session = make_session()
+    stored(session, 1)
+
+    async def scenario():
+        reader = Reader(session)
+        await reader.next()
+        await reader.next()
+        await append(session, 1)  # stored, never delivered live
+        chunk = await reader.next(3)
+        await reader.stream.aclose()
+        return chunk
+
+    assert ids_in(run(scenario)) == [2]
 
 
 @pytest.mark.parametrize(
