@@ -42,7 +42,7 @@ def response(status: int) -> httpx.Response:
 def test_classification(exc, code, transient):
     error = _classify_type(exc)
     assert isinstance(error, LlmError)
-    assert (error.code, error.transient) == (code, transient)
+    assert (error.code, error.transient, error.message) == (code, transient, str(exc))
 
 
 def test_a_connection_failure_reported_as_a_server_error_is_a_connection_error():
