@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import httpx
+
 from agents.secrets import redact
 from runner.errors import TurnError, TurnErrorCode
 from runner.resolution import ResolvedModel
@@ -93,10 +95,23 @@ def _classify(exc: Exception, api_key: str | None) -> LlmError:
     return error
 
 
+def _connection_failed(exc: BaseException) -> bool:
+    """litellm 1.110.2 turns an OpenAI-compatible server that cannot be reached into an
+    InternalServerError (status 500, "Connection error."); the cause chain still says why."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, (ConnectionError, httpx.ConnectError)):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
 def _classify_type(exc: Exception) -> LlmError:
     lib = _lib()
     text = str(exc)[:500]
     status = getattr(exc, "status_code", None)
+    if _connection_failed(exc):
+        return LlmError(TurnErrorCode.LLM_CONNECTION_ERROR, text, transient=True)
     table = [
         (lib.ContextWindowExceededError, TurnErrorCode.CONTEXT_WINDOW_EXCEEDED, False),
         (lib.AuthenticationError, TurnErrorCode.LLM_AUTHENTICATION_FAILED, False),
@@ -113,13 +128,19 @@ def _classify_type(exc: Exception) -> LlmError:
         if isinstance(exc, cls):
             return LlmError(code, text, transient=transient, status=status)
     if isinstance(status, int):
-        return LlmError(
-            TurnErrorCode.LLM_PROVIDER_ERROR if status >= 500 else TurnErrorCode.LLM_ERROR,
-            text,
-            transient=status >= 500 or status == 429,
-            status=status,
-        )
+        # litellm 1.110.2 raises a bare APIError (status_code 403) for an OpenAI-compatible 403.
+        code = _BY_STATUS.get(status, TurnErrorCode.LLM_PROVIDER_ERROR if status >= 500 else TurnErrorCode.LLM_ERROR)
+        return LlmError(code, text, transient=status >= 500 or status == 429, status=status)
     return LlmError(TurnErrorCode.LLM_ERROR, text)
+
+
+_BY_STATUS = {
+    400: TurnErrorCode.LLM_BAD_REQUEST,
+    401: TurnErrorCode.LLM_AUTHENTICATION_FAILED,
+    403: TurnErrorCode.LLM_PERMISSION_DENIED,
+    404: TurnErrorCode.LLM_MODEL_NOT_FOUND,
+    429: TurnErrorCode.LLM_RATE_LIMITED,
+}
 
 
 def _usage(built) -> dict:

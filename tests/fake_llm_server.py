@@ -3,9 +3,11 @@
 
 Script entries (consumed in order, one per /v1/chat/completions request):
   {"text": "...", "tool_calls": [{"id", "name", "arguments": dict|str}], "usage": {...}}
-  {"status": 429|500|401|400, "error": "message"}          an error response
+  {"status": 429|500|401|403|404|400, "error": "message"}  an error response (429 says Retry-After: 0)
+  {"status": ..., "retry_after": seconds}                  an error response with that Retry-After
   {"delay": seconds}                                       sleeps before answering (any entry)
-When the script is empty the server echoes a short text. Every request body is recorded.
+When the script is empty the server echoes a short text. Every request body is recorded, with its
+headers and the time it arrived (`time.monotonic()`, in `received_at`).
 
 Run standalone: python tests/fake_llm_server.py [port]
 """
@@ -28,6 +30,7 @@ class FakeLLM:
         self.script: list[dict] = []
         self.requests: list[dict] = []
         self.headers: list[dict] = []
+        self.received_at: list[float] = []
         self.lock = threading.Lock()
         self.server = QuietServer(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
@@ -51,6 +54,7 @@ class FakeLLM:
         with self.lock:
             self.requests.append(body)
             self.headers.append(headers)
+            self.received_at.append(time.monotonic())
             if self.script:
                 return self.script.pop(0)
         last = body.get("messages", [{}])[-1].get("content")
@@ -65,13 +69,15 @@ class FakeLLM:
             def log_message(self, *args):
                 pass
 
-            def _json(self, status: int, payload: dict) -> None:
+            def _json(self, status: int, payload: dict, retry_after=None) -> None:
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
-                if status == 429:
-                    self.send_header("Retry-After", "0")
+                if retry_after is None and status == 429:
+                    retry_after = 0
+                if retry_after is not None:
+                    self.send_header("Retry-After", str(retry_after))
                 self.end_headers()
                 self.wfile.write(data)
 
@@ -85,7 +91,13 @@ class FakeLLM:
                 if entry.get("delay"):
                     time.sleep(entry["delay"])
                 if entry.get("status"):
-                    kind = {401: "authentication_error", 429: "rate_limit_error", 400: "invalid_request_error"}
+                    kind = {
+                        400: "invalid_request_error",
+                        401: "authentication_error",
+                        403: "permission_error",
+                        404: "not_found_error",
+                        429: "rate_limit_error",
+                    }
                     message = entry.get("error", "scripted error")
                     if entry.get("echo_key"):  # a provider that quotes the key back, as some do
                         message += " key=" + self.headers.get("Authorization", "").removeprefix("Bearer ")
@@ -95,9 +107,10 @@ class FakeLLM:
                             "error": {
                                 "message": message,
                                 "type": kind.get(entry["status"], "server_error"),
-                                "code": None,
+                                "code": entry.get("code"),
                             }
                         },
+                        entry.get("retry_after"),
                     )
                     return
                 if body.get("stream"):

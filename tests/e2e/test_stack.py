@@ -10,6 +10,8 @@ import pytest
 import requests
 from django.db import connection
 
+from sessions.models import Turn
+from tests import processes
 from tests.e2e import refclient
 from tests.e2e.client import open_session, say, watch_turn
 from tests.e2e.sse import Stream, turn_done
@@ -239,3 +241,25 @@ def test_concurrent_posts_with_one_idempotency_key_store_one_message_and_one_tur
     assert [m["role"] for m in items] == ["user", "assistant"]
     events = [e["type"] for e in requests.get(f"{path}/events").json()["items"]]
     assert events.count("turn.started") == 1 and events.count("message.user") == 1
+
+
+def test_a_message_posted_while_the_broker_is_down_is_stored_and_the_sweeper_queues_its_turn(
+    seeded_tx, worker, log_dir
+):
+    """The web process's broker is a port where nothing listens; the worker's is the real one."""
+    dead_broker = f"redis://127.0.0.1:{processes.free_port()}/0"
+    web, base = processes.start_web(log_dir, CELERY_BROKER_URL=dead_broker, TURN_QUEUED_GRACE_SECONDS=3)
+    try:
+        path = open_session(base)
+        response = say(path, "What is 2 + 2?")
+        assert response.status_code == 201, response.text
+        turn = Turn.objects.get(session_id=path.rsplit("/", 1)[1])
+        assert turn.status == "queued" and requests.get(path).json()["status"] == "running"
+        assert f"could not queue turn {turn.pk}" in web.output()
+        settled = wait_pending(path, timeout=60)
+        items = requests.get(f"{path}/messages").json()["items"]
+    finally:
+        web.stop()
+    assert settled["status"] == "pending" and settled["error"] is None
+    assert f"re-queuing stuck turn {turn.pk}" in worker.output()
+    assert [m["role"] for m in items] == ["user", "assistant"] and "2 + 2 = 4" in items[1]["content"][0]["text"]

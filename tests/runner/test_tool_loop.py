@@ -8,8 +8,9 @@ import pytest
 from django.utils import timezone
 
 from runner.tools import registry
+from sessions import services
 from sessions.log import append_message
-from sessions.models import Event, Message, Turn
+from sessions.models import Event, Message, Session, Turn
 from tests.factories import make_agent, make_session
 from tests.runner.helpers import event_types, messages, post_user, run_active_turn
 
@@ -151,6 +152,32 @@ def test_max_iterations_ends_a_runaway_turn(fake_llm, fake_model):
     assert len(fake_llm.requests) == 3
 
 
+@pytest.mark.parametrize("agent_limit,controls_limit", [(5, 2), (1, 3)], ids=["lower", "higher"])
+def test_controls_max_iterations_overrides_the_agents_limit(fake_llm, fake_model, agent_limit, controls_limit):
+    for i in range(6):
+        fake_llm.reply({"tool_calls": [{"id": f"c{i}", "name": "add", "arguments": {"a": i, "b": 1}}]})
+    session = session_on(fake_model, capabilities=["test_math"], max_iterations=agent_limit)
+    post_user(session, "loop forever", controls={"max_iterations": controls_limit})
+    turn = run_active_turn(session)
+    assert turn.status == "failed" and turn.iterations == controls_limit
+    assert turn.error == {
+        "code": "max_iterations",
+        "message": f"The turn reached its limit of {controls_limit} LLM calls",
+    }
+    assert len(fake_llm.requests) == controls_limit
+
+
+def test_turn_max_iterations_applies_when_the_agent_sets_no_limit(fake_llm, fake_model, settings):
+    settings.TURN_MAX_ITERATIONS = 2
+    for i in range(4):
+        fake_llm.reply({"tool_calls": [{"id": f"c{i}", "name": "add", "arguments": {"a": i, "b": 1}}]})
+    session = session_on(fake_model, capabilities=["test_math"])
+    post_user(session, "loop forever")
+    turn = run_active_turn(session)
+    assert turn.status == "failed" and turn.iterations == 2 and turn.error["code"] == "max_iterations"
+    assert len(fake_llm.requests) == 2
+
+
 def test_conversation_carries_into_the_second_turn(fake_llm, fake_model):
     fake_llm.reply({"text": "Nice to meet you, Ada."}, {"text": "Your name is Ada."})
     session = session_on(fake_model)
@@ -164,6 +191,31 @@ def test_conversation_carries_into_the_second_turn(fake_llm, fake_model):
         ("assistant", "Nice to meet you, Ada."),
         ("user", "What is my name?"),
     ]
+
+
+def test_text_and_image_parts_reach_the_model_in_openai_form(fake_llm, fake_model):
+    session = session_on(fake_model)
+    services.message_post(
+        session=Session.objects.select_related("agent").get(pk=session.pk),
+        content=[
+            {"type": "text", "text": "look"},
+            {"type": "image", "url": "https://example.com/cat.png"},
+            {"type": "image", "base64": "iVBORw0KGgo=", "media_type": "image/png"},
+        ],
+    )
+    run_active_turn(session)
+    services.message_post(
+        session=Session.objects.select_related("agent").get(pk=session.pk),
+        content=[{"type": "text", "text": "first part"}, {"type": "text", "text": "second part"}],
+    )
+    run_active_turn(session)
+    sent = [m for m in fake_llm.requests[1]["messages"] if m["role"] == "user"]
+    assert sent[0]["content"] == [
+        {"type": "text", "text": "look"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+    ]
+    assert sent[1]["content"] == "first part\n\nsecond part"  # text alone stays a plain string
 
 
 def test_llmsim_uses_test_math_for_arithmetic():

@@ -15,6 +15,7 @@ from tests.fake_llm_server import QuietServer
 # 64 MiB of zeros in about 64 KB of gzip, made once (before any memory is measured).
 GZIP_BOMB = gzip.compress(bytes(64 * 1024 * 1024), compresslevel=9)
 GZIP_PAGE = gzip.compress(b"<html><title>Zipped</title><p>" + b"words " * 1000 + b"</p></html>")
+REFUSED = r"^refused: (\S+ is not a public address|\S+ is a cloud metadata host|\S+ is a 6to4 address)$"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -165,14 +166,22 @@ def test_time_limit(site, allow_local, settings):
     ],
 )
 def test_refuses_non_public_addresses(url):
-    with pytest.raises(ToolError, match="refused"):
+    # Our own refusal, not the "Connection refused" of a port where nothing listens.
+    with pytest.raises(ToolError, match=REFUSED):
         web_fetch(None, {"url": url})
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::ffff:127.0.0.1]"])
+def test_refuses_a_loopback_server_that_is_listening(site, host):
+    port = site.rsplit(":", 1)[1]
+    with pytest.raises(ToolError, match=REFUSED):
+        web_fetch(None, {"url": f"http://{host}:{port}/page"})
+
+
 def test_refuses_a_redirect_to_loopback_even_from_an_allowed_host(site, allow_local):
-    with pytest.raises(ToolError, match="refused"):
+    with pytest.raises(ToolError, match=REFUSED):
         web_fetch(None, {"url": f"{site}/to-localhost"})
-    with pytest.raises(ToolError, match="refused"):
+    with pytest.raises(ToolError, match=REFUSED):
         web_fetch(None, {"url": f"{site}/to-metadata"})
 
 
