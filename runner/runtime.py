@@ -17,7 +17,7 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 
 from everruns.ids import uuid7
 from runner.loop import TurnRunner
@@ -38,6 +38,16 @@ def _db_call(fn, *args, **kwargs):
         raise
 
 
+def _renew(owner: str, ids: list) -> set:
+    """One renewal, once more on a fresh connection if the database dropped this one (a restart)."""
+    try:
+        return turns.leases_renew(owner, ids)
+    except (OperationalError, InterfaceError) as exc:
+        logger.warning("heartbeat of turns %s lost its connection (%s); renewing on a new one", ids, exc)
+        connection.close()
+        return turns.leases_renew(owner, ids)
+
+
 def _on_this_thread(barrier: threading.Barrier, fn) -> None:
     barrier.wait(10)  # every thread holds one task until all have theirs: each runs fn exactly once
     fn()
@@ -49,6 +59,8 @@ class Runtime:
         self.db_threads = db_threads
         self.db_pool = ThreadPoolExecutor(db_threads, thread_name_prefix="turn-db")
         self.tool_pool = ThreadPoolExecutor(tool_threads, thread_name_prefix="tool")
+        # The heartbeat has a thread and a connection of its own, so a slow step never delays a renewal.
+        self.beat_pool = ThreadPoolExecutor(1, thread_name_prefix="turn-heartbeat")
         self.slots = threading.BoundedSemaphore(max_turns)
         self.tasks: dict[uuid.UUID, asyncio.Task] = {}
         self.leases: dict[uuid.UUID, str] = {}  # claimed turns -> their owner
@@ -83,6 +95,7 @@ class Runtime:
     def close_connections(self) -> None:
         """Close the database threads' connections (before a test database is dropped)."""
         self.on_each_db_thread(lambda: connection.close())  # `connection` is per thread: look it up there
+        self.beat_pool.submit(lambda: connection.close()).result()
 
     # --- on the loop --------------------------------------------------------------------------
     async def db(self, fn, *args, **kwargs):
@@ -132,9 +145,9 @@ class Runtime:
                 by_owner.setdefault(owner, []).append(turn_id)
             for owner, ids in by_owner.items():
                 try:
-                    held = await self.db(turns.leases_renew, owner, ids)
-                except Exception as exc:  # the database blinked: try again next beat, the lease has slack
-                    logger.warning("lease renewal failed: %s", exc)
+                    held = await self.loop.run_in_executor(self.beat_pool, _renew, owner, ids)
+                except Exception as exc:  # the database is away: try again next beat, the lease has slack
+                    logger.warning("heartbeat of turns %s failed: %s", ids, exc)
                     continue
                 for turn_id in ids:
                     task = self.tasks.get(turn_id)

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.usefixtures("seeded_tx")
 def test_a_call_slower_than_its_deadline_times_out_at_the_deadline(settings):
     settings.LLM_MAX_RETRIES = 0
     llm.warm_up()  # as a worker does at start: the import is not part of the call
-    # The simulated model waits 30 s before its first token; its provider allows a call 0.5 s.
-    slow = make_model(model_id="llmsim-deadline", settings={"latency_ms": 30000, "timeout": 0.5})
+    # The simulated model waits 30 s before its first token; its provider allows a call 1 s (the least).
+    slow = make_model(model_id="llmsim-deadline", settings={"latency_ms": 30000, "timeout": 1})
     session = new_session()
     Session.objects.filter(pk=session.pk).update(model=slow)
     post_user(session, "hello")
@@ -26,15 +26,15 @@ def test_a_call_slower_than_its_deadline_times_out_at_the_deadline(settings):
     turn = run_active_turn(session)
     elapsed = time.monotonic() - started
     assert turn.status == "failed" and turn.error["code"] == TurnErrorCode.LLM_TIMEOUT
-    assert "0.5 s" in turn.error["message"]
-    assert elapsed < 5, f"the call ran {elapsed:.1f} s past a 0.5 s deadline"
+    assert "limit of 1 s" in turn.error["message"]
+    assert elapsed < 5, f"the call ran {elapsed:.1f} s past a 1 s deadline"
     assert Event.objects.filter(session=session, type="llm.started").count() == 1
 
 
 def test_a_timed_out_call_is_retried_as_transient(settings):
     settings.LLM_MAX_RETRIES = 1
     settings.LLM_RETRY_BASE_MS = settings.LLM_RETRY_MAX_MS = 10
-    slow = make_model(model_id="llmsim-deadline-retry", settings={"latency_ms": 30000, "timeout": 0.3})
+    slow = make_model(model_id="llmsim-deadline-retry", settings={"latency_ms": 30000, "timeout": 1})
     session = new_session()
     Session.objects.filter(pk=session.pk).update(model=slow)
     post_user(session, "hello")

@@ -62,8 +62,8 @@ def test_a_context_window_error_is_not_taken_for_a_plain_bad_request(lib):
 
 @pytest.mark.parametrize(
     ("status", "code", "transient"),
-    [(500, "llm_provider_error", True), (599, "llm_provider_error", True), (429, "llm_error", True)]
-    + [(400, "llm_error", False), (418, "llm_error", False), (499, "llm_error", False)],
+    [(500, "llm_provider_error", True), (599, "llm_provider_error", True), (429, "llm_rate_limited", True)]
+    + [(400, "llm_bad_request", False), (418, "llm_error", False), (499, "llm_error", False)],
 )
 def test_an_unlisted_error_with_a_status_is_classified_by_it(lib, status, code, transient):
     exc = lib.APIError(status_code=status, message="odd", model="gpt-x", llm_provider="openai")
