@@ -107,7 +107,10 @@ def _raw(url: str, request: bytes, chunks=()) -> bytes:
         except OSError:
             pass  # the server answered and closed while we were still sending: that is the point
         sock.settimeout(10)
-        return sock.recv(65536)
+        answer = b""
+        while chunk := sock.recv(65536):  # the server closes the connection after its answer
+            answer += chunk
+        return answer
 
 
 def test_a_large_content_length_is_refused_before_the_body_is_read(seeded_tx, secured):
