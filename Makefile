@@ -72,8 +72,6 @@ mutation: $(STAMP) services
 	$(VENV)/bin/mutmut run --max-children 1 $(foreach m,$(MUTANTS),"$(m)")
 	$(VENV)/bin/mutmut results
 
-bench: $(STAMP)
-	$(PY) bench/turn_latency.py --base http://localhost:$(PORT)
 
 clean:
 	rm -rf $(VENV) db.sqlite3*
