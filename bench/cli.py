@@ -165,7 +165,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"services: {services.kind}; migrating the template database ...", flush=True)
             migrate_s = stack.prepare()
             ctx = Context(
-                quick=args.quick, stack=stack, api_key=args.api_key, pg_dsn=services.admin_dsn(), reuse=args.quick
+                quick=args.quick,
+                stack=stack,
+                api_key=args.api_key or stack.api_key,
+                pg_dsn=services.admin_dsn(),
+                reuse=args.quick,
             )
             results["meta"].update(
                 {

@@ -14,6 +14,7 @@ time cap leaves nothing queued or running for the next one.
 import os
 import pwd
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -260,6 +261,10 @@ class Stack:
         self.template = f"everruns_bench_{run_id}_template"
         self._counter = 0
         self._databases: list[str] = []
+        # The production shape runs with AUTH_MODE=api_key (its default with REDIS_URL): a secret key of its own
+        # and an admin API key made in the template, so every request pays for its key as in production.
+        self.secret_key = secrets.token_urlsafe(50)
+        self.api_key: str | None = None
 
     def _admin(self, sql: str) -> None:
         conn = psycopg2.connect(self.services.admin_dsn())
@@ -281,6 +286,16 @@ class Stack:
         )
         if result.returncode:
             raise RuntimeError(f"migrate failed:\n{result.stdout}\n{result.stderr}")
+        made = subprocess.run(
+            [sys.executable, "manage.py", "create_api_key", "bench", "--scope", "admin"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if made.returncode:
+            raise RuntimeError(f"create_api_key failed:\n{made.stdout}\n{made.stderr}")
+        self.api_key = made.stdout.strip()
         return time.monotonic() - started
 
     def _env(self, database: str, queue: str, app_name: str, **extra) -> dict:
@@ -294,6 +309,13 @@ class Stack:
                 "CELERY_QUEUE": queue,
                 "EVERRUNS_EMBEDDED_WORKER": "false",
                 "EVERRUNS_BENCH_ROUTES": "1",
+                "AUTH_MODE": "api_key",
+                "SECRET_KEY": self.secret_key,
+                # The per-key limits still count (a Redis INCR per write, the turn count per message) but never
+                # refuse the bench's one key.
+                "WRITE_RATE_LIMIT": "1000000000",
+                "MAX_TURNS_PER_KEY": "1000000",
+                "MAX_STREAMS_PER_KEY": "100000",
                 # libpq reads PGAPPNAME: pg_stat_activity then tells the web's connections from the worker's.
                 "PGAPPNAME": app_name,
                 "PYTHONUNBUFFERED": "1",
