@@ -11,7 +11,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from runner import llm
-from runner.runtime import run_turn
+from runner.runtime import run_turn, runtime
 from sessions import turns
 from sessions.models import Event, Message, Session, Turn
 from sessions.turns import turn_claim as claim
@@ -184,15 +184,15 @@ def test_a_session_deleted_between_steps_stops_the_turn_without_an_error(fake_ll
     assert not Event.objects.filter(session_id=session.pk).exists()
 
 
-def terminate_heartbeat_connections() -> int:
-    """Kill the backends (of this run's own test database) whose last statement was a lease renewal."""
+def terminate_heartbeat_connection() -> bool:
+    """Kill the backend of this process's heartbeat connection (not another process's: e2e workers share the
+    test database, and their idle heartbeats' last statement is a lease renewal too)."""
+    pid = runtime().beat_pool.submit(lambda: connection.connection and connection.connection.get_backend_pid()).result()
+    if not pid:
+        return False
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE %s",
-            [f'UPDATE "{Turn._meta.db_table}" SET "lease_expires_at"%'],
-        )
-        return sum(1 for (done,) in cursor.fetchall() if done)
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        return bool(cursor.fetchone()[0])
 
 
 def test_the_heartbeat_rides_out_a_database_blip_and_the_lease_never_lapses(settings, caplog):
@@ -205,7 +205,7 @@ def test_the_heartbeat_rides_out_a_database_blip_and_the_lease_never_lapses(sett
     turn = Turn.objects.get(session=session)
     worker, raised = run_in_thread(turn.pk)
     wait_for(lambda: Event.objects.filter(session=session, type="llm.started").exists(), 30, message="llm.started")
-    wait_for(terminate_heartbeat_connections, 5, message="the heartbeat's connection")
+    wait_for(terminate_heartbeat_connection, 5, message="the heartbeat's connection")
     samples = lapsed = 0
     while worker.is_alive():
         samples += 1
