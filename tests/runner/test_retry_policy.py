@@ -30,8 +30,10 @@ def test_backoff_never_exceeds_the_cap(policy):
     assert max(retry_delay_ms(10) for _ in range(100)) > 900
 
 
-def test_retry_after_is_a_floor(policy):
+def test_retry_after_is_a_floor(policy, settings):
     assert retry_delay_ms(1, retry_after=0.7) == 700
+    settings.LLM_RETRY_MAX_MS = 5000
+    assert retry_delay_ms(1, retry_after=3) == 3000
     assert retry_delay_ms(1, retry_after=0.01) <= 100  # a short Retry-After leaves the backoff as it is
 
 
