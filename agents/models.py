@@ -25,6 +25,10 @@ class Agent(models.Model):
         "agents.LlmModel", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     max_iterations = models.PositiveIntegerField(null=True, blank=True, help_text="Default: TURN_MAX_ITERATIONS.")
+    # {"<tool name>" | "*": "auto" | "ask"}: an `ask` tool waits for a person's approval before it runs.
+    tool_policy = models.JSONField(default=dict, blank=True)
+    # {"max_cost_usd_per_turn", "max_tokens_per_turn"}: checked before every LLM call of a turn.
+    limits = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -7,6 +7,7 @@ class Session(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending"
         RUNNING = "running"
+        WAITING = "waiting"
         FAILED = "failed"
 
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
@@ -20,6 +21,8 @@ class Session(models.Model):
     input_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
     cost_usd = models.FloatField(null=True, blank=True)
+    # {"max_cost_usd", "max_tokens"}: checked before every LLM call against what the session has used.
+    limits = models.JSONField(default=dict, blank=True)
     # Counters behind the per-session sequences. Only the append functions in sessions.log touch
     # them, with an UPDATE that also serialises concurrent appenders on this row.
     last_event_sequence = models.BigIntegerField(default=0)
@@ -40,11 +43,13 @@ class Turn(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"
+        WAITING = "waiting"  # a tool call awaits approval: no worker holds the turn
         COMPLETED = "completed"
         FAILED = "failed"
         CANCELLED = "cancelled"
 
-    ACTIVE = (Status.QUEUED, Status.RUNNING)
+    ACTIVE = (Status.QUEUED, Status.RUNNING)  # a worker holds it, or should soon (the sweeper watches these)
+    OPEN = (Status.QUEUED, Status.RUNNING, Status.WAITING)  # not ended: the session's one turn
 
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="turns")
@@ -62,6 +67,13 @@ class Turn(models.Model):
     # The API key whose message started the turn ("" when none did): turns at once are capped per key.
     api_key_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Control, stored so that a worker resuming the turn after a crash sees it too.
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_reason = models.TextField(null=True, blank=True)
+    # The sequence of the newest message posted with `controls.interrupt` (0: none).
+    interrupt_sequence = models.BigIntegerField(default=0)
+    # Tool calls that need approval: {tool_call_id: {"name", "status": pending|approved|denied, "reason"}}.
+    approvals = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -85,6 +97,8 @@ class Message(models.Model):
     controls = models.JSONField(null=True, blank=True)
     metadata = models.JSONField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    # sha256 of the request that stored the message under `idempotency_key`: a replay must match it.
+    idempotency_hash = models.CharField(max_length=64, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
