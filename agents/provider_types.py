@@ -288,6 +288,7 @@ SETTINGS_BOUNDS = {
     "timeout": (1, 600),  # seconds one LLM call may take
     "latency_ms": (0, 600_000),  # llmsim: the wait before the first token
     "tokens_per_second": (1, 1_000_000),  # llmsim: the pace of the reply
+    "usd_per_million_tokens": (0.000001, 1_000_000),  # llmsim: its price (input and output alike), for budgets
 }
 
 

@@ -25,13 +25,15 @@ class TurnErrorCode(StrEnum):
     NO_DEFAULT_MODEL = "no_default_model"
     # The loop (runner/loop.py).
     MAX_ITERATIONS = "max_iterations"
+    BUDGET_EXCEEDED = "budget_exceeded"
     INTERNAL_ERROR = "internal_error"
 
 
 class TurnError(Exception):
     """An error that ends the turn with `turn.failed {error: {code, message}}`; the message is for the client."""
 
-    def __init__(self, code: TurnErrorCode, message: str):
+    def __init__(self, code: TurnErrorCode, message: str, details: dict | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.details = details

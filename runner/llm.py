@@ -265,7 +265,7 @@ async def _close(response) -> None:
 async def _simulated(*, model: ResolvedModel, messages: list[dict], tools, on_delta, timeout: float) -> LlmResult:
     """llmsim is our own simulator, so it is called directly rather than through litellm's custom-provider
     machinery, which spends ~30 ms of CPU per call (measured: README, Performance) on a reply computed in
-    microseconds. It streams the same chunks, with the same usage, as through litellm; it costs nothing."""
+    microseconds. It streams the same chunks, with the same usage, as through litellm."""
     _lib()  # llmsim subclasses litellm.CustomLLM: the import is the same as for any other provider
     started = time.monotonic()
     try:
@@ -297,17 +297,20 @@ async def _simulated(*, model: ResolvedModel, messages: list[dict], tools, on_de
     except TimeoutError:
         message = f"The LLM call took longer than its limit of {limit:g} s"
         raise LlmError(TurnErrorCode.LLM_TIMEOUT, message, transient=True) from None
+    input_tokens, output_tokens = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+    # A price of its own (`usd_per_million_tokens`, default 0) lets budgets be tried without a vendor.
+    price = float(model.settings.get("usd_per_million_tokens") or 0)
     return LlmResult(
         text="".join(text),
         tool_calls=calls,
         finish_reason=finish_reason,
         usage={
-            "input_tokens": int(usage.get("prompt_tokens", 0)),
-            "output_tokens": int(usage.get("completion_tokens", 0)),
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
             "cached_tokens": 0,
             "reasoning_tokens": 0,
         },
-        cost_usd=0.0,
+        cost_usd=(input_tokens + output_tokens) * price / 1_000_000,
         duration_ms=int((time.monotonic() - started) * 1000),
     )
 

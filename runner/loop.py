@@ -11,9 +11,10 @@ runtime's database threads (`await self.rt.db(...)`), the LLM stream on the even
 import asyncio
 import logging
 import random
+import threading
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 
 from everruns.ids import uuid7
 from runner import history, llm, toolexec
@@ -23,60 +24,126 @@ from runner.tools import registry
 from runner.tools.base import ToolContext
 from sessions import live, turns
 from sessions.log import SessionGone, append_event, append_message
-from sessions.models import Message, Session, Turn
+from sessions.models import Event, Message, Session, Turn
 
 logger = logging.getLogger(__name__)
+
+
+INTERRUPTED_TOOL_ERROR = "interrupted: the worker stopped while this tool ran; it may or may not have taken effect"
+# A step that meets a broken database connection (a restart, a failover) is not the turn's fault:
+# the runner waits and goes on from the log; after this long without the database it lets go of the
+# turn (the sweeper hands it to a worker once the database is back).
+DB_RETRY_DELAYS = (0.5, 1, 2, 4, 8, 8, 8)
+DB_ERRORS = (OperationalError, InterfaceError)
 
 
 class TurnRunner:
     def __init__(self, rt, turn_id, owner: str):
         self.rt, self.turn_id, self.owner = rt, turn_id, owner
         self.session_id = None
+        self.task: asyncio.Task | None = None
+        self.cancelling = False  # a cancel arrived: the task is being cancelled to carry it out
+        self.llm_task: asyncio.Task | None = None  # the in-flight LLM call, which an interrupt abandons
+        self.interrupted = False
+        self.interrupt_sequence = 0  # the newest interrupting message this runner knows of
+        self.seen_sequence = 0  # the newest message the current LLM call was given
+        self.partial: list[str] | None = None  # text streamed so far by the in-flight call
+        self.model_name: str | None = None
+        self.unstored_calls: int | None = None  # LLM calls made and never stored (crash, interrupt)
+        self.tool_cancel = threading.Event()
+        self.parked = False  # the turn waits for an approval: this worker is done with it
+
+    # --- signals (on the loop) ---------------------------------------------------------------------
+    def signal(self, kind: str, sequence: int = 0) -> None:
+        """A stored cancel or interrupt reached this worker (control wake-up or heartbeat)."""
+        if kind == "cancel":
+            if not self.cancelling and self.task is not None:
+                self.cancelling = True
+                self.tool_cancel.set()
+                self.task.cancel()
+        elif kind == "interrupt" and sequence > self.interrupt_sequence:
+            self.interrupt_sequence = sequence
+            if self.llm_task is not None and sequence > self.seen_sequence and not self.llm_task.done():
+                self.interrupted = True
+                self.llm_task.cancel()
 
     # --- the loop -------------------------------------------------------------------------------
     async def run(self) -> None:
-        if not await self.rt.db(turns.turn_claim, self.turn_id, self.owner):
+        self.task = asyncio.current_task()
+        claimed = await self.rt.db(turns.turn_claim, self.turn_id, self.owner)
+        if claimed is None:
             return
-        self.rt.held(self.turn_id, self.owner)
+        if claimed == "started":
+            self.unstored_calls = 0
+        self.rt.held(self.turn_id, self.owner, self)
         try:
             self.session_id = await self.rt.db(_session_of, self.turn_id)
-            await self._loop()
+            await self._loop_through_outages()
+        except turns.CancelRequested:
+            await self._cancel()
         except (turns.LeaseLost, SessionGone):
             logger.info("turn %s stopped: lease lost or session deleted", self.turn_id)
-        except TurnError as exc:  # the model is unavailable, or the LLM call failed for good
-            await self._fail(exc.code, exc.message)
+        except TurnError as exc:  # the model is unavailable, the LLM call failed for good, a budget
+            await self._fail(exc.code, exc.message, exc.details)
         except asyncio.CancelledError:
-            raise
+            if not self.cancelling:
+                raise  # the lease was lost: stop without writing
+            self.task.uncancel()
+            await self._cancel()
         except Exception:
             logger.exception("turn %s crashed", self.turn_id)
             await self._fail(TurnErrorCode.INTERNAL_ERROR, "The turn failed on an internal error")
         finally:
             self.rt.released(self.turn_id)
 
+    async def _loop_through_outages(self) -> None:
+        for delay in (*DB_RETRY_DELAYS, None):
+            try:
+                return await self._loop()
+            except DB_ERRORS as exc:
+                if delay is None:
+                    logger.warning(
+                        "turn %s: the database is still away (%s); letting the sweeper resume it", self.turn_id, exc
+                    )
+                    raise turns.LeaseLost(str(self.turn_id)) from exc
+                logger.warning(
+                    "turn %s: database step failed (%s); going on from the log in %g s", self.turn_id, exc, delay
+                )
+                await asyncio.sleep(delay)
+
     async def _loop(self) -> None:
         while True:
             state = await self.rt.db(self._read_state)
             if state["unanswered"]:
-                await self._run_tools([_call_from_part(p) for p in state["unanswered"]], state["tools"])
+                await self._run_tools([_call_from_part(p) for p in state["unanswered"]], state, resumed=True)
+                if self.parked:
+                    return
                 continue
-            if state["iterations"] >= state["limit"]:
-                await self._fail(
-                    TurnErrorCode.MAX_ITERATIONS, f"The turn reached its limit of {state['limit']} LLM calls"
+            if not state["final"]:
+                if state["iterations"] >= state["limit"]:
+                    raise TurnError(
+                        TurnErrorCode.MAX_ITERATIONS, f"The turn reached its limit of {state['limit']} LLM calls"
+                    )
+                _check_budgets(state)
+                model = state["model"]
+                self.model_name = model.display
+                iteration = state["iterations"] + 1
+                await self._step(type="llm.started", data={"iteration": iteration, "model": model.display})
+                self.seen_sequence = state["last_seen"]
+                message_id, result = await self._call_llm(
+                    model=model,
+                    messages=state["messages"],
+                    tools=[t.openai_schema() for t in state["tools"].values()] or None,
+                    reasoning_effort=state["reasoning_effort"],
                 )
-                return
-            model = state["model"]
-            iteration = state["iterations"] + 1
-            await self._step(type="llm.started", data={"iteration": iteration, "model": model.display})
-            message_id, result = await self._call_llm(
-                model=model,
-                messages=state["messages"],
-                tools=[t.openai_schema() for t in state["tools"].values()] or None,
-                reasoning_effort=state["reasoning_effort"],
-            )
-            calls = await self.rt.db(self._store_response, message_id, iteration, model.display, result)
-            if calls:
-                await self._run_tools(calls, state["tools"])
-                continue
+                if result is None:  # interrupted: the partial text is stored, call again with the new message
+                    continue
+                calls = await self._store_response_once(message_id, iteration, model.display, result)
+                if calls:
+                    await self._run_tools(calls, state, resumed=False)
+                    if self.parked:
+                        return
+                    continue
             done = await self.rt.db(
                 turns.turn_complete,
                 turn_id=self.turn_id,
@@ -95,21 +162,47 @@ class TurnRunner:
         agent = session.agent
         prompt_extra, tools = registry.for_agent(agent.capabilities or [])
         messages = list(Message.objects.filter(session_id=self.session_id).order_by("sequence"))
-        state = {
-            "tools": {t.name: t for t in tools},
-            "unanswered": history.unanswered_tool_calls(messages),
-            "last_seen": messages[-1].sequence if messages else 0,
-        }
-        if state["unanswered"]:
-            return state
-        turn = Turn.objects.filter(pk=self.turn_id).values("iterations").first()
+        turn = (
+            Turn.objects.filter(pk=self.turn_id)
+            .values("iterations", "input_tokens", "output_tokens", "cost_usd", "cancel_requested_at", "approvals")
+            .first()
+        )
         if turn is None:
             raise turns.LeaseLost(str(self.turn_id))
+        if turn["cancel_requested_at"] is not None:
+            raise turns.CancelRequested(str(self.turn_id))
+        last = messages[-1] if messages else None
+        state = {
+            "tools": {t.name: t for t in tools},
+            "policy": agent.tool_policy or {},
+            "approvals": turn["approvals"] or {},
+            "unanswered": history.unanswered_tool_calls(messages),
+            "last_seen": last.sequence if last else 0,
+            # A resumed turn whose answer is stored already ends without calling the model again.
+            "final": bool(
+                last
+                and last.role == Message.Role.ASSISTANT
+                and last.turn_id == self.turn_id
+                and not any(p.get("type") == "tool_call" for p in last.content)
+                and not (last.metadata or {}).get("interrupted")
+            ),
+        }
+        if state["unanswered"]:
+            state["started"] = _started_tool_calls(self.session_id, self.turn_id)
+            return state
+        if self.unstored_calls is None:  # once per runner: calls a dead worker made and never stored
+            self.unstored_calls = Event.objects.filter(
+                session_id=self.session_id,
+                turn_id=self.turn_id,
+                type="llm.started",
+                data__iteration=turn["iterations"] + 1,
+            ).count()
         controls = _latest_controls(messages)
         system_prompt = "\n\n".join(p for p in (prompt_extra, agent.system_prompt) if p)
         state.update(
             iterations=turn["iterations"],
             limit=controls.get("max_iterations") or agent.max_iterations or settings.TURN_MAX_ITERATIONS,
+            budgets=_budgets(agent, session, turn),
             model=resolve(
                 controls_model_id=controls.get("model_id"),
                 session_model_id=session.model_id,
@@ -124,22 +217,36 @@ class TurnRunner:
     async def _call_llm(self, *, model, messages, tools, reasoning_effort):
         """One LLM call, retried on transient errors with exponential backoff and full jitter.
         Each attempt streams under its own message id, so deltas of a failed attempt never mix
-        with the answer's."""
+        with the answer's. (None, None) when an interrupt abandoned it (its partial text stored)."""
         attempt = 0
         while True:
+            if self.interrupt_sequence > self.seen_sequence:  # the interrupting message came after the read
+                return None, None
             message_id = uuid7()
-            try:
-                result = await llm.stream_completion(
+            partial = self.partial = []
+
+            def on_delta(text, mid=message_id, parts=partial):
+                parts.append(text)
+                live.publish_delta(self.session_id, turn_id=self.turn_id, message_id=mid, delta=text)
+
+            self.llm_task = asyncio.ensure_future(
+                llm.stream_completion(
                     model=model,
                     messages=messages,
                     tools=tools,
-                    on_delta=lambda text, mid=message_id: live.publish_delta(
-                        self.session_id, turn_id=self.turn_id, message_id=mid, delta=text
-                    ),
+                    on_delta=on_delta,
                     timeout=settings.LLM_TIMEOUT_SECONDS,
                     reasoning_effort=reasoning_effort,
                 )
-                return message_id, result
+            )
+            try:
+                result = await self.llm_task
+            except asyncio.CancelledError:
+                if not self.interrupted or self.cancelling or self.task.cancelling():
+                    raise
+                self.interrupted = False
+                await self.rt.db(self._store_interrupted, message_id, "".join(partial))
+                return None, None
             except llm.LlmError as exc:
                 attempt += 1
                 if not exc.transient or attempt > settings.LLM_MAX_RETRIES:
@@ -154,6 +261,11 @@ class TurnRunner:
                     },
                 )
                 await asyncio.sleep(delay_ms / 1000)
+                continue
+            finally:
+                self.llm_task = None
+            self.partial = None
+            return message_id, result
 
     def _append_guarded(self, *, type: str, data: dict) -> None:
         with transaction.atomic():
@@ -163,7 +275,39 @@ class TurnRunner:
     async def _step(self, *, type: str, data: dict) -> None:
         await self.rt.db(self._append_guarded, type=type, data=data)
 
-    def _store_response(self, message_id, iteration: int, model: str, result: llm.LlmResult) -> list[dict]:
+    async def _once(self, fn, *args):
+        """A storing step retried through a database blip. fn(*args, retry=True) must first look
+        whether the attempt that failed committed after all (its row ids are chosen up front)."""
+        retry = False
+        for delay in (*DB_RETRY_DELAYS, None):
+            try:
+                return await self.rt.db(fn, *args, retry=retry)
+            except DB_ERRORS:
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
+                retry = True
+
+    def _store_interrupted(self, message_id, text: str) -> None:
+        """An interrupted call's partial text, marked; the call counts as made and never stored."""
+        self.unstored_calls = (self.unstored_calls or 0) + 1
+        if not text:
+            return
+        with transaction.atomic():
+            turns.turn_guard(self.turn_id, self.owner)
+            append_message(
+                session_id=self.session_id,
+                turn_id=self.turn_id,
+                role=Message.Role.ASSISTANT,
+                content=[{"type": "text", "text": text}],
+                metadata={"model": self.model_name, "interrupted": True, "usage": None},
+                message_id=message_id,
+            )
+
+    def _store_response(self, message_id, iteration: int, model: str, result: llm.LlmResult, retry=None) -> list:
+        if retry and (stored := Message.objects.filter(pk=message_id).first()) is not None:
+            self.unstored_calls = 0
+            return [_call_from_part(p) for p in stored.content if p.get("type") == "tool_call"]
         content, calls = [], []
         if result.text:
             content.append({"type": "text", "text": result.text})
@@ -180,21 +324,28 @@ class TurnRunner:
             content.append(part)
             calls.append(_call_from_part(part))
         usage = {**result.usage, "cost_usd": result.cost_usd}
+        data = {
+            "iteration": iteration,
+            "model": model,
+            "usage": result.usage,
+            "cost_usd": result.cost_usd,
+            "duration_ms": result.duration_ms,
+            "finish_reason": result.finish_reason,
+        }
+        counted, cost = dict(result.usage), result.cost_usd
+        unstored = self.unstored_calls or 0
+        if unstored:
+            # Calls made for this step and never stored (a worker died, an interrupt) were paid for too:
+            # counted as this call's usage again for each, marked as an estimate.
+            estimate = {k: int(result.usage.get(k, 0)) * unstored for k in ("input_tokens", "output_tokens")}
+            estimate_cost = None if result.cost_usd is None else result.cost_usd * unstored
+            data["unstored_calls"] = unstored
+            data["unstored_usage"] = {**estimate, "cost_usd": estimate_cost, "estimated": True}
+            counted = {k: int(result.usage.get(k, 0)) + estimate[k] for k in estimate}
+            cost = None if result.cost_usd is None else result.cost_usd + estimate_cost
         with transaction.atomic():
             turns.turn_guard(self.turn_id, self.owner)
-            append_event(
-                session_id=self.session_id,
-                turn_id=self.turn_id,
-                type="llm.completed",
-                data={
-                    "iteration": iteration,
-                    "model": model,
-                    "usage": result.usage,
-                    "cost_usd": result.cost_usd,
-                    "duration_ms": result.duration_ms,
-                    "finish_reason": result.finish_reason,
-                },
-            )
+            append_event(session_id=self.session_id, turn_id=self.turn_id, type="llm.completed", data=data)
             append_message(
                 session_id=self.session_id,
                 turn_id=self.turn_id,
@@ -203,10 +354,12 @@ class TurnRunner:
                 metadata={"model": model, "usage": usage, "finish_reason": result.finish_reason},
                 message_id=message_id,
             )
-            turns.turn_count_usage(
-                turn_id=self.turn_id, session_id=self.session_id, usage=result.usage, cost_usd=result.cost_usd
-            )
+            turns.turn_count_usage(turn_id=self.turn_id, session_id=self.session_id, usage=counted, cost_usd=cost)
+        self.unstored_calls = 0
         return calls
+
+    async def _store_response_once(self, message_id, iteration: int, model: str, result: llm.LlmResult) -> list:
+        return await self._once(self._store_response, message_id, iteration, model, result)
 
     def _tools_started(self, calls: list[dict]) -> None:
         """Every `tool.started` of one response in one transaction."""
@@ -216,7 +369,9 @@ class TurnRunner:
                 data = {"tool_call_id": call["id"], "name": call["name"], "arguments": call["arguments"]}
                 append_event(session_id=self.session_id, turn_id=self.turn_id, type="tool.started", data=data)
 
-    def _store_tool_result(self, call: dict, result, error, duration_ms: int) -> None:
+    def _store_tool_result(self, call: dict, result, error, duration_ms: int, message_id, retry=None) -> None:
+        if retry and Message.objects.filter(pk=message_id).exists():
+            return
         part = {
             "type": "tool_result",
             "tool_call_id": call["id"],
@@ -227,7 +382,11 @@ class TurnRunner:
         with transaction.atomic():
             turns.turn_guard(self.turn_id, self.owner)
             append_message(
-                session_id=self.session_id, turn_id=self.turn_id, role=Message.Role.TOOL_RESULT, content=[part]
+                session_id=self.session_id,
+                turn_id=self.turn_id,
+                role=Message.Role.TOOL_RESULT,
+                content=[part],
+                message_id=message_id,
             )
             append_event(
                 session_id=self.session_id,
@@ -243,16 +402,64 @@ class TurnRunner:
                 },
             )
 
-    async def _run_tools(self, calls: list[dict], tools: dict) -> None:
-        await self.rt.db(self._tools_started, calls)
+    async def _tool_done(self, call, result, error, duration_ms) -> None:
+        await self._once(self._store_tool_result, call, result, error, duration_ms, uuid7())
 
-        async def on_done(call, result, error, duration_ms):
-            await self.rt.db(self._store_tool_result, call, result, error, duration_ms)
+    async def _run_tools(self, calls: list[dict], state: dict, *, resumed: bool) -> None:
+        """Run the calls of one response: those that need approval are asked for (and the turn parks
+        once the others are done), denied ones get the denial, and on a resumed turn a call of a tool
+        that is not idempotent and had started gets the interrupted error instead of a second run."""
+        self.parked = False
+        tools, approvals = state["tools"], state["approvals"]
+        started = state.get("started", set()) if resumed else set()
+        ready, ask, settled = [], [], []
+        for call in calls:
+            tool = tools.get(call["name"])
+            decision = approvals.get(call["id"], {}).get("status")
+            if tool is not None and call["id"] in started and not tool.idempotent:
+                settled.append((call, INTERRUPTED_TOOL_ERROR))
+            elif tool is None or call.get("argument_error") or decision == "approved":
+                ready.append(call)
+            elif decision == "denied":
+                reason = approvals[call["id"]].get("reason")
+                settled.append((call, f"denied: {reason}" if reason else "denied"))
+            elif decision == "pending" or _policy(state["policy"], call["name"]) == "ask":
+                ask.append(call)
+            else:
+                ready.append(call)
+        new = [c for c in ask if c["id"] not in approvals]
+        if new:
+            await self.rt.db(
+                turns.approvals_request, turn_id=self.turn_id, session_id=self.session_id, owner=self.owner, calls=new
+            )
+        for call, error in settled:
+            await self._tool_done(call, None, error, 0)
+        if ready:
+            await self.rt.db(self._tools_started, ready)
+            ctx = ToolContext(session_id=str(self.session_id), turn_id=str(self.turn_id), cancelled=self.tool_cancel)
+            await toolexec.run_calls(ready, tools, ctx, self._tool_done, self.rt.tool_pool)
+        if ask:
+            self.parked = await self.rt.db(
+                turns.turn_wait, turn_id=self.turn_id, session_id=self.session_id, owner=self.owner
+            )
 
-        ctx = ToolContext(session_id=str(self.session_id), turn_id=str(self.turn_id))
-        await toolexec.run_calls(calls, tools, ctx, on_done, self.rt.tool_pool)
+    async def _cancel(self) -> None:
+        """Carry out the stored cancel: the in-flight call's text so far is kept, marked cancelled."""
+        self.tool_cancel.set()
+        partial = "".join(self.partial) if self.partial else None
+        try:
+            await self.rt.db(
+                turns.turn_cancel,
+                turn_id=self.turn_id,
+                session_id=self.session_id,
+                owner=self.owner,
+                partial_text=partial,
+                model=self.model_name,
+            )
+        except (turns.LeaseLost, SessionGone):
+            logger.info("turn %s: cancelled, and gone or taken over meanwhile", self.turn_id)
 
-    async def _fail(self, code: TurnErrorCode, message: str) -> None:
+    async def _fail(self, code: TurnErrorCode, message: str, details: dict | None = None) -> None:
         self.rt.released(self.turn_id)
         await self.rt.db(
             turns.turn_fail,
@@ -261,7 +468,48 @@ class TurnRunner:
             owner=self.owner,
             code=code,
             message=message,
+            details=details,
         )
+
+
+def _policy(policy: dict, name: str) -> str:
+    return policy.get(name) or policy.get("*") or "auto"
+
+
+def _started_tool_calls(session_id, turn_id) -> set:
+    """The tool calls of this turn that a worker started (a `tool.started` is stored before a tool runs)."""
+    rows = Event.objects.filter(session_id=session_id, turn_id=turn_id, type="tool.started").values_list(
+        "data", flat=True
+    )
+    return {data.get("tool_call_id") for data in rows}
+
+
+def _budgets(agent, session, turn: dict) -> list[tuple]:
+    """(scope, limit name, limit, used) for each budget of the agent (per turn) and the session."""
+    agent_limits, session_limits = agent.limits or {}, session.limits or {}
+    return [
+        (
+            "agent",
+            "max_tokens_per_turn",
+            agent_limits.get("max_tokens_per_turn"),
+            turn["input_tokens"] + turn["output_tokens"],
+        ),
+        ("agent", "max_cost_usd_per_turn", agent_limits.get("max_cost_usd_per_turn"), turn["cost_usd"] or 0.0),
+        ("session", "max_tokens", session_limits.get("max_tokens"), session.input_tokens + session.output_tokens),
+        ("session", "max_cost_usd", session_limits.get("max_cost_usd"), session.cost_usd or 0.0),
+    ]
+
+
+def _check_budgets(state: dict) -> None:
+    """Before an LLM call: a budget used up ends the turn."""
+    for scope, name, limit, used in state["budgets"]:
+        if limit is not None and used >= limit:
+            whose = "turn" if scope == "agent" else "session"
+            raise TurnError(
+                TurnErrorCode.BUDGET_EXCEEDED,
+                f"The {whose} used {used:g} of its {scope} limit {name} ({limit:g})",
+                details={"limit": name, "scope": scope, "value": limit, "used": used},
+            )
 
 
 def _session_of(turn_id):

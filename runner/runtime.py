@@ -21,7 +21,7 @@ from django.db import InterfaceError, OperationalError, connection
 
 from everruns.ids import uuid7
 from runner.loop import TurnRunner
-from sessions import turns
+from sessions import control, turns
 from sessions.log import publishing_together
 
 logger = logging.getLogger(__name__)
@@ -38,14 +38,15 @@ def _db_call(fn, *args, **kwargs):
         raise
 
 
-def _renew(owner: str, ids: list) -> set:
-    """One renewal, once more on a fresh connection if the database dropped this one (a restart)."""
+def _renew(owner: str, ids: list) -> tuple[set, dict]:
+    """One renewal and the stored signals of these turns, once more on a fresh connection if the
+    database dropped this one (a restart)."""
     try:
-        return turns.leases_renew(owner, ids)
+        return turns.leases_renew(owner, ids), turns.turn_signals(ids)
     except (OperationalError, InterfaceError) as exc:
         logger.warning("heartbeat of turns %s lost its connection (%s); renewing on a new one", ids, exc)
         connection.close()
-        return turns.leases_renew(owner, ids)
+        return turns.leases_renew(owner, ids), turns.turn_signals(ids)
 
 
 def _on_this_thread(barrier: threading.Barrier, fn) -> None:
@@ -64,6 +65,7 @@ class Runtime:
         self.slots = threading.BoundedSemaphore(max_turns)
         self.tasks: dict[uuid.UUID, asyncio.Task] = {}
         self.leases: dict[uuid.UUID, str] = {}  # claimed turns -> their owner
+        self.runners: dict[uuid.UUID, TurnRunner] = {}  # claimed turns -> their runner, for signals
         self.sweeping = False
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
@@ -74,6 +76,7 @@ class Runtime:
     def _run_loop(self, ready: threading.Event) -> None:
         asyncio.set_event_loop(self.loop)
         self.loop.create_task(self._heartbeat())
+        self.control_task = self.loop.create_task(control.listen(self._on_control))
         self.loop.call_soon(ready.set)
         self.loop.run_forever()
 
@@ -128,12 +131,27 @@ class Runtime:
             except Exception:
                 logger.warning("sweep failed", exc_info=True)
 
-    def held(self, turn_id: uuid.UUID, owner: str) -> None:
-        """The turn was claimed: renew its lease from now on."""
+    def held(self, turn_id: uuid.UUID, owner: str, runner: TurnRunner) -> None:
+        """The turn was claimed: renew its lease from now on, and pass it its signals."""
         self.leases[turn_id] = owner
+        self.runners[turn_id] = runner
 
     def released(self, turn_id: uuid.UUID) -> None:
         self.leases.pop(turn_id, None)
+        self.runners.pop(turn_id, None)
+
+    def _on_control(self, message: dict) -> None:
+        """A cancel or interrupt wake-up (sessions.control), from any thread."""
+        try:
+            turn_id = uuid.UUID(message["turn_id"])
+        except (KeyError, ValueError):
+            return
+        self.loop.call_soon_threadsafe(self._signal, turn_id, message.get("signal"), int(message.get("sequence") or 0))
+
+    def _signal(self, turn_id: uuid.UUID, kind: str, sequence: int) -> None:
+        runner = self.runners.get(turn_id)
+        if runner is not None:
+            runner.signal(kind, sequence)
 
     async def _heartbeat(self) -> None:
         # Often enough that a deleted session or a lost lease stops an in-flight LLM call quickly.
@@ -145,10 +163,15 @@ class Runtime:
                 by_owner.setdefault(owner, []).append(turn_id)
             for owner, ids in by_owner.items():
                 try:
-                    held = await self.loop.run_in_executor(self.beat_pool, _renew, owner, ids)
+                    held, signals = await self.loop.run_in_executor(self.beat_pool, _renew, owner, ids)
                 except Exception as exc:  # the database is away: try again next beat, the lease has slack
                     logger.warning("heartbeat of turns %s failed: %s", ids, exc)
                     continue
+                for turn_id, (cancel, sequence) in signals.items():  # a wake-up that did not arrive
+                    if cancel:
+                        self._signal(turn_id, "cancel", 0)
+                    if sequence:
+                        self._signal(turn_id, "interrupt", sequence)
                 for turn_id in ids:
                     task = self.tasks.get(turn_id)
                     if turn_id not in held and self.leases.get(turn_id) == owner and task is not None:

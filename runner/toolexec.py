@@ -1,6 +1,7 @@
 """Running the tool calls of one LLM response, concurrently, each bounded in time."""
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -43,7 +44,8 @@ def _call(tool: Tool, ctx: ToolContext, arguments: dict):
 async def run_calls(calls: list[dict], tools: dict[str, Tool], ctx: ToolContext, on_done, executor) -> None:
     """calls: [{id, name, arguments, argument_error}]. Tools run concurrently on `executor` threads,
     each bounded by its time limit. `await on_done(call, result, error, duration_ms)` runs as each call
-    finishes, in completion order. Cancelling the caller abandons the calls still running."""
+    finishes, in completion order. Cancelling the caller abandons the calls still running (set
+    `ctx.cancelled` so that they can see it). Each call's context carries its id as `idempotency_key`."""
     loop = asyncio.get_running_loop()
     pending: dict[asyncio.Future, tuple[dict, float, float]] = {}
     try:
@@ -54,7 +56,8 @@ async def run_calls(calls: list[dict], tools: dict[str, Tool], ctx: ToolContext,
             elif tool is None:
                 await on_done(call, None, f"unknown tool: {call['name']}", 0)
             else:
-                future = loop.run_in_executor(executor, _call, tool, ctx, call["arguments"])
+                call_ctx = dataclasses.replace(ctx, idempotency_key=call["id"])
+                future = loop.run_in_executor(executor, _call, tool, call_ctx, call["arguments"])
                 limit = tool.timeout_seconds or settings.TOOL_TIMEOUT_SECONDS
                 pending[future] = (call, time.monotonic(), limit)
         while pending:

@@ -143,6 +143,7 @@ def append_message(
     controls: dict | None = None,
     metadata: dict | None = None,
     idempotency_key: str | None = None,
+    idempotency_hash: str | None = None,
     message_id: uuid.UUID | None = None,
 ) -> Message:
     """Store a message and its `message.<role>` event together."""
@@ -155,6 +156,7 @@ def append_message(
             "controls": controls,
             "metadata": metadata,
             "idempotency_key": idempotency_key,
+            "idempotency_hash": idempotency_hash,
         }
         if message_id:
             fields["id"] = message_id

@@ -74,6 +74,8 @@ class ControlsSerializer(StrictSerializer):
     model_id = serializers.UUIDField(allow_null=True, required=False)
     reasoning = ReasoningSerializer(required=False, allow_null=True)
     max_iterations = serializers.IntegerField(min_value=1, max_value=1000, required=False, allow_null=True)
+    # Posted while a turn runs: abandon its in-flight LLM call and call the model again with this message.
+    interrupt = serializers.BooleanField(required=False, allow_null=True)
 
 
 class MessageInputSerializer(StrictSerializer):

@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from agents.models import Agent, LlmModel
 from everruns.errors import Conflict, NotFound, TooManyRequests, ValidationError
 from everruns.services import instance_update
-from sessions import turns
+from sessions import control, turns
 from sessions.log import append_message
 from sessions.models import Message, Session, Turn
 
@@ -46,9 +46,26 @@ def session_update(*, session: Session, title=_UNSET, tags=_UNSET, model_id=_UNS
 
 
 def session_delete(*, session: Session) -> None:
-    """Deletes the session with its messages, events, turns and files. A running turn finds its
-    session gone at its next step and stops."""
-    Session.objects.filter(pk=session.pk).delete()
+    """Cancels the session's open turn (its tools are told to stop), then deletes the session with its
+    messages, events, turns and files. A worker still on the turn finds it gone and stops."""
+    with transaction.atomic():
+        locked = Session.objects.select_for_update().filter(pk=session.pk).first()
+        if locked is None:
+            return
+        turn = Turn.objects.filter(pk=locked.active_turn_id, status__in=Turn.OPEN).first()
+        if turn is not None:
+            transaction.on_commit(lambda: control.send(turn.pk, "cancel"))
+        Session.objects.filter(pk=session.pk).delete()
+
+
+def _replayed(message: Message, idempotency_hash: str | None) -> Message:
+    """The message first stored under an Idempotency-Key, if this request is the same one."""
+    if message.idempotency_hash and idempotency_hash and message.idempotency_hash != idempotency_hash:
+        raise Conflict(
+            "This Idempotency-Key was used with a different request body",
+            details={"Idempotency-Key": ["Already used for another message on this session."]},
+        )
+    return message
 
 
 def message_post(
@@ -58,6 +75,7 @@ def message_post(
     controls: dict | None = None,
     metadata: dict | None = None,
     idempotency_key: str | None = None,
+    idempotency_hash: str | None = None,
     api_key_id: str | None = None,
 ) -> tuple[Message, bool]:
     """Store a user message; start a turn unless one is running (that one sees the message at its
@@ -75,7 +93,7 @@ def message_post(
             if idempotency_key:
                 existing = Message.objects.filter(session_id=session.pk, idempotency_key=idempotency_key).first()
                 if existing:
-                    return existing, False
+                    return _replayed(existing, idempotency_hash), False
             message = append_message(
                 session_id=session.pk,
                 role=Message.Role.USER,
@@ -83,11 +101,17 @@ def message_post(
                 controls=controls,
                 metadata=metadata,
                 idempotency_key=idempotency_key,
+                idempotency_hash=idempotency_hash if idempotency_key else None,
             )
             active = (
-                locked.active_turn_id and Turn.objects.filter(pk=locked.active_turn_id, status__in=Turn.ACTIVE).exists()
+                locked.active_turn_id and Turn.objects.filter(pk=locked.active_turn_id, status__in=Turn.OPEN).first()
             )
-            if not active:
+            if active:
+                if active.approvals:
+                    turns.approvals_deny_pending(turn=active, reason="a new message arrived")
+                if (controls or {}).get("interrupt"):
+                    turns.turn_interrupt_request(turn=active, sequence=message.sequence)
+            else:
                 if api_key_id and Turn.objects.filter(api_key_id=api_key_id, status__in=Turn.ACTIVE).count() >= (
                     settings.MAX_TURNS_PER_KEY
                 ):
@@ -101,6 +125,6 @@ def message_post(
         existing = Message.objects.filter(session_id=session.pk, idempotency_key=idempotency_key).first()
         if existing is None:
             raise
-        return existing, False
+        return _replayed(existing, idempotency_hash), False
     session.refresh_from_db()
     return message, True

@@ -1,14 +1,18 @@
-"""Every transition of a turn, in one place: create, queue, claim, renew, guard, complete, fail, re-queue.
+"""Every transition of a turn, in one place: create, queue, claim, renew, guard, wait for approval,
+resume, complete, fail, cancel, re-queue.
 
 A turn is `queued` until a worker claims it with a lease (`lease_owner`, `lease_expires_at`, on the
-database's clock), `running` while the owner keeps renewing that lease, then `completed` or `failed`.
-Only the lease holder writes: every write of a running turn re-checks the lease in its transaction.
-A turn whose deadline passes (queued and never taken, or running with a lease nobody renews) is
-re-queued by the sweeper. These are short, synchronous transactions; the runner calls them on its
-database threads.
+database's clock), `running` while the owner keeps renewing that lease, `waiting` (no lease, no
+worker) while a tool call awaits approval, then `completed`, `failed` or `cancelled`. Only the lease
+holder writes: every write of a running turn re-checks the lease in its transaction. A turn whose
+deadline passes (queued and never taken, or running with a lease nobody renews) is re-queued by the
+sweeper. A cancel is stored on the turn first: whoever holds the turn ends it (the API when no worker
+holds it, else the worker, woken through sessions.control), exactly once under the turn's row lock.
+These are short, synchronous transactions; the runner calls them on its database threads.
 """
 
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -19,7 +23,9 @@ from django.utils import timezone
 
 from everruns.celery import RUN_TURN_TASK
 from everruns.celery import app as celery_app
-from sessions.log import SessionGone, append_event
+from everruns.errors import Conflict, NotFound
+from sessions import control
+from sessions.log import SessionGone, append_event, append_message
 from sessions.models import Message, Session, Turn
 
 logger = logging.getLogger(__name__)
@@ -27,6 +33,14 @@ logger = logging.getLogger(__name__)
 
 class LeaseLost(Exception):
     """Another worker owns the turn now, or it ended or was deleted: stop without writing."""
+
+
+class CancelRequested(Exception):
+    """The turn's cancel is stored: its holder ends it (turn_cancel) instead of writing the step."""
+
+
+CANCELLED_TOOL_ERROR = "cancelled: the turn was cancelled before this tool call finished"
+CANCEL_WAIT_SECONDS = 2.0
 
 
 def _from_now(seconds: float):
@@ -103,16 +117,16 @@ def turns_requeue_stuck(limit: int = 100) -> int:
 
 
 # --- run ------------------------------------------------------------------------------------------
-def turn_claim(turn_id, owner: str) -> bool:
-    """Take the turn with a fresh lease unless it ended or another owner's lease is alive.
-    Emits `turn.started` the first time only (a resumed turn does not start again)."""
+def turn_claim(turn_id, owner: str) -> str | None:
+    """Take the turn with a fresh lease unless it ended or another owner's lease is alive: "started"
+    the first time (with `turn.started`), "resumed" after that, None when not taken."""
     with transaction.atomic():
         turn = Turn.objects.select_for_update().filter(pk=turn_id).first()
         if turn is None or turn.status not in Turn.ACTIVE:
-            return False
+            return None
         alive = Turn.objects.filter(pk=turn_id, lease_expires_at__gt=Now()).exists()
         if turn.status == Turn.Status.RUNNING and turn.lease_owner not in ("", owner) and alive:
-            return False
+            return None
         Turn.objects.filter(pk=turn_id).update(
             status=Turn.Status.RUNNING,
             lease_owner=owner,
@@ -126,9 +140,9 @@ def turn_claim(turn_id, owner: str) -> bool:
                 type="turn.started",
                 data={"input_message_ids": turn.input_message_ids},
             )
-        else:
-            logger.info("turn %s resumed by %s", turn_id, owner)
-    return True
+            return "started"
+        logger.info("turn %s resumed by %s", turn_id, owner)
+    return "resumed"
 
 
 def leases_renew(owner: str, turn_ids) -> set:
@@ -143,10 +157,24 @@ def leases_renew(owner: str, turn_ids) -> set:
     return set(held.values_list("id", flat=True))
 
 
+def turn_signals(turn_ids) -> dict:
+    """The stored cancel and interrupt requests of `turn_ids`: {turn_id: (cancel requested, interrupt
+    sequence)}, only for turns that have one. The heartbeat's backstop for a lost wake-up."""
+    rows = Turn.objects.filter(pk__in=list(turn_ids)).filter(
+        Q(cancel_requested_at__isnull=False) | Q(interrupt_sequence__gt=0)
+    )
+    return {
+        turn_id: (cancelled is not None, sequence)
+        for turn_id, cancelled, sequence in rows.values_list("id", "cancel_requested_at", "interrupt_sequence")
+    }
+
+
 # The statements every step of every turn runs are written out once, not built by the ORM per call:
 # compiling a query cost more CPU than the round trip it makes (py-spy, README Performance).
 TURN, SESSION = Turn._meta.db_table, Session._meta.db_table
-GUARD_SQL = f'SELECT 1 FROM "{TURN}" WHERE "id" = %s AND "lease_owner" = %s AND "status" = %s'
+GUARD_SQL = (
+    f'SELECT "cancel_requested_at" IS NOT NULL FROM "{TURN}" WHERE "id" = %s AND "lease_owner" = %s AND "status" = %s'
+)
 COUNT_TURN_SQL = (
     f'UPDATE "{TURN}" SET "iterations" = "iterations" + 1, "input_tokens" = "input_tokens" + %s, '
     f'"output_tokens" = "output_tokens" + %s, "cost_usd" = COALESCE("cost_usd", 0) + %s WHERE "id" = %s'
@@ -161,14 +189,17 @@ def _uuid(value):
     return Turn._meta.pk.get_db_prep_value(value, connection)
 
 
-def turn_guard(turn_id, owner: str) -> None:
-    """Inside a transaction: lock the turn and make sure `owner` still holds it."""
+def turn_guard(turn_id, owner: str, *, cancelling: bool = False) -> None:
+    """Inside a transaction: lock the turn and make sure `owner` still holds it, and that no cancel
+    is stored (unless this is the cancel being carried out)."""
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     with connection.cursor() as cursor:
         cursor.execute(GUARD_SQL + lock, [_uuid(turn_id), owner, Turn.Status.RUNNING.value])
-        held = cursor.fetchone() is not None
-    if not held:
+        row = cursor.fetchone()
+    if row is None:
         raise LeaseLost(str(turn_id))
+    if row[0] and not cancelling:
+        raise CancelRequested(str(turn_id))
 
 
 def turn_count_usage(*, turn_id, session_id, usage: dict, cost_usd: float | None) -> None:
@@ -200,9 +231,11 @@ def turn_complete(*, turn_id, session_id, owner: str, last_seen: int) -> bool:
     return True
 
 
-def turn_fail(*, turn_id, session_id, owner: str, code: str, message: str) -> None:
+def turn_fail(*, turn_id, session_id, owner: str, code: str, message: str, details: dict | None = None) -> None:
     """End the turn with `turn.failed` and the session `failed`; nothing if `owner` lost it."""
     error = {"code": str(code), "message": message}
+    if details:
+        error["details"] = details
     try:
         with transaction.atomic():
             failed = Turn.objects.filter(pk=turn_id, lease_owner=owner, status=Turn.Status.RUNNING).update(
@@ -216,3 +249,181 @@ def turn_fail(*, turn_id, session_id, owner: str, code: str, message: str) -> No
             )
     except SessionGone:
         pass
+
+
+# --- approval -------------------------------------------------------------------------------------
+def approvals_request(*, turn_id, session_id, owner: str, calls: list[dict]) -> None:
+    """Record the calls that need a person's approval and emit `tool.approval_requested` for each."""
+    with transaction.atomic():
+        turn_guard(turn_id, owner)
+        approvals = Turn.objects.get(pk=turn_id).approvals or {}
+        for call in calls:
+            approvals[call["id"]] = {"name": call["name"], "status": "pending", "reason": None}
+            append_event(
+                session_id=session_id,
+                turn_id=turn_id,
+                type="tool.approval_requested",
+                data={"tool_call_id": call["id"], "name": call["name"], "arguments": call["arguments"]},
+            )
+        Turn.objects.filter(pk=turn_id).update(approvals=approvals)
+
+
+def turn_wait(*, turn_id, session_id, owner: str) -> bool:
+    """Park the turn while a call awaits approval: `waiting`, no lease, no worker. False (keep
+    going) when every approval was given while the worker ran the other tools."""
+    with transaction.atomic():
+        turn_guard(turn_id, owner)
+        approvals = Turn.objects.get(pk=turn_id).approvals or {}
+        if not any(a["status"] == "pending" for a in approvals.values()):
+            return False
+        Turn.objects.filter(pk=turn_id).update(status=Turn.Status.WAITING, lease_owner="", lease_expires_at=None)
+        set_session_status(session_id=session_id, status=Session.Status.WAITING, turn_id=turn_id)
+    return True
+
+
+def _resolve(turn: Turn, tool_call_id: str, *, approved: bool, reason: str | None) -> None:
+    """Inside a transaction holding the turn's row: decide one pending call."""
+    turn.approvals[tool_call_id].update(status="approved" if approved else "denied", reason=reason)
+    Turn.objects.filter(pk=turn.pk).update(approvals=turn.approvals)
+    append_event(
+        session_id=turn.session_id,
+        turn_id=turn.pk,
+        type="tool.approval_resolved",
+        data={"tool_call_id": tool_call_id, "approved": approved, "reason": reason},
+    )
+
+
+def _resume_if_decided(turn: Turn) -> None:
+    """A waiting turn whose calls are all decided goes back to a worker."""
+    if turn.status != Turn.Status.WAITING or any(a["status"] == "pending" for a in turn.approvals.values()):
+        return
+    Turn.objects.filter(pk=turn.pk).update(status=Turn.Status.QUEUED, lease_expires_at=queue_deadline())
+    set_session_status(session_id=turn.session_id, status=Session.Status.RUNNING, turn_id=turn.pk)
+    transaction.on_commit(lambda: turn_queue(turn.pk))
+
+
+def approval_resolve(*, session_id, tool_call_id: str, approved: bool, reason: str | None = None) -> None:
+    """A person's decision on a call awaiting approval; the turn goes on once all its calls are decided.
+    Unknown call -> NotFound; decided already (or its turn ended) -> Conflict."""
+    with transaction.atomic():
+        session = Session.objects.select_for_update().filter(pk=session_id).first()
+        if session is None:
+            raise NotFound("Session not found")
+        turn = (
+            Turn.objects.select_for_update()
+            .filter(session_id=session_id, approvals__has_key=tool_call_id)
+            .order_by("-id")
+            .first()
+        )
+        if turn is None:
+            raise NotFound("No tool call with this id awaits approval in this session")
+        entry = turn.approvals[tool_call_id]
+        if entry["status"] != "pending" or turn.status not in Turn.OPEN:
+            raise Conflict(
+                f"This tool call was already {entry['status']}" if entry["status"] != "pending" else "Its turn ended",
+                details={"status": entry["status"], "reason": entry.get("reason")},
+            )
+        _resolve(turn, tool_call_id, approved=approved, reason=reason)
+        _resume_if_decided(turn)
+
+
+def approvals_deny_pending(*, turn: Turn, reason: str) -> None:
+    """Inside the caller's transaction (a new user message): deny every pending call of `turn` and
+    resume it if it was waiting, so the model sees the message at once."""
+    turn = Turn.objects.select_for_update().get(pk=turn.pk)
+    for tool_call_id, entry in (turn.approvals or {}).items():
+        if entry["status"] == "pending":
+            _resolve(turn, tool_call_id, approved=False, reason=reason)
+    _resume_if_decided(turn)
+
+
+# --- interrupt and cancel ------------------------------------------------------------------------------
+def turn_interrupt_request(*, turn: Turn, sequence: int) -> None:
+    """Inside the caller's transaction: message `sequence` interrupts the turn's in-flight LLM call."""
+    Turn.objects.filter(pk=turn.pk).update(interrupt_sequence=sequence)
+    transaction.on_commit(lambda: control.send(turn.pk, "interrupt", sequence))
+
+
+def _lease_alive(turn: Turn) -> bool:
+    return Turn.objects.filter(pk=turn.pk, lease_expires_at__gt=Now()).exists()
+
+
+def turn_cancel_request(*, session_id, reason: str | None = None) -> Session:
+    """Cancel the session's open turn. Stored first; a queued or waiting turn, or one whose worker died,
+    ends here and now; a running one is ended by its worker, woken at once (we wait a moment for it so
+    the answer usually shows the session `pending`). Nothing to cancel -> Conflict."""
+    with transaction.atomic():
+        session = Session.objects.select_for_update().filter(pk=session_id).first()
+        if session is None:
+            raise NotFound("Session not found")
+        turn = Turn.objects.select_for_update().filter(pk=session.active_turn_id, status__in=Turn.OPEN).first()
+        if turn is None:
+            raise Conflict("Nothing to cancel: the session has no running, queued or waiting turn")
+        Turn.objects.filter(pk=turn.pk).update(cancel_requested_at=timezone.now(), cancel_reason=reason)
+        held = turn.status == Turn.Status.RUNNING and turn.lease_owner and _lease_alive(turn)
+        if not held:
+            _finish_cancel(turn, reason=reason)
+        else:
+            transaction.on_commit(lambda: control.send(turn.pk, "cancel"))
+    if held:
+        deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+        while time.monotonic() < deadline and Turn.objects.filter(pk=turn.pk, status__in=Turn.OPEN).exists():
+            time.sleep(0.02)
+    return Session.objects.get(pk=session_id)
+
+
+def turn_cancel(*, turn_id, session_id, owner: str, partial_text: str | None = None, model: str | None = None) -> bool:
+    """The worker holding the turn carries out its stored cancel (partial assistant text kept)."""
+    with transaction.atomic():
+        turn_guard(turn_id, owner, cancelling=True)
+        turn = Turn.objects.get(pk=turn_id)
+        _finish_cancel(turn, reason=turn.cancel_reason, partial_text=partial_text, model=model)
+    return True
+
+
+def _finish_cancel(
+    turn: Turn, *, reason: str | None, partial_text: str | None = None, model: str | None = None
+) -> None:
+    """Inside a transaction holding the turn's row: calls left without a result get the cancelled
+    error (so no later turn runs them), pending approvals are denied, `turn.cancelled`, session `pending`."""
+    session_id = turn.session_id
+    last = (
+        Message.objects.filter(session_id=session_id, turn_id=turn.pk, role=Message.Role.ASSISTANT)
+        .order_by("-sequence")
+        .first()
+    )
+    if last is not None:
+        calls = [p for p in last.content if p.get("type") == "tool_call"]
+        answered = {
+            p.get("tool_call_id")
+            for m in Message.objects.filter(
+                session_id=session_id, role=Message.Role.TOOL_RESULT, sequence__gt=last.sequence
+            ).only("content")
+            for p in m.content
+        }
+        for call in calls:
+            if call["id"] in answered:
+                continue
+            if (turn.approvals or {}).get(call["id"], {}).get("status") == "pending":
+                _resolve(turn, call["id"], approved=False, reason=f"cancelled: {reason}" if reason else "cancelled")
+            part = {
+                "type": "tool_result",
+                "tool_call_id": call["id"],
+                "name": call["name"],
+                "result": None,
+                "error": CANCELLED_TOOL_ERROR,
+            }
+            append_message(session_id=session_id, turn_id=turn.pk, role=Message.Role.TOOL_RESULT, content=[part])
+    if partial_text:
+        append_message(
+            session_id=session_id,
+            turn_id=turn.pk,
+            role=Message.Role.ASSISTANT,
+            content=[{"type": "text", "text": partial_text}],
+            metadata={"model": model, "cancelled": True, "usage": None},
+        )
+    Turn.objects.filter(pk=turn.pk).update(
+        status=Turn.Status.CANCELLED, finished_at=timezone.now(), lease_owner="", lease_expires_at=None
+    )
+    append_event(session_id=session_id, turn_id=turn.pk, type="turn.cancelled", data={"reason": reason})
+    set_session_status(session_id=session_id, status=Session.Status.PENDING, turn_id=turn.pk, active_turn=None)

@@ -2,7 +2,7 @@ from django.urls import path
 
 from everruns.api.routes import detail_route, list_route
 from sessions.fs_views import SessionFileViewSet
-from sessions.views import EventViewSet, MessageViewSet, SessionViewSet, StreamTokenViewSet
+from sessions.views import EventViewSet, MessageViewSet, SessionViewSet, StreamTokenViewSet, ToolCallViewSet
 
 session = "agents/<uuid:agent_id>/sessions/<uuid:session_id>"
 # A file's path is its id, so its collection-style POST (create) is on the item's own URL.
@@ -10,6 +10,8 @@ file_actions = {"get": "retrieve", "post": "create", "put": "update", "delete": 
 urlpatterns = [
     list_route("agents/<uuid:agent_id>/sessions", SessionViewSet),
     detail_route(session, SessionViewSet),
+    path(f"{session}/cancel", SessionViewSet.as_view({"post": "cancel"})),
+    path(f"{session}/tool-calls/<str:tool_call_id>/approval", ToolCallViewSet.as_view({"post": "approval"})),
     list_route(f"{session}/messages", MessageViewSet),
     list_route(f"{session}/events", EventViewSet),
     list_route(f"{session}/stream-token", StreamTokenViewSet),

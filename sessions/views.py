@@ -1,3 +1,4 @@
+import hashlib
 import json
 from datetime import UTC, datetime
 
@@ -17,7 +18,7 @@ from everruns.api.pagination import list_schema, page_parameters, paginated
 from everruns.api.views import errors, validated
 from everruns.dates import rfc3339
 from everruns.errors import ValidationError
-from sessions import selectors, services
+from sessions import selectors, services, turns
 from sessions.serializers import (
     EventSerializer,
     MessageInputSerializer,
@@ -36,12 +37,26 @@ def _counts_turns(request) -> bool:
     return getattr(request, "principal", OPEN).kind == "key"
 
 
+def _request_hash(*parts) -> str:
+    """What makes two message posts "the same request" for Idempotency-Key: the validated body."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
 def _compact(value):
     """Drop empty nested objects so `controls: {}` is stored as null."""
     if isinstance(value, dict):
         value = {k: _compact(v) for k, v in value.items() if v is not None}
         return {k: v for k, v in value.items() if v not in ({}, None)} or None
     return value
+
+
+class CancelInputSerializer(StrictSerializer):
+    reason = serializers.CharField(max_length=1000, required=False, allow_null=True, allow_blank=True)
+
+
+class ApprovalInputSerializer(StrictSerializer):
+    approved = serializers.BooleanField()
+    reason = serializers.CharField(max_length=1000, required=False, allow_null=True, allow_blank=True)
 
 
 # `.../agents/{agent_id}/sessions` and `.../sessions/{session_id}`.
@@ -85,6 +100,47 @@ class SessionViewSet(viewsets.ViewSet):
     def destroy(self, request, agent_id, session_id):
         services.session_delete(session=selectors.session_get(agent_id=agent_id, session_id=session_id))
         return Response(status=204)
+
+    @extend_schema(
+        operation_id="sessions_cancel",
+        description=(
+            "Stop the session's running, queued or waiting turn at once: the in-flight LLM call is abandoned "
+            "(its text so far kept with `metadata.cancelled: true`), running tools are told to stop, "
+            "`turn.cancelled` is emitted and the status returns to `pending`. 409 when nothing runs."
+        ),
+        request=CancelInputSerializer,
+        responses={202: SessionSerializer, **errors(400, 404, 409, 415)},
+    )
+    def cancel(self, request, agent_id, session_id):
+        session = selectors.session_get(agent_id=agent_id, session_id=session_id)
+        body = {} if isinstance(request.data, QueryDict) else request.data  # no body at all is `{}`
+        reason = validated(CancelInputSerializer, body).get("reason") or None
+        return Response(SessionSerializer(turns.turn_cancel_request(session_id=session.pk, reason=reason)).data, 202)
+
+
+# `.../sessions/{session_id}/tool-calls/{tool_call_id}/approval`.
+class ToolCallViewSet(viewsets.ViewSet):
+    @extend_schema(
+        operation_id="tool_calls_approval",
+        description=(
+            "Approve or deny a tool call that awaits approval (`tool.approval_requested`). Approved, the tool "
+            "runs; denied, the model gets the tool error `denied: <reason>`. The turn goes on once every call "
+            "it waits for is decided. Unknown call -> 404, decided already -> 409."
+        ),
+        request=ApprovalInputSerializer,
+        responses={202: SessionSerializer, **errors(400, 404, 409, 415)},
+    )
+    def approval(self, request, agent_id, session_id, tool_call_id):
+        session = selectors.session_get(agent_id=agent_id, session_id=session_id)
+        data = validated(ApprovalInputSerializer, request.data)
+        turns.approval_resolve(
+            session_id=session.pk,
+            tool_call_id=tool_call_id,
+            approved=data["approved"],
+            reason=data.get("reason") or None,
+        )
+        session.refresh_from_db()
+        return Response(SessionSerializer(session).data, status=202)
 
 
 class StreamTokenInputSerializer(StrictSerializer):
@@ -135,12 +191,16 @@ class MessageViewSet(viewsets.ViewSet):
         key = request.headers.get("Idempotency-Key") or None
         if key is not None and len(key) > 255:
             raise ValidationError("Invalid Idempotency-Key", details={"Idempotency-Key": ["At most 255 characters."]})
+        content = [dict(p) for p in data["message"]["content"]]
+        controls = _compact(json.loads(json.dumps(data.get("controls") or {}, default=str)))
+        metadata = data.get("metadata")
         message, created = services.message_post(
             session=session,
-            content=[dict(p) for p in data["message"]["content"]],
-            controls=_compact(json.loads(json.dumps(data.get("controls") or {}, default=str))),
-            metadata=data.get("metadata"),
+            content=content,
+            controls=controls,
+            metadata=metadata,
             idempotency_key=key,
+            idempotency_hash=_request_hash(content, controls, metadata) if key else None,
             api_key_id=getattr(request, "principal", OPEN).key_id if _counts_turns(request) else None,
         )
         return Response(MessageSerializer(message).data, status=201 if created else 200)

@@ -1,5 +1,6 @@
 """Capabilities bring prompt text and tools; a tool is a JSON-Schema'd function."""
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -12,6 +13,10 @@ class ToolError(Exception):
 class ToolContext:
     session_id: str
     turn_id: str | None = None
+    # The tool call's id: stable across a resumed turn, so a tool can use it as an idempotency key.
+    idempotency_key: str | None = None
+    # Set when the turn is cancelled: a long tool should check `cancelled.is_set()` and stop early.
+    cancelled: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -21,6 +26,9 @@ class Tool:
     parameters: dict
     func: Callable[[ToolContext, dict], object]
     timeout_seconds: float | None = None  # None: TOOL_TIMEOUT_SECONDS
+    # Running it twice has the effect of running it once. A call of a tool that is not idempotent that
+    # started but has no stored result when its turn resumes is never run again (runner/loop.py).
+    idempotent: bool = True
 
     def schema(self) -> dict:
         return {"name": self.name, "description": self.description, "parameters": self.parameters}

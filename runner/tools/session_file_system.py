@@ -108,6 +108,7 @@ CAPABILITY = Capability(
             "Delete a file or directory (recursive for a non-empty directory).",
             obj({"path": PATH, "recursive": {"type": "boolean"}}, ["path"]),
             _wrap(_delete),
+            idempotent=False,  # a second run finds nothing to delete and reports an error
         ),
         Tool("stat_file", "Size, type and times of a file or directory.", obj({"path": PATH}, ["path"]), _wrap(_stat)),
     ],
