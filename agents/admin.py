@@ -5,7 +5,7 @@ from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 
-from agents import capabilities, llm_services, secrets
+from agents import capabilities, llm_services, policies, secrets
 from agents.models import Agent, LlmModel, LlmProvider
 from everruns.errors import Conflict
 
@@ -18,6 +18,11 @@ class AgentAdminForm(forms.ModelForm):
     class Meta:
         model = Agent
         fields = "__all__"
+        help_texts = {
+            "tool_policy": 'Tool name or "*" (any other tool) -> "auto" or "ask" (waits for approval), e.g. '
+            '{"web_fetch": "ask"}.',
+            "limits": f"Budgets of each turn, keys {', '.join(policies.AGENT_LIMITS)} (above 0; null: no limit).",
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from agents import provider_types
+from agents import policies, provider_types
 from everruns import netguard
 from everruns.ids import uuid7
 
@@ -38,6 +38,16 @@ class Agent(models.Model):
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        # The rules of the turn controls, for the admin's form and a PATCH (instance_update runs full_clean).
+        errors = {}
+        if found := policies.tool_policy_errors(self.tool_policy):
+            errors["tool_policy"] = found
+        if found := policies.limits_errors(self.limits, policies.AGENT_LIMITS):
+            errors["limits"] = found
+        if errors:
+            raise ValidationError(errors)
 
 
 def validate_provider_type(value: str) -> None:

@@ -1,8 +1,9 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from agents import capabilities
+from agents import capabilities, policies
 from agents.models import Agent, LlmModel
-from everruns.api.fields import StrictSerializer, TagsField
+from everruns.api.fields import CheckedObjectField, StrictSerializer, TagsField, limits_schema
 
 MAX_SYSTEM_PROMPT_BYTES = 1024 * 1024
 
@@ -21,6 +22,26 @@ class CapabilityIdsField(serializers.ListField):
         return ids
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {"type": "string", "enum": list(policies.TOOL_POLICY_MODES)},
+        "maxProperties": policies.MAX_TOOL_POLICY_ENTRIES,
+        "description": f'Tool name (at most {policies.MAX_TOOL_NAME_CHARS} characters) or "*" (any other tool) -> '
+        '"auto" (runs at once; the default) or "ask" (waits for approval). Names need not be tools the agent has.',
+    }
+)
+class ToolPolicyField(CheckedObjectField):
+    def errors(self, value):
+        return policies.tool_policy_errors(value)
+
+
+@extend_schema_field(limits_schema(policies.AGENT_LIMITS, "Budgets of each turn; a missing or null key: no limit."))
+class AgentLimitsField(CheckedObjectField):
+    def errors(self, value):
+        return policies.limits_errors(value, policies.AGENT_LIMITS)
+
+
 class AgentInputSerializer(StrictSerializer):
     name = serializers.CharField(max_length=255)
     system_prompt = serializers.CharField(trim_whitespace=False)
@@ -29,6 +50,8 @@ class AgentInputSerializer(StrictSerializer):
     capabilities = CapabilityIdsField(required=False)
     default_model_id = serializers.UUIDField(allow_null=True, required=False)
     max_iterations = serializers.IntegerField(min_value=1, max_value=1000, allow_null=True, required=False)
+    tool_policy = ToolPolicyField(required=False)
+    limits = AgentLimitsField(required=False)
     status = serializers.ChoiceField(choices=Agent.Status.choices, required=False)
 
     def validate_system_prompt(self, value):
@@ -44,6 +67,8 @@ class AgentInputSerializer(StrictSerializer):
 
 class AgentSerializer(serializers.ModelSerializer):
     default_model_id = serializers.UUIDField(allow_null=True)
+    tool_policy = ToolPolicyField()
+    limits = AgentLimitsField()
 
     class Meta:
         model = Agent
@@ -56,6 +81,8 @@ class AgentSerializer(serializers.ModelSerializer):
             "capabilities",
             "default_model_id",
             "max_iterations",
+            "tool_policy",
+            "limits",
             "status",
             "created_at",
             "updated_at",

@@ -10,6 +10,8 @@ AGENT_FIELDS = [
     "capabilities",
     "default_model_id",
     "max_iterations",
+    "tool_policy",
+    "limits",
     "status",
 ]
 
@@ -23,6 +25,8 @@ def agent_create(
     capabilities: list | None = None,
     default_model_id=None,
     max_iterations: int | None = None,
+    tool_policy: dict | None = None,
+    limits: dict | None = None,
     status: str = Agent.Status.ACTIVE,
 ) -> Agent:
     return Agent.objects.create(
@@ -33,6 +37,8 @@ def agent_create(
         capabilities=capabilities or [],
         default_model_id=default_model_id,
         max_iterations=max_iterations,
+        tool_policy=tool_policy or {},
+        limits=limits or {},
         status=status,
     )
 

@@ -1,5 +1,7 @@
+from django import forms
 from django.contrib import admin
 
+from agents import policies
 from sessions.models import Event, Message, Session, Turn
 
 
@@ -45,8 +47,18 @@ class TurnInline(ReadOnlyInline):
     readonly_fields = fields
 
 
+class SessionAdminForm(forms.ModelForm):
+    class Meta:
+        model = Session
+        fields = "__all__"
+        help_texts = {
+            "limits": f"Budgets of the session, keys {', '.join(policies.SESSION_LIMITS)} (above 0; null: no limit).",
+        }
+
+
 @admin.register(Session)
 class SessionAdmin(admin.ModelAdmin):
+    form = SessionAdminForm
     list_display = ["id", "title", "agent", "status", "input_tokens", "output_tokens", "cost_usd", "created_at"]
     list_filter = ["status", "created_at", "agent"]
     search_fields = ["id", "title", "agent__name"]

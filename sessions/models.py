@@ -1,5 +1,7 @@
+from django.core.exceptions import ValidationError
 from django.db import models
 
+from agents import policies
 from everruns.ids import uuid7
 
 
@@ -35,6 +37,11 @@ class Session(models.Model):
 
     def __str__(self):
         return self.title or str(self.id)
+
+    def clean(self):
+        # The rules of the budgets, for the admin's form and a PATCH (instance_update runs full_clean).
+        if found := policies.limits_errors(self.limits, policies.SESSION_LIMITS):
+            raise ValidationError({"limits": found})
 
 
 class Turn(models.Model):

@@ -1,6 +1,8 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from everruns.api.fields import StrictSerializer, TagsField
+from agents import policies
+from everruns.api.fields import CheckedObjectField, StrictSerializer, TagsField, limits_schema
 from sessions.log import event_to_dict, message_to_dict
 from sessions.models import Event, Message, Session
 
@@ -8,10 +10,19 @@ MAX_TEXT_CHARS = 1024 * 1024
 MAX_PARTS = 100
 
 
+@extend_schema_field(
+    limits_schema(policies.SESSION_LIMITS, "Budgets of the whole session; a missing or null key: no limit.")
+)
+class SessionLimitsField(CheckedObjectField):
+    def errors(self, value):
+        return policies.limits_errors(value, policies.SESSION_LIMITS)
+
+
 class SessionInputSerializer(StrictSerializer):
     title = serializers.CharField(max_length=255, allow_blank=True, allow_null=True, required=False)
     tags = TagsField(required=False, allow_null=True)
     model_id = serializers.UUIDField(allow_null=True, required=False)
+    limits = SessionLimitsField(required=False)
 
 
 class UsageSerializer(serializers.Serializer):
@@ -25,10 +36,23 @@ class SessionSerializer(serializers.ModelSerializer):
     model_id = serializers.UUIDField(allow_null=True)
     usage = serializers.SerializerMethodField()
     error = serializers.JSONField(allow_null=True)
+    limits = SessionLimitsField()
 
     class Meta:
         model = Session
-        fields = ["id", "agent_id", "title", "tags", "model_id", "status", "error", "usage", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "agent_id",
+            "title",
+            "tags",
+            "model_id",
+            "limits",
+            "status",
+            "error",
+            "usage",
+            "created_at",
+            "updated_at",
+        ]
 
     def get_usage(self, session) -> UsageSerializer:
         return {

@@ -26,13 +26,17 @@ def _model_or_error(model_id) -> LlmModel | None:
     return model
 
 
-def session_create(*, agent: Agent, title: str | None = None, tags: list | None = None, model_id=None) -> Session:
+def session_create(
+    *, agent: Agent, title: str | None = None, tags: list | None = None, model_id=None, limits: dict | None = None
+) -> Session:
     if agent.status == Agent.Status.ARCHIVED:
         raise Conflict("Agent is archived; it takes no new sessions")
-    return Session.objects.create(agent=agent, title=title, tags=tags or [], model=_model_or_error(model_id))
+    return Session.objects.create(
+        agent=agent, title=title, tags=tags or [], model=_model_or_error(model_id), limits=limits or {}
+    )
 
 
-def session_update(*, session: Session, title=_UNSET, tags=_UNSET, model_id=_UNSET) -> Session:
+def session_update(*, session: Session, title=_UNSET, tags=_UNSET, model_id=_UNSET, limits=_UNSET) -> Session:
     data = {}
     if title is not _UNSET:
         data["title"] = title
@@ -41,7 +45,9 @@ def session_update(*, session: Session, title=_UNSET, tags=_UNSET, model_id=_UNS
     if model_id is not _UNSET:
         _model_or_error(model_id)
         data["model_id"] = model_id
-    instance_update(session, fields=["title", "tags", "model_id"], data=data)
+    if limits is not _UNSET:
+        data["limits"] = limits
+    instance_update(session, fields=["title", "tags", "model_id", "limits"], data=data)
     return session
 
 

@@ -122,3 +122,64 @@ def test_deleting_the_default_model_in_the_admin_is_refused_with_a_message(admin
     assert LogEntry.objects.count() == 0
     deleted = admin_client.post(f"/admin/agents/llmmodel/{other.pk}/delete/", {"post": "yes"})
     assert deleted.status_code == 302 and not LlmModel.objects.filter(pk=other.pk).exists()
+
+
+def agent_form(agent, **changes) -> dict:
+    return {
+        "name": agent.name,
+        "system_prompt": agent.system_prompt,
+        "tags": "[]",
+        "status": agent.status,
+        "tool_policy": "{}",
+        "limits": "{}",
+        **changes,
+    }
+
+
+def test_agent_admin_edits_tool_policy_and_limits_as_json(admin_client):
+    agent = make_agent(tool_policy={"web_fetch": "ask"}, limits={"max_tokens_per_turn": 500})
+    page = admin_client.get(f"/admin/agents/agent/{agent.pk}/change/").content.decode()
+    assert 'name="tool_policy"' in page and "web_fetch" in page and 'name="limits"' in page
+    form = agent_form(agent, tool_policy='{"*": "ask", "add": "auto"}', limits='{"max_cost_usd_per_turn": 0.5}')
+    assert admin_client.post(f"/admin/agents/agent/{agent.pk}/change/", form).status_code == 302
+    agent.refresh_from_db()
+    assert agent.tool_policy == {"*": "ask", "add": "auto"} and agent.limits == {"max_cost_usd_per_turn": 0.5}
+
+
+@pytest.mark.parametrize(
+    "fields,error_field",
+    [
+        ({"tool_policy": '{"add": "sometimes"}'}, "tool_policy"),
+        ({"tool_policy": "[]"}, "tool_policy"),
+        ({"limits": '{"max_tokens_per_turn": 0}'}, "limits"),
+        ({"limits": '{"max_turns": 3}'}, "limits"),
+    ],
+)
+def test_agent_admin_applies_the_api_rules_to_tool_policy_and_limits(admin_client, fields, error_field):
+    agent = make_agent(tool_policy={"web_fetch": "ask"})
+    response = admin_client.post(f"/admin/agents/agent/{agent.pk}/change/", agent_form(agent, **fields))
+    assert response.status_code == 200
+    assert error_field in response.context["adminform"].form.errors
+    agent.refresh_from_db()
+    assert agent.tool_policy == {"web_fetch": "ask"} and agent.limits == {}
+
+
+def session_form(session, **changes) -> dict:
+    form = {"agent": str(session.agent_id), "title": session.title or "", "tags": "[]", "limits": "{}", **changes}
+    for prefix in ("turns", "messages", "events"):  # the read-only inlines' management forms
+        form |= {f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"}
+    return form
+
+
+def test_session_admin_edits_limits_as_json_and_applies_the_api_rules(admin_client):
+    session = make_session(title="Budgeted", limits={"max_tokens": 9})
+    url = f"/admin/agent_sessions/session/{session.pk}/change/"
+    assert 'name="limits"' in admin_client.get(url).content.decode()
+    bad = admin_client.post(url, session_form(session, limits='{"max_cost_usd": -1}'))
+    assert bad.status_code == 200 and "limits" in bad.context["adminform"].form.errors
+    session.refresh_from_db()
+    assert session.limits == {"max_tokens": 9}
+    good = admin_client.post(url, session_form(session, limits='{"max_cost_usd": 2, "max_tokens": null}'))
+    assert good.status_code == 302
+    session.refresh_from_db()
+    assert session.limits == {"max_cost_usd": 2, "max_tokens": None}

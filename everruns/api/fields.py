@@ -24,3 +24,31 @@ class TagsField(serializers.ListField):
             max_length=MAX_TAGS,
             **kwargs,
         )
+
+
+class CheckedObjectField(serializers.Field):
+    """A JSON value stored and shown as it is, once `errors` (what is wrong with it, as messages; the same
+    rules the model's `clean()` applies) finds nothing. Subclasses document their shape for OpenAPI with
+    `extend_schema_field`."""
+
+    def errors(self, value) -> list[str]:
+        raise NotImplementedError
+
+    def to_internal_value(self, data):
+        if found := self.errors(data):
+            raise serializers.ValidationError(found)
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+def limits_schema(kinds: dict[str, str], description: str) -> dict:
+    """The OpenAPI shape of a `limits` object: each key optional, a number (or integer) above 0, or null."""
+    limit = {"minimum": 0, "exclusiveMinimum": True, "nullable": True}
+    return {
+        "type": "object",
+        "properties": {name: {"type": kind, **limit} for name, kind in kinds.items()},
+        "additionalProperties": False,
+        "description": description,
+    }

@@ -28,12 +28,15 @@ def test_create_returns_the_agent_with_all_fields(api):
         "capabilities",
         "default_model_id",
         "max_iterations",
+        "tool_policy",
+        "limits",
         "status",
         "created_at",
         "updated_at",
     }
     assert uuid.UUID(body["id"]).version == 7
     assert body["status"] == "active" and body["tags"] == ["a", "b"] and body["capabilities"] == []
+    assert body["tool_policy"] == {} and body["limits"] == {}
     assert body["default_model_id"] is None and body["created_at"].endswith("Z")
 
 
@@ -147,3 +150,122 @@ def test_delete_archives_then_second_delete_is_404(api):
     assert api.get(f"/v1/agents/{agent['id']}").json()["status"] == "archived"
     assert api.delete(f"/v1/agents/{agent['id']}").status_code == 404
     assert api.get("/v1/agents").json()["total"] == 0
+
+
+POLICY = {"web_fetch": "ask", "*": "auto", "not_a_tool_it_has": "ask"}
+LIMITS = {"max_cost_usd_per_turn": 0.25, "max_tokens_per_turn": 20000}
+
+
+def test_tool_policy_and_limits_round_trip_on_create_get_and_list(api):
+    agent = create(api, tool_policy=POLICY, limits=LIMITS)
+    assert (agent["tool_policy"], agent["limits"]) == (POLICY, LIMITS)
+    got = api.get(f"/v1/agents/{agent['id']}").json()
+    assert (got["tool_policy"], got["limits"]) == (POLICY, LIMITS)
+    listed = api.get("/v1/agents").json()["items"][0]
+    assert (listed["tool_policy"], listed["limits"]) == (POLICY, LIMITS)
+    stored = Agent.objects.get(pk=agent["id"])
+    assert (stored.tool_policy, stored.limits) == (POLICY, LIMITS)
+
+
+def test_patch_replaces_tool_policy_and_limits_and_empty_objects_clear_them(api):
+    agent = create(api, tool_policy={"add": "ask"}, limits={"max_tokens_per_turn": 5})
+    url = f"/v1/agents/{agent['id']}"
+    body = api.patch(url, {"tool_policy": POLICY, "limits": {"max_cost_usd_per_turn": 2}}, format="json").json()
+    assert body["tool_policy"] == POLICY and body["limits"] == {"max_cost_usd_per_turn": 2}  # replaced, not merged
+    assert api.get(url).json()["limits"] == {"max_cost_usd_per_turn": 2}
+    body = api.patch(url, {"limits": {"max_cost_usd_per_turn": None, "max_tokens_per_turn": None}}, format="json")
+    assert body.json()["limits"] == {"max_cost_usd_per_turn": None, "max_tokens_per_turn": None}  # null: no limit
+    body = api.patch(url, {"tool_policy": {}, "limits": {}}, format="json").json()
+    assert body["tool_policy"] == {} and body["limits"] == {}
+    assert api.patch(url, {"name": "Other"}, format="json").json()["tool_policy"] == {}
+
+
+def test_tool_policy_takes_200_entries_and_names_of_128_characters(api):
+    policy = {f"tool_{i}": "ask" for i in range(199)} | {"x" * 128: "auto"}
+    assert create(api, tool_policy=policy)["tool_policy"] == policy
+
+
+BAD_TOOL_POLICIES = [
+    ["ask"],
+    "ask",
+    None,
+    {"add": "never"},
+    {"add": "ASK"},
+    {"add": True},
+    {"add": None},
+    {"add": {"mode": "ask"}},
+    {"": "ask"},
+    {"x" * 129: "ask"},
+    {f"tool_{i}": "ask" for i in range(201)},
+]
+
+BAD_AGENT_LIMITS = [
+    [],
+    "100",
+    None,
+    {"max_tokens": 10},
+    {"max_cost_usd_per_turn": 1, "budget": 2},
+    {"max_cost_usd_per_turn": 0},
+    {"max_cost_usd_per_turn": -0.5},
+    {"max_cost_usd_per_turn": "1.5"},
+    {"max_cost_usd_per_turn": True},
+    {"max_tokens_per_turn": 0},
+    {"max_tokens_per_turn": -3},
+    {"max_tokens_per_turn": 1.5},
+    {"max_tokens_per_turn": 100.0},
+    {"max_tokens_per_turn": "100"},
+    {"max_tokens_per_turn": True},
+    {"max_tokens_per_turn": [100]},
+]
+
+BAD_INPUT = [("tool_policy", v) for v in BAD_TOOL_POLICIES] + [("limits", v) for v in BAD_AGENT_LIMITS]
+
+
+@pytest.mark.parametrize("field,value", BAD_INPUT)
+def test_create_rejects_a_bad_tool_policy_or_limits(api, field, value):
+    response = api.post("/v1/agents", {**AGENT, field: value}, format="json")
+    assert response.status_code == 400 and error_code(response) == "validation_error"
+    details = response.json()["error"]["details"]
+    assert list(details) == [field] and details[field]
+    assert Agent.objects.count() == 0
+
+
+@pytest.mark.parametrize("field,value", BAD_INPUT)
+def test_patch_rejects_a_bad_tool_policy_or_limits_and_keeps_the_stored_one(api, field, value):
+    agent = create(api, tool_policy={"add": "ask"}, limits={"max_tokens_per_turn": 5})
+    response = api.patch(f"/v1/agents/{agent['id']}", {field: value}, format="json")
+    assert response.status_code == 400 and list(response.json()["error"]["details"]) == [field]
+    stored = Agent.objects.get(pk=agent["id"])
+    assert (stored.tool_policy, stored.limits) == ({"add": "ask"}, {"max_tokens_per_turn": 5})
+
+
+def test_the_errors_say_which_entry_is_wrong_without_echoing_a_long_name(api):
+    policy = {"add": "never", "y" * 5000: "ask", "divide": "auto"}
+    details = api.post("/v1/agents", {**AGENT, "tool_policy": policy}, format="json").json()["error"]["details"]
+    assert len(details["tool_policy"]) == 2 and details["tool_policy"][0] == '\'add\': must be "auto" or "ask".'
+    assert "at most 128 characters" in details["tool_policy"][1] and len(details["tool_policy"][1]) < 200
+    limits = {"max_tokens_per_turn": 0, "budget": 1}
+    details = api.post("/v1/agents", {**AGENT, "limits": limits}, format="json").json()["error"]["details"]
+    assert details["limits"] == [
+        "Unknown limit 'budget'; the limits are max_cost_usd_per_turn, max_tokens_per_turn.",
+        "max_tokens_per_turn: must be a whole number above 0, or null (no limit).",
+    ]
+
+
+def test_many_unknown_limits_make_one_short_message(api):
+    limits = {f"limit_{i}": 1 for i in range(10_000)}
+    details = api.post("/v1/agents", {**AGENT, "limits": limits}, format="json").json()["error"]["details"]
+    assert details["limits"] == [
+        "Unknown limit 'limit_0', 'limit_1', 'limit_2' and 9997 more; "
+        "the limits are max_cost_usd_per_turn, max_tokens_per_turn."
+    ]
+
+
+def test_the_openapi_document_shows_tool_policy_and_limits(api):
+    schemas = api.get("/api-doc/openapi.json").json()["components"]["schemas"]
+    for name in ("Agent", "AgentInputRequest", "PatchedAgentInputRequest"):
+        fields = schemas[name]["properties"]
+        assert fields["tool_policy"]["additionalProperties"]["enum"] == ["auto", "ask"]
+        assert fields["tool_policy"]["maxProperties"] == 200
+        assert set(fields["limits"]["properties"]) == {"max_cost_usd_per_turn", "max_tokens_per_turn"}
+        assert fields["limits"]["additionalProperties"] is False

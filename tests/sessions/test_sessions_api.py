@@ -1,5 +1,7 @@
 import uuid
 
+import pytest
+
 from agents.models import LlmModel
 from sessions.models import Event, Message, Session
 from tests.factories import make_agent, make_session, text
@@ -23,12 +25,14 @@ def test_create_with_empty_body_is_pending(api):
         "title",
         "tags",
         "model_id",
+        "limits",
         "status",
         "error",
         "usage",
         "created_at",
         "updated_at",
     }
+    assert body["limits"] == {}
     assert api.post(url(agent), content_type="application/json").status_code == 201
 
 
@@ -92,3 +96,68 @@ def test_delete_removes_messages_and_events(api, django_capture_on_commit_callba
     assert not Event.objects.filter(session_id=session.pk).exists()
     assert api.get(url(agent, session)).status_code == 404
     assert api.delete(url(agent, session)).status_code == 404
+
+
+LIMITS = {"max_cost_usd": 1.5, "max_tokens": 100000}
+
+
+def test_limits_round_trip_on_create_get_list_and_patch(api):
+    agent = make_agent()
+    created = api.post(url(agent), {"limits": LIMITS}, format="json")
+    assert created.status_code == 201 and created.json()["limits"] == LIMITS
+    session = Session.objects.get(pk=created.json()["id"])
+    assert session.limits == LIMITS
+    assert api.get(url(agent, session)).json()["limits"] == LIMITS
+    assert api.get(url(agent)).json()["items"][0]["limits"] == LIMITS
+    patched = api.patch(url(agent, session), {"limits": {"max_tokens": 7, "max_cost_usd": None}}, format="json")
+    assert patched.status_code == 200 and patched.json()["limits"] == {"max_tokens": 7, "max_cost_usd": None}
+    assert (
+        api.patch(url(agent, session), {"title": "Only the title"}, format="json").json()["limits"]["max_tokens"] == 7
+    )
+    assert api.patch(url(agent, session), {"limits": {}}, format="json").json()["limits"] == {}
+    assert Session.objects.get(pk=session.pk).limits == {}
+
+
+BAD_LIMITS = [
+    [],
+    "100",
+    None,
+    {"max_tokens_per_turn": 10},
+    {"max_tokens": 10, "other": 1},
+    {"max_cost_usd": 0},
+    {"max_cost_usd": -1},
+    {"max_cost_usd": "0.5"},
+    {"max_cost_usd": False},
+    {"max_tokens": 0},
+    {"max_tokens": -1},
+    {"max_tokens": 2.5},
+    {"max_tokens": 10.0},
+    {"max_tokens": "10"},
+    {"max_tokens": True},
+]
+
+
+@pytest.mark.parametrize("limits", BAD_LIMITS)
+def test_create_rejects_bad_limits(api, limits):
+    response = api.post(url(make_agent()), {"limits": limits}, format="json")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "validation_error"
+    assert list(response.json()["error"]["details"]) == ["limits"]
+    assert not Session.objects.exists()
+
+
+@pytest.mark.parametrize("limits", BAD_LIMITS)
+def test_patch_rejects_bad_limits_and_keeps_the_stored_ones(api, limits):
+    session = make_session(limits={"max_tokens": 5})
+    response = api.patch(url(session.agent, session), {"limits": limits}, format="json")
+    assert response.status_code == 400 and list(response.json()["error"]["details"]) == ["limits"]
+    assert Session.objects.get(pk=session.pk).limits == {"max_tokens": 5}
+
+
+def test_the_openapi_document_lists_every_session_status_and_the_limits(api):
+    schemas = api.get("/api-doc/openapi.json").json()["components"]["schemas"]
+    assert schemas["SessionStatusEnum"]["enum"] == ["pending", "running", "waiting", "failed"]
+    assert schemas["Session"]["properties"]["status"] == {"$ref": "#/components/schemas/SessionStatusEnum"}
+    limits = schemas["Session"]["properties"]["limits"]
+    assert set(limits["properties"]) == {"max_cost_usd", "max_tokens"} and limits["additionalProperties"] is False
+    assert schemas["SessionInputRequest"]["properties"]["limits"] == limits
+    assert schemas["PatchedSessionInputRequest"]["properties"]["limits"] == limits
