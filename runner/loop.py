@@ -164,7 +164,15 @@ class TurnRunner:
         messages = list(Message.objects.filter(session_id=self.session_id).order_by("sequence"))
         turn = (
             Turn.objects.filter(pk=self.turn_id)
-            .values("iterations", "input_tokens", "output_tokens", "cost_usd", "cancel_requested_at", "approvals")
+            .values(
+                "iterations",
+                "input_tokens",
+                "output_tokens",
+                "cost_usd",
+                "cancel_requested_at",
+                "approvals",
+                "answered_sequence",
+            )
             .first()
         )
         if turn is None:
@@ -178,13 +186,15 @@ class TurnRunner:
             "approvals": turn["approvals"] or {},
             "unanswered": history.unanswered_tool_calls(messages),
             "last_seen": last.sequence if last else 0,
-            # A resumed turn whose answer is stored already ends without calling the model again.
+            # A resumed turn whose answer is stored already ends without calling the model again, unless
+            # a user message came that the answer's call was not given.
             "final": bool(
                 last
                 and last.role == Message.Role.ASSISTANT
                 and last.turn_id == self.turn_id
                 and not any(p.get("type") == "tool_call" for p in last.content)
                 and not (last.metadata or {}).get("interrupted")
+                and not any(m.role == Message.Role.USER and m.sequence > turn["answered_sequence"] for m in messages)
             ),
         }
         if state["unanswered"]:
@@ -354,7 +364,13 @@ class TurnRunner:
                 metadata={"model": model, "usage": usage, "finish_reason": result.finish_reason},
                 message_id=message_id,
             )
-            turns.turn_count_usage(turn_id=self.turn_id, session_id=self.session_id, usage=counted, cost_usd=cost)
+            turns.turn_count_usage(
+                turn_id=self.turn_id,
+                session_id=self.session_id,
+                usage=counted,
+                cost_usd=cost,
+                answered_sequence=self.seen_sequence,
+            )
         self.unstored_calls = 0
         return calls
 
@@ -445,6 +461,7 @@ class TurnRunner:
 
     async def _cancel(self) -> None:
         """Carry out the stored cancel: the in-flight call's text so far is kept, marked cancelled."""
+        self.cancelling = True  # a wake-up for this same cancel arriving now must not cancel the task again
         self.tool_cancel.set()
         partial = "".join(self.partial) if self.partial else None
         try:

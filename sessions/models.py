@@ -79,6 +79,8 @@ class Turn(models.Model):
     cancel_reason = models.TextField(null=True, blank=True)
     # The sequence of the newest message posted with `controls.interrupt` (0: none).
     interrupt_sequence = models.BigIntegerField(default=0)
+    # The newest message the last stored LLM response was given: a user message after it is unanswered.
+    answered_sequence = models.BigIntegerField(default=0)
     # Tool calls that need approval: {tool_call_id: {"name", "status": pending|approved|denied, "reason"}}.
     approvals = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

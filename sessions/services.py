@@ -55,10 +55,7 @@ def session_delete(*, session: Session) -> None:
     """Cancels the session's open turn (its tools are told to stop), then deletes the session with its
     messages, events, turns and files. A worker still on the turn finds it gone and stops."""
     with transaction.atomic():
-        locked = Session.objects.select_for_update().filter(pk=session.pk).first()
-        if locked is None:
-            return
-        turn = Turn.objects.filter(pk=locked.active_turn_id, status__in=Turn.OPEN).first()
+        turn = turns.lock_open_turn(session.pk)
         if turn is not None:
             transaction.on_commit(lambda: control.send(turn.pk, "cancel"))
         Session.objects.filter(pk=session.pk).delete()
@@ -93,6 +90,7 @@ def message_post(
         _model_or_error(controls["model_id"])
     try:
         with transaction.atomic():
+            open_turn = turns.lock_open_turn(session.pk, active_turn_id=session.active_turn_id)
             locked = Session.objects.select_for_update().filter(pk=session.pk).first()
             if locked is None:
                 raise NotFound("Session not found")
@@ -109,9 +107,9 @@ def message_post(
                 idempotency_key=idempotency_key,
                 idempotency_hash=idempotency_hash if idempotency_key else None,
             )
-            active = (
-                locked.active_turn_id and Turn.objects.filter(pk=locked.active_turn_id, status__in=Turn.OPEN).first()
-            )
+            active = open_turn if open_turn and open_turn.pk == locked.active_turn_id else None
+            if active is None and locked.active_turn_id:  # a turn started since the session was read
+                active = Turn.objects.select_for_update().filter(pk=locked.active_turn_id, status__in=Turn.OPEN).first()
             if active:
                 if active.approvals:
                     turns.approvals_deny_pending(turn=active, reason="a new message arrived")

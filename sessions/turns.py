@@ -177,7 +177,8 @@ GUARD_SQL = (
 )
 COUNT_TURN_SQL = (
     f'UPDATE "{TURN}" SET "iterations" = "iterations" + 1, "input_tokens" = "input_tokens" + %s, '
-    f'"output_tokens" = "output_tokens" + %s, "cost_usd" = COALESCE("cost_usd", 0) + %s WHERE "id" = %s'
+    f'"output_tokens" = "output_tokens" + %s, "cost_usd" = COALESCE("cost_usd", 0) + %s, "answered_sequence" = %s '
+    'WHERE "id" = %s'
 )
 COUNT_SESSION_SQL = (
     f'UPDATE "{SESSION}" SET "input_tokens" = "input_tokens" + %s, "output_tokens" = "output_tokens" + %s, '
@@ -202,12 +203,12 @@ def turn_guard(turn_id, owner: str, *, cancelling: bool = False) -> None:
         raise CancelRequested(str(turn_id))
 
 
-def turn_count_usage(*, turn_id, session_id, usage: dict, cost_usd: float | None) -> None:
-    """Inside the guarded transaction that stores an LLM response: one more iteration, and its
-    tokens and cost on the turn and the session."""
+def turn_count_usage(*, turn_id, session_id, usage: dict, cost_usd: float | None, answered_sequence: int) -> None:
+    """Inside the guarded transaction that stores an LLM response: one more iteration, its tokens and
+    cost on the turn and the session, and the newest message the call was given."""
     tokens = [int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), float(cost_usd or 0.0)]
     with connection.cursor() as cursor:
-        cursor.execute(COUNT_TURN_SQL, [*tokens, _uuid(turn_id)])
+        cursor.execute(COUNT_TURN_SQL, [*tokens, answered_sequence, _uuid(turn_id)])
         cursor.execute(COUNT_SESSION_SQL, [*tokens, _uuid(session_id)])
 
 
@@ -306,9 +307,7 @@ def approval_resolve(*, session_id, tool_call_id: str, approved: bool, reason: s
     """A person's decision on a call awaiting approval; the turn goes on once all its calls are decided.
     Unknown call -> NotFound; decided already (or its turn ended) -> Conflict."""
     with transaction.atomic():
-        session = Session.objects.select_for_update().filter(pk=session_id).first()
-        if session is None:
-            raise NotFound("Session not found")
+        # The turn's row first, then the session's: the order every worker step takes them in.
         turn = (
             Turn.objects.select_for_update()
             .filter(session_id=session_id, approvals__has_key=tool_call_id)
@@ -327,10 +326,24 @@ def approval_resolve(*, session_id, tool_call_id: str, approved: bool, reason: s
         _resume_if_decided(turn)
 
 
+_UNREAD = object()
+
+
+def lock_open_turn(session_id, active_turn_id=_UNREAD) -> Turn | None:
+    """Inside a transaction, before the session's row is locked: lock the session's open turn (turn
+    first, then session, as every worker step does, so the two never deadlock). `active_turn_id`: the
+    session's, when the caller has just read it."""
+    active_id = active_turn_id
+    if active_id is _UNREAD:
+        active_id = Session.objects.filter(pk=session_id).values_list("active_turn_id", flat=True).first()
+    if active_id is None:
+        return None
+    return Turn.objects.select_for_update().filter(pk=active_id, status__in=Turn.OPEN).first()
+
+
 def approvals_deny_pending(*, turn: Turn, reason: str) -> None:
     """Inside the caller's transaction (a new user message): deny every pending call of `turn` and
     resume it if it was waiting, so the model sees the message at once."""
-    turn = Turn.objects.select_for_update().get(pk=turn.pk)
     for tool_call_id, entry in (turn.approvals or {}).items():
         if entry["status"] == "pending":
             _resolve(turn, tool_call_id, approved=False, reason=reason)
@@ -353,11 +366,11 @@ def turn_cancel_request(*, session_id, reason: str | None = None) -> Session:
     ends here and now; a running one is ended by its worker, woken at once (we wait a moment for it so
     the answer usually shows the session `pending`). Nothing to cancel -> Conflict."""
     with transaction.atomic():
+        turn = lock_open_turn(session_id)
         session = Session.objects.select_for_update().filter(pk=session_id).first()
         if session is None:
             raise NotFound("Session not found")
-        turn = Turn.objects.select_for_update().filter(pk=session.active_turn_id, status__in=Turn.OPEN).first()
-        if turn is None:
+        if turn is None or session.active_turn_id != turn.pk:
             raise Conflict("Nothing to cancel: the session has no running, queued or waiting turn")
         Turn.objects.filter(pk=turn.pk).update(cancel_requested_at=timezone.now(), cancel_reason=reason)
         held = turn.status == Turn.Status.RUNNING and turn.lease_owner and _lease_alive(turn)

@@ -39,6 +39,11 @@ class Migration(migrations.Migration):
             name="interrupt_sequence",
             field=models.BigIntegerField(default=0),
         ),
+        migrations.AddField(
+            model_name="turn",
+            name="answered_sequence",
+            field=models.BigIntegerField(default=0),
+        ),
         migrations.AlterField(
             model_name="session",
             name="status",
