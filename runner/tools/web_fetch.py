@@ -180,12 +180,15 @@ def _inflater(content_encoding: str):
     raise ToolError(f"unsupported content encoding: {content_encoding}")
 
 
-def read_body(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+def read_body(response: httpx.Response, limit: int, cancelled=None) -> tuple[bytes, bool]:
     """At most `limit` bytes of the decoded body, and whether there was more. A gzip body is inflated
-    `limit` bytes at a time at most, so memory stays bounded whatever it expands to."""
+    `limit` bytes at a time at most, so memory stays bounded whatever it expands to. Stops when the
+    turn is cancelled (`cancelled`: a threading.Event)."""
     inflater = _inflater(response.headers.get("content-encoding", ""))
     body, members = bytearray(), 0
     for raw in response.iter_raw():
+        if cancelled is not None and cancelled.is_set():
+            raise ToolError("cancelled: the turn was cancelled while the body was read")
         pending = raw
         while pending:
             if inflater is None:
@@ -228,7 +231,7 @@ def web_fetch(ctx, args):
         with guarded_client(timeout, deadline) as client, client.stream(method, url) as response:
             body, truncated = b"", False
             if method == "GET":
-                body, truncated = read_body(response, settings.WEB_FETCH_MAX_BYTES)
+                body, truncated = read_body(response, settings.WEB_FETCH_MAX_BYTES, getattr(ctx, "cancelled", None))
             final_url, status = str(response.url), response.status_code
             content_type = response.headers.get("content-type", "")
             encoding = response.encoding or "utf-8"

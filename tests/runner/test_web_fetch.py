@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from runner.tools.base import ToolError
+from runner.tools.base import ToolContext, ToolError
 from runner.tools.web_fetch import web_fetch
 from tests.fake_llm_server import QuietServer
 
@@ -137,6 +137,15 @@ def test_size_cap_truncates(site, allow_local, settings):
     settings.WEB_FETCH_MAX_BYTES = 1000
     result = web_fetch(None, {"url": f"{site}/big"})
     assert result["truncated"] is True and len(result["content"]) == 1000
+
+
+def test_a_cancelled_turn_stops_the_fetch_while_the_body_arrives(site, allow_local):
+    ctx = ToolContext(session_id="s")
+    threading.Timer(0.5, ctx.cancelled.set).start()
+    started = time.monotonic()
+    with pytest.raises(ToolError, match="^cancelled"):
+        web_fetch(ctx, {"url": f"{site}/trickle-body"})  # 50 bytes at 5 a second: 10 s if read to the end
+    assert time.monotonic() - started < 3
 
 
 def test_time_limit(site, allow_local, settings):
