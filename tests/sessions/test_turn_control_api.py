@@ -18,7 +18,7 @@ from tests.conftest import wait_for
 from tests.factories import make_agent, make_model, make_session
 from tests.runner.helpers import event_types, messages, run_active_turn
 
-pytestmark = pytest.mark.usefixtures("seeded_tx")
+pytestmark = pytest.mark.usefixtures("seeded_tx", "runtime_connections")
 
 STORY = "Tell me a long story about a lighthouse keeper, a storm, a ship and a cat named Pepper."
 SESSION_FIELDS = {
