@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 
 from agents.models import LlmModel, LlmProvider
 from agents.seed import seed
+from runner.runtime import runtime
 from tests import processes
 from tests.factories import make_model
 from tests.fake_llm_server import FakeLLM
@@ -55,6 +56,15 @@ def seeded(db):
 @pytest.fixture
 def seeded_tx(transactional_db):
     seed(LlmProvider, LlmModel)
+
+
+@pytest.fixture(scope="session")
+def runtime_connections(django_db_setup, django_db_blocker):
+    """For tests that run turns in this process: those run on the runtime's database threads, whose
+    connections stay open; close them before the test database is dropped (or it is left behind)."""
+    yield
+    with django_db_blocker.unblock():
+        runtime().close_connections()
 
 
 @pytest.fixture
