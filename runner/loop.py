@@ -48,6 +48,7 @@ class TurnRunner:
         self.interrupt_sequence = 0  # the newest interrupting message this runner knows of
         self.seen_sequence = 0  # the newest message the current LLM call was given
         self.partial: list[str] | None = None  # text streamed so far by the in-flight call
+        self.partial_message_id = None  # the id its deltas carry: the stored partial message keeps it
         self.model_name: str | None = None
         self.unstored_calls: int | None = None  # LLM calls made and never stored (crash, interrupt)
         self.tool_cancel = threading.Event()
@@ -234,6 +235,7 @@ class TurnRunner:
                 return None, None
             message_id = uuid7()
             partial = self.partial = []
+            self.partial_message_id = message_id
 
             def on_delta(text, mid=message_id, parts=partial):
                 parts.append(text)
@@ -472,6 +474,7 @@ class TurnRunner:
                 owner=self.owner,
                 partial_text=partial,
                 model=self.model_name,
+                message_id=self.partial_message_id,
             )
         except (turns.LeaseLost, SessionGone):
             logger.info("turn %s: cancelled, and gone or taken over meanwhile", self.turn_id)

@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agents import policies
-from everruns.api.fields import CheckedObjectField, StrictSerializer, TagsField, limits_schema
+from everruns.api.fields import CheckedObjectField, StrictBooleanField, StrictSerializer, TagsField, limits_schema
 from sessions.log import event_to_dict, message_to_dict
 from sessions.models import Event, Message, Session
 
@@ -99,7 +99,7 @@ class ControlsSerializer(StrictSerializer):
     reasoning = ReasoningSerializer(required=False, allow_null=True)
     max_iterations = serializers.IntegerField(min_value=1, max_value=1000, required=False, allow_null=True)
     # Posted while a turn runs: abandon its in-flight LLM call and call the model again with this message.
-    interrupt = serializers.BooleanField(required=False, allow_null=True)
+    interrupt = StrictBooleanField(required=False, allow_null=True)
 
 
 class MessageInputSerializer(StrictSerializer):

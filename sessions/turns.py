@@ -385,17 +385,19 @@ def turn_cancel_request(*, session_id, reason: str | None = None) -> Session:
     return Session.objects.get(pk=session_id)
 
 
-def turn_cancel(*, turn_id, session_id, owner: str, partial_text: str | None = None, model: str | None = None) -> bool:
+def turn_cancel(
+    *, turn_id, session_id, owner: str, partial_text: str | None = None, model: str | None = None, message_id=None
+) -> bool:
     """The worker holding the turn carries out its stored cancel (partial assistant text kept)."""
     with transaction.atomic():
         turn_guard(turn_id, owner, cancelling=True)
         turn = Turn.objects.get(pk=turn_id)
-        _finish_cancel(turn, reason=turn.cancel_reason, partial_text=partial_text, model=model)
+        _finish_cancel(turn, reason=turn.cancel_reason, partial_text=partial_text, model=model, message_id=message_id)
     return True
 
 
 def _finish_cancel(
-    turn: Turn, *, reason: str | None, partial_text: str | None = None, model: str | None = None
+    turn: Turn, *, reason: str | None, partial_text: str | None = None, model: str | None = None, message_id=None
 ) -> None:
     """Inside a transaction holding the turn's row: calls left without a result get the cancelled
     error (so no later turn runs them), pending approvals are denied, `turn.cancelled`, session `pending`."""
@@ -434,6 +436,7 @@ def _finish_cancel(
             role=Message.Role.ASSISTANT,
             content=[{"type": "text", "text": partial_text}],
             metadata={"model": model, "cancelled": True, "usage": None},
+            message_id=message_id,
         )
     Turn.objects.filter(pk=turn.pk).update(
         status=Turn.Status.CANCELLED, finished_at=timezone.now(), lease_owner="", lease_expires_at=None

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 
 from agents.selectors import agent_get
 from everruns.api.auth import OPEN, stream_token_create
-from everruns.api.fields import StrictSerializer
+from everruns.api.fields import StrictBooleanField, StrictSerializer
 from everruns.api.pagination import list_schema, page_parameters, paginated
 from everruns.api.views import errors, validated
 from everruns.dates import rfc3339
@@ -55,7 +55,7 @@ class CancelInputSerializer(StrictSerializer):
 
 
 class ApprovalInputSerializer(StrictSerializer):
-    approved = serializers.BooleanField()
+    approved = StrictBooleanField()
     reason = serializers.CharField(max_length=1000, required=False, allow_null=True, allow_blank=True)
 
 

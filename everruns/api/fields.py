@@ -52,3 +52,12 @@ def limits_schema(kinds: dict[str, str], description: str) -> dict:
         "additionalProperties": False,
         "description": description,
     }
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON boolean only: DRF's BooleanField also reads "yes", "on", "true", 1 and 0 as booleans."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
