@@ -1,11 +1,16 @@
+from django.urls import path
+
 from agents.capability_views import CapabilityViewSet
 from agents.llm_views import LlmModelViewSet, LlmProviderModelViewSet, LlmProviderViewSet
+from agents.transfer_views import AgentExportView, AgentImportView
 from agents.views import AgentViewSet
 from everruns.api.routes import detail_route, list_route
 
 urlpatterns = [
     list_route("agents", AgentViewSet),
     detail_route("agents/<uuid:agent_id>", AgentViewSet),
+    path("agents/import", AgentImportView.as_view()),
+    path("agents/<uuid:agent_id>/export", AgentExportView.as_view()),
     list_route("capabilities", CapabilityViewSet),
     detail_route("capabilities/<str:capability_id>", CapabilityViewSet),
     list_route("llm-providers", LlmProviderViewSet),
