@@ -91,6 +91,8 @@ APPEND_SLASH = False
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # The debug pages and the admin's overrides.
+        "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -215,6 +217,8 @@ USE_TZ = True
 
 # --- Static files (the admin's and Swagger UI's): served by WhiteNoise from the web process ------
 STATIC_URL = "static/"
+# The debug pages' stylesheet and scripts (static/debug/), besides the installed apps' own files.
+STATICFILES_DIRS = [BASE_DIR / "static"]
 # `manage.py collectstatic` (run by `make run` and the Procfile's release step) copies them here,
 # with a gzip copy of each; WhiteNoise then serves this directory. A web process started where
 # collectstatic never ran serves them straight from the installed apps instead (uncompressed; WhiteNoise

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from everruns.api.health import HealthView
@@ -11,6 +12,8 @@ urlpatterns = [
     path("api-doc/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("swagger-ui/", SpectacularSwaggerView.as_view(url_name="openapi")),
     path("admin/", admin.site.urls),
+    path("debug", RedirectView.as_view(url="/debug/")),
+    path("debug/", include("everruns.debug.urls")),
     path("v1/", include("agents.urls")),
     path("v1/", include("sessions.urls")),
     path("v1/", include("everruns.api.urls")),
