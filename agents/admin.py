@@ -4,8 +4,10 @@ from django.contrib.admin.utils import quote
 from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.urls import reverse
+from django.utils.html import format_html
+from rest_framework.exceptions import ValidationError as InvalidAgent
 
-from agents import capabilities, llm_services, policies, secrets
+from agents import capabilities, llm_services, policies, secrets, services, transfer
 from agents.models import Agent, LlmModel, LlmProvider
 from everruns.errors import Conflict
 
@@ -40,10 +42,39 @@ class AgentAdminForm(forms.ModelForm):
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
     form = AgentAdminForm
-    list_display = ["name", "status", "default_model", "created_at"]
+    list_display = ["name", "status", "default_model", "created_at", "debug_link"]
     list_filter = ["status", "created_at"]
     search_fields = ["name", "description", "id"]
-    readonly_fields = ["id", "created_at", "updated_at"]
+    readonly_fields = ["id", "created_at", "updated_at", "debug_link"]
+    actions = ["archive", "unarchive", "duplicate"]
+
+    @admin.display(description="Debug page")
+    def debug_link(self, agent):
+        return format_html('<a href="{}">open</a>', reverse("debug:agent", args=[agent.pk])) if agent.pk else "-"
+
+    @admin.action(description="Archive the selected agents (their sessions stay readable)")
+    def archive(self, request, queryset):
+        active = queryset.filter(status=Agent.Status.ACTIVE)
+        for agent in active:
+            services.agent_archive(agent=agent)
+        self.message_user(request, f"Archived {len(active)} agent(s).")
+
+    @admin.action(description="Unarchive the selected agents")
+    def unarchive(self, request, queryset):
+        archived = queryset.filter(status=Agent.Status.ARCHIVED)
+        for agent in archived:
+            services.agent_update(agent=agent, data={"status": Agent.Status.ACTIVE})
+        self.message_user(request, f"Unarchived {len(archived)} agent(s).")
+
+    @admin.action(description="Duplicate the selected agents")
+    def duplicate(self, request, queryset):
+        for agent in queryset:
+            try:
+                copy = transfer.agent_duplicate(agent=agent)
+            except InvalidAgent as exc:
+                self.message_user(request, f"{agent.name} was not duplicated: {exc.detail}", messages.ERROR)
+            else:
+                self.message_user(request, f"Duplicated {agent.name} as {copy.name}.")
 
 
 class DeleteThroughService(admin.ModelAdmin):

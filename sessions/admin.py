@@ -1,7 +1,11 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
 
 from agents import policies
+from everruns.errors import AppError
+from sessions import turns
 from sessions.models import Event, Message, Session, Turn
 
 
@@ -62,7 +66,9 @@ class SessionAdmin(admin.ModelAdmin):
     list_display = ["id", "title", "agent", "status", "input_tokens", "output_tokens", "cost_usd", "created_at"]
     list_filter = ["status", "created_at", "agent"]
     search_fields = ["id", "title", "agent__name"]
+    actions = ["cancel_turn"]
     readonly_fields = [
+        "debug_link",
         "id",
         "status",
         "error",
@@ -76,3 +82,21 @@ class SessionAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     inlines = [TurnInline, MessageInline, EventInline]
+
+    @admin.display(description="Live")
+    def debug_link(self, session):
+        url = reverse("debug:session", args=[session.agent_id, session.pk])
+        return format_html('<a href="{}">follow it on its debug page</a>', url)
+
+    @admin.action(description="Cancel the running, queued or waiting turn of the selected sessions")
+    def cancel_turn(self, request, queryset):
+        cancelled = 0
+        for session in queryset:
+            try:
+                turns.turn_cancel_request(session_id=session.pk, reason=f"Cancelled in the admin by {request.user}")
+            except AppError as exc:  # nothing to cancel (a Conflict), or the session is gone
+                self.message_user(request, f"{session}: {exc.message}", messages.WARNING)
+            else:
+                cancelled += 1
+        if cancelled:
+            self.message_user(request, f"Cancelled the turn of {cancelled} session(s).")

@@ -2,8 +2,10 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 
-from agents.models import LlmModel, LlmProvider
+from agents.models import Agent, LlmModel, LlmProvider
+from sessions import services as session_services
 from sessions.log import append_event, append_message
+from sessions.models import Event
 from tests.factories import make_agent, make_model, make_session
 
 
@@ -183,3 +185,44 @@ def test_session_admin_edits_limits_as_json_and_applies_the_api_rules(admin_clie
     assert good.status_code == 302
     session.refresh_from_db()
     assert session.limits == {"max_cost_usd": 2, "max_tokens": None}
+
+
+def test_agent_admin_archives_unarchives_and_duplicates(admin_client):
+    agent = make_agent(name="Admin managed", capabilities=["test_math"], tags=["t"], max_iterations=3)
+    Agent.objects.filter(pk=agent.pk).update(tool_policy={"add": "ask"})
+    changelist = "/admin/agents/agent/"
+    admin_client.post(changelist, {"action": "archive", "_selected_action": [str(agent.pk)]})
+    agent.refresh_from_db()
+    assert agent.status == "archived"
+    admin_client.post(changelist, {"action": "unarchive", "_selected_action": [str(agent.pk)]})
+    agent.refresh_from_db()
+    assert agent.status == "active"
+    response = admin_client.post(changelist, {"action": "duplicate", "_selected_action": [str(agent.pk)]}, follow=True)
+    copy = Agent.objects.get(name="Admin managed (copy)")
+    assert "Duplicated Admin managed as Admin managed (copy)" in response.content.decode()
+    assert copy.pk != agent.pk and copy.system_prompt == agent.system_prompt
+    assert (copy.capabilities, copy.tags, copy.max_iterations) == (["test_math"], ["t"], 3)
+    assert copy.tool_policy == {"add": "ask"}
+
+
+def test_admin_links_to_the_debug_pages(admin_client):
+    session = make_session()
+    assert 'href="/debug/"' in admin_client.get("/admin/").content.decode()
+    page = admin_client.get(f"/admin/agent_sessions/session/{session.pk}/change/").content.decode()
+    assert f'href="/debug/agents/{session.agent_id}/sessions/{session.pk}/"' in page
+
+
+def test_session_admin_cancels_a_running_turn(admin_client):
+    session = make_session(title="Runaway")
+    text = [{"type": "text", "text": "keep going"}]
+    session_services.message_post(session=session, content=text)  # a queued turn that no worker takes
+    changelist = "/admin/agent_sessions/session/"
+    response = admin_client.post(
+        changelist, {"action": "cancel_turn", "_selected_action": [str(session.pk)]}, follow=True
+    )
+    assert "Cancelled the turn of 1 session(s)." in response.content.decode()
+    session.refresh_from_db()
+    assert session.status == "pending"
+    assert Event.objects.filter(session=session, type="turn.cancelled").exists()
+    again = admin_client.post(changelist, {"action": "cancel_turn", "_selected_action": [str(session.pk)]}, follow=True)
+    assert "Cancelled the turn" not in again.content.decode()  # nothing left to cancel: a warning instead
