@@ -2,6 +2,7 @@
 shapes a user starts: with the static files collected (`make run`, the Procfile after its release step)
 and without (a Procfile `web` started with no release step)."""
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -77,6 +78,13 @@ def browser():
         chromium.close()
 
 
+# Screenshots of the pages the tests drive, for people to look at: tests/browser/screenshots/ (not in git),
+# or EVERRUNS_SCREENSHOT_DIR. Each run overwrites the previous run's files of the same name.
+SCREENSHOTS = Path(os.environ.get("EVERRUNS_SCREENSHOT_DIR") or Path(__file__).with_name("screenshots"))
+
+
 @pytest.fixture(scope="session")
-def screenshot_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("screenshots")
+def screenshot_dir() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    print(f"screenshots: {SCREENSHOTS}")
+    return SCREENSHOTS
