@@ -166,7 +166,7 @@
       problem.textContent = "";
       try {
         const url = `${API}/tool-calls/${encodeURIComponent(data.tool_call_id)}/approval`;
-        await Debug.api("POST", url, { approved, reason: reason.value || null });
+        await Debug.api("POST", url, reason.value ? { approved, reason: reason.value } : { approved });
       } catch (error) {
         problem.textContent = error.message;
         approve.disabled = deny.disabled = false;

@@ -202,7 +202,7 @@ def test_a_tool_call_with_its_arguments_and_result_and_the_timeline_of_its_event
     shot(page, screenshot_dir, "debug-session-tool-call")
 
 
-def test_approve_a_tool_call(page, site, screenshot_dir):
+def test_approve_and_deny_a_tool_call(page, site, screenshot_dir):
     agent = make_agent(name="Careful", capabilities=["test_math"])
     Agent.objects.filter(pk=agent.pk).update(tool_policy={"add": "ask"})
     session = make_session(agent)
@@ -223,6 +223,15 @@ def test_approve_a_tool_call(page, site, screenshot_dir):
     expect(page.locator("#status")).to_have_text("pending")
     resolved = Event.objects.get(session=session, type="tool.approval_resolved").data
     assert resolved["approved"] is True and resolved["reason"] == "looks right"
+
+    send(page, "What is 3 + 4?")
+    denial = page.locator(".approval").nth(1)
+    denial.locator("input").fill("not now")
+    denial.locator("button.deny").click()
+    expect(denial).to_contain_text("Denied")
+    expect(page.locator(".tool-call .result.error pre")).to_contain_text("denied: not now")
+    expect(page.locator(".turn-end")).to_have_count(2)
+    expect(page.locator("#status")).to_have_text("pending")
 
 
 def test_cancel_a_slow_turn(page, site):
