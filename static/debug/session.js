@@ -98,8 +98,8 @@
 
   function findCall(id, name) {
     let block = document.getElementById(`call-${id}`);
-    if (!block) {  // a result or approval whose call is not on the page: show it on its own
-      const box = el("div", "msg tool_result");
+    if (!block) {  // a result or approval whose call is not on the page (yet): show it on its own
+      const box = el("div", "msg tool_result orphan");
       block = toolCallBlock({ id, name: name || "tool", arguments: {} });
       box.append(block);
       conversation.append(box);
@@ -121,14 +121,24 @@
     }
     const box = messageBox(message.id, message.role);
     box.classList.remove("streaming");
-    box.querySelectorAll(":scope > .tool-call, :scope > .meta").forEach((node) => node.remove());
+    box.querySelectorAll(":scope > .meta").forEach((node) => node.remove());
     const text = message.content.map((part) => {
       if (part.type === "text") return part.text;
       if (part.type === "image") return `[image: ${part.url || part.media_type || "inline"}]`;
       return "";
     }).filter(Boolean).join("\n\n");
     box.querySelector(".text").textContent = text;
-    for (const part of message.content) if (part.type === "tool_call") box.append(toolCallBlock(part));
+    for (const part of message.content) {
+      if (part.type !== "tool_call") continue;
+      const shown = document.getElementById(`call-${part.id}`);
+      if (!shown) { box.append(toolCallBlock(part)); continue; }
+      // Already on the page (an approval or a result drawn first): move it here, with its arguments.
+      const holder = shown.parentElement;
+      shown.querySelector(".tool-name").textContent = part.name;
+      shown.querySelector("pre.args").textContent = json(part.arguments || {});
+      box.append(shown);
+      if (holder !== box && holder.classList.contains("orphan")) holder.remove();
+    }
     const meta = message.metadata || {};
     if (message.role === "assistant") {
       const usage = meta.usage || {};

@@ -14,7 +14,8 @@ from playwright.sync_api import expect
 
 from agents.models import Agent
 from everruns.api.keys import api_key_create
-from sessions.models import Event
+from sessions.log import append_event, append_message
+from sessions.models import Event, Session
 from tests import processes
 from tests.browser.netcut import CuttableProxy
 from tests.browser.pageload import PageLoad
@@ -234,6 +235,36 @@ def test_approve_and_deny_a_tool_call(page, site, screenshot_dir):
     expect(page.locator("#status")).to_have_text("pending")
 
 
+def test_an_approval_request_from_the_log_shows_its_buttons_and_its_outcome_live(page, site):
+    """The page's side of approvals, from events written straight to the log (sessions.log): the request may
+    even come before the message that made the call."""
+    session = make_session(make_agent(name="Logged", capabilities=["test_math"]))
+    call = {"type": "tool_call", "id": "call_logged", "name": "add", "arguments": {"a": 1, "b": 2}}
+    append_message(session_id=session.pk, role="user", content=[{"type": "text", "text": "What is 1 + 2?"}])
+    request = {"tool_call_id": call["id"], "name": "add", "arguments": call["arguments"]}
+    append_event(session_id=session.pk, type="tool.approval_requested", data=request)
+    append_message(session_id=session.pk, role="assistant", content=[call], metadata={"model": "llmsim-1"})
+    Session.objects.filter(pk=session.pk).update(status=Session.Status.WAITING)
+    append_event(session_id=session.pk, type="session.status", data={"status": "waiting", "previous": "running"})
+    open_session(page, site, session)
+
+    block = page.locator(".msg.assistant .tool-call")
+    expect(block.locator(".approval button.approve")).to_be_visible()
+    expect(block.locator(".approval button.deny")).to_be_visible()
+    expect(block.locator("pre.args")).to_have_text('{"a":1,"b":2}')
+    expect(page.locator(".orphan")).to_have_count(0)
+    expect(page.locator("#status")).to_have_text("waiting")
+    expect(page.locator("#cancel-form")).to_be_visible()
+
+    append_event(
+        session_id=session.pk, type="tool.approval_resolved", data={**request, "approved": False, "reason": "no"}
+    )
+    expect(block.locator(".approval")).to_contain_text("Denied")
+    expect(block.locator(".approval button")).to_have_count(0)
+    expect(block.locator(".call-status")).to_have_text("denied")
+    assert_every_event_once(page, session)
+
+
 def test_cancel_a_slow_turn(page, site):
     slow = make_model(model_id="llmsim-slow", settings={"latency_ms": 60_000})
     session = make_session(make_agent(name="Slow"), model_id=slow.pk)
@@ -406,8 +437,8 @@ def test_every_page_on_a_laptop_and_a_phone(browser, site, staff, api, screensho
                 shot(page, screenshot_dir, f"debug-{name}-{size}")
                 width = page.evaluate("document.documentElement.scrollWidth")
                 assert width <= viewport["width"], f"{name} is {width}px wide on a {viewport['width']}px {size}"
-            # Leaving the session page ends its event stream: the one request that may be cut short.
-            left = [p for p in load.problems if not p.endswith("format=event-stream: net::ERR_ABORTED")]
+            # Leaving the session page ends its event stream and any fetch in flight: aborted, not failed.
+            left = [p for p in load.problems if not p.endswith("net::ERR_ABORTED")]
             assert left == []
         finally:
             context.close()
