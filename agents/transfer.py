@@ -153,10 +153,9 @@ def _model_id(name):
 
 def _create(data: dict, *, system_prompt: str) -> Agent:
     data = {**data, "system_prompt": system_prompt}
-    # Empty settings are the defaults: left out, a file from an installation with fewer fields still imports.
     for key in ("tool_policy", "limits"):
-        if data.get(key) in ({}, None):
-            data.pop(key, None)
+        if key in data and data[key] is None:  # `tool_policy:` with nothing after it: the default, {}
+            data.pop(key)
     serializer = AgentInputSerializer(data=data)
     serializer.is_valid(raise_exception=True)  # a 400 naming each field, as POST /v1/agents gives
     return services.agent_create(**serializer.validated_data)

@@ -103,6 +103,15 @@ def test_unknown_capabilities_are_a_400(api):
     assert not Agent.objects.filter(name="Bad").exists()
 
 
+def test_the_tool_policy_and_limits_of_a_file_follow_the_api_rules(api):
+    ok = import_text(api, "---\nname: Asks\ntool_policy: {add: ask}\nlimits: {max_tokens_per_turn: 900}\n---\nP")
+    assert ok.status_code == 201, ok.content
+    assert ok.json()["tool_policy"] == {"add": "ask"} and ok.json()["limits"] == {"max_tokens_per_turn": 900}
+    bad = import_text(api, "---\nname: Bad policy\ntool_policy: {add: sometimes}\nlimits: {max_turns: 2}\n---\nP")
+    assert bad.status_code == 400
+    assert set(bad.json()["error"]["details"]) == {"tool_policy", "limits"}
+
+
 def test_unknown_front_matter_fields_and_models_are_a_400(api):
     unknown_field = import_text(api, "---\nname: A\ntemperature: 2\n---\nPrompt")
     assert unknown_field.status_code == 400
