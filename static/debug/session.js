@@ -156,6 +156,12 @@
     box.querySelector(".text").textContent += data.delta;
   }
 
+  // Streamed text that no stored message took over (a failed attempt, a cancel stored under another id):
+  // dropped once the call is over, so the page shows what the log holds, as a reload would.
+  function dropUnfinishedStreams() {
+    conversation.querySelectorAll(".msg.assistant.streaming").forEach((box) => box.remove());
+  }
+
   function notice(kind, text) {
     conversation.append(el("p", `notice ${kind}`, text));
   }
@@ -209,8 +215,10 @@
   function apply(event) {
     const data = event.data || {};
     switch (event.type) {
-      case "message.user": case "message.assistant": case "message.tool_result":
+      case "message.user": case "message.tool_result":
         renderMessage(data.message); break;
+      case "message.assistant":
+        renderMessage(data.message); dropUnfinishedStreams(); break;
       case "session.status":
         setStatus(data.status); break;
       case "tool.started":
@@ -222,12 +230,16 @@
       case "tool.approval_resolved":
         resolveApproval(data); break;
       case "llm.retrying":
+        dropUnfinishedStreams();
         notice("warn", `LLM call failed (${(data.error || {}).code}); retry ${data.attempt} in ${ms(data.delay_ms || 0)}`); break;
       case "turn.completed":
+        dropUnfinishedStreams();
         conversation.append(el("p", "turn-end", `turn completed · ${data.iterations} LLM call(s)`)); break;
       case "turn.failed":
+        dropUnfinishedStreams();
         notice("error", `Turn failed: ${(data.error || {}).code}: ${(data.error || {}).message}`); break;
       case "turn.cancelled":
+        dropUnfinishedStreams();
         notice("warn", `Turn cancelled${data.reason ? `: ${data.reason}` : ""}`); break;
       default:
     }

@@ -266,17 +266,22 @@ def test_an_approval_request_from_the_log_shows_its_buttons_and_its_outcome_live
 
 
 def test_cancel_a_slow_turn(page, site):
-    slow = make_model(model_id="llmsim-slow", settings={"latency_ms": 60_000})
+    slow = make_model(model_id="llmsim-slow", settings={"tokens_per_second": 1})  # a word a second
     session = make_session(make_agent(name="Slow"), model_id=slow.pk)
     open_session(page, site, session)
     send(page, "Take your time")
 
     expect(page.locator("#status")).to_have_text("running")
-    expect(page.locator('#timeline .ev[data-type="llm.started"]')).to_have_count(1)  # in its LLM call
+    expect(page.locator(".msg.assistant.streaming .text")).to_have_text(re.compile(r"\S"))  # mid-answer
     page.click("#cancel")
     expect(page.locator(".notice.warn")).to_contain_text("Turn cancelled: Cancelled from the debug page")
     expect(page.locator("#status")).to_have_text("pending")
     expect(page.locator("#cancel-form")).to_be_hidden()
+    # The partial answer is kept, marked, and shown once: no stream is left running on the page.
+    expect(page.locator(".msg.assistant")).to_have_count(1)
+    expect(page.locator(".msg.assistant .meta")).to_contain_text("cancelled")
+    kept = page.locator(".msg.assistant .text").inner_text()
+    assert 'You said: "Take your time". This is a simulated reply from llmsim.'.startswith(kept) and kept
     assert Event.objects.filter(session=session, type="turn.cancelled").count() == 1
     assert_every_event_once(page, session)
 
