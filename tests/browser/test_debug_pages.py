@@ -214,6 +214,7 @@ def test_approve_and_deny_a_tool_call(page, site, screenshot_dir):
     expect(approval.locator("button.approve")).to_be_visible()
     expect(page.locator("#status")).to_have_text("waiting")
     expect(page.locator(".tool-call .call-status")).to_have_text("waiting for approval")
+    expect(page.locator("#usage-in")).not_to_have_text("0")  # the first call's tokens, while the turn waits
     shot(page, screenshot_dir, "debug-session-approval")
     approval.locator("input").fill("looks right")
     approval.locator("button.approve").click()
