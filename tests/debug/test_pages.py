@@ -161,7 +161,7 @@ def test_providers_page_never_shows_a_key(client, open_mode, settings):
     assert "sk-secret-key-123456" not in page and provider.api_key_encrypted not in page
 
 
-def test_messages_and_events_are_not_rendered_by_the_server_but_read_from_the_stream(client, open_mode):
+def test_session_page_draws_the_conversation_from_the_stream_and_shows_the_context(client, open_mode):
     session = make_session()
     append_message(session_id=session.pk, role="user", content=[{"type": "text", "text": "from the log"}])
     append_event(session_id=session.pk, type="turn.started", data={"input_message_ids": []})
