@@ -8,7 +8,7 @@ from sessions.models import Session
 from tests.factories import make_agent, make_session
 from tests.runner.helpers import post_user, run_active_turn
 
-pytestmark = pytest.mark.usefixtures("seeded_tx")
+pytestmark = pytest.mark.usefixtures("seeded_tx", "runtime_connections")
 
 
 def next_call_of(session):
