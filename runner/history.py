@@ -71,3 +71,11 @@ def unanswered_tool_calls(messages: list[Message]) -> list[dict]:
         if m.role == Message.Role.ASSISTANT:
             return [p for p in m.content if p.get("type") == "tool_call" and p["id"] not in answered]
     return []
+
+
+def latest_controls(messages: list[Message]) -> dict:
+    """The controls of the newest user message: they steer the turn's next LLM call."""
+    for m in reversed(messages):
+        if m.role == Message.Role.USER:
+            return m.controls or {}
+    return {}

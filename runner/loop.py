@@ -161,7 +161,7 @@ class TurnRunner:
         if session is None:
             raise SessionGone(str(self.session_id))
         agent = session.agent
-        prompt_extra, tools = registry.for_agent(agent.capabilities or [])
+        system_prompt, tools = registry.system_prompt_and_tools(agent)
         messages = list(Message.objects.filter(session_id=self.session_id).order_by("sequence"))
         turn = (
             Turn.objects.filter(pk=self.turn_id)
@@ -208,8 +208,7 @@ class TurnRunner:
                 type="llm.started",
                 data__iteration=turn["iterations"] + 1,
             ).count()
-        controls = _latest_controls(messages)
-        system_prompt = "\n\n".join(p for p in (prompt_extra, agent.system_prompt) if p)
+        controls = history.latest_controls(messages)
         state.update(
             iterations=turn["iterations"],
             limit=controls.get("max_iterations") or agent.max_iterations or settings.TURN_MAX_ITERATIONS,
@@ -537,13 +536,6 @@ def _session_of(turn_id):
     if session_id is None:
         raise turns.LeaseLost(str(turn_id))
     return session_id
-
-
-def _latest_controls(messages: list[Message]) -> dict:
-    for m in reversed(messages):
-        if m.role == Message.Role.USER:
-            return m.controls or {}
-    return {}
 
 
 def _call_from_part(part: dict) -> dict:

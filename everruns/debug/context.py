@@ -3,9 +3,7 @@
 The debug pages import the runner here, and only here, to build it with the runner's own functions
 (`registry.for_agent`, `history.build`, `resolve`), so the view cannot drift from what the loop sends. None
 of them imports litellm (runner/llm.py alone does), so the web process stays light.
-The two lines below that mirror runner.loop._read_state (the system prompt's order and the latest user
-message's controls) are pinned by tests/debug/test_context.py, which compares this view with the request a
-real turn then sends.
+tests/debug/test_context.py compares this view with the request a real turn then sends.
 """
 
 import json
@@ -48,19 +46,6 @@ class NextCall:
         return json.dumps(self.tools, indent=2, ensure_ascii=False)
 
 
-def system_prompt_of(agent) -> tuple[str, list]:
-    """The capabilities' prompt text, then the agent's own, and the tools (as runner.loop builds them)."""
-    prompt_extra, tools = registry.for_agent(agent.capabilities or [])
-    return "\n\n".join(p for p in (prompt_extra, agent.system_prompt) if p), tools
-
-
-def latest_controls(messages: list[Message]) -> dict:
-    for message in reversed(messages):
-        if message.role == Message.Role.USER:
-            return message.controls or {}
-    return {}
-
-
 def estimate_tokens(messages: list[dict], tools: list[dict]) -> int:
     characters = len(json.dumps(messages, ensure_ascii=False)) + (len(json.dumps(tools)) if tools else 0)
     return math.ceil(characters / CHARS_PER_TOKEN)
@@ -68,9 +53,9 @@ def estimate_tokens(messages: list[dict], tools: list[dict]) -> int:
 
 def next_call(session: Session) -> NextCall:
     agent = session.agent
-    system_prompt, tools = system_prompt_of(agent)
+    system_prompt, tools = registry.system_prompt_and_tools(agent)
     messages = list(Message.objects.filter(session_id=session.pk).order_by("sequence"))
-    controls = latest_controls(messages)
+    controls = history.latest_controls(messages)
     built = history.build(system_prompt, messages)
     schemas = [t.openai_schema() for t in tools]
     model, model_error = None, None

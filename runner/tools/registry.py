@@ -42,3 +42,10 @@ def for_agent(capability_ids: list[str]) -> tuple[str, list[Tool]]:
                 seen.add(tool.name)
                 tools.append(tool)
     return "\n\n".join(prompts), tools
+
+
+def system_prompt_and_tools(agent) -> tuple[str, list[Tool]]:
+    """What a turn of `agent` sends as its system prompt (its capabilities' prompt text, then its own)
+    and the tools it offers: the loop and the debug pages' context view both build it here."""
+    prompt_extra, tools = for_agent(agent.capabilities or [])
+    return "\n\n".join(p for p in (prompt_extra, agent.system_prompt) if p), tools
