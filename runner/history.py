@@ -79,3 +79,10 @@ def latest_controls(messages: list[Message]) -> dict:
         if m.role == Message.Role.USER:
             return m.controls or {}
     return {}
+
+
+def tool_call_ids(messages: list[Message]) -> set[str]:
+    """Every tool call id the session's assistant messages hold."""
+    return {
+        p["id"] for m in messages if m.role == Message.Role.ASSISTANT for p in m.content if p.get("type") == "tool_call"
+    }

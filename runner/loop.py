@@ -52,6 +52,7 @@ class TurnRunner:
         self.model_name: str | None = None
         self.unstored_calls: int | None = None  # LLM calls made and never stored (crash, interrupt)
         self.tool_cancel = threading.Event()
+        self.used_call_ids: set[str] = set()  # the tool call ids the session has: a new call's must differ
         self.parked = False  # the turn waits for an approval: this worker is done with it
 
     # --- signals (on the loop) ---------------------------------------------------------------------
@@ -71,14 +72,18 @@ class TurnRunner:
     # --- the loop -------------------------------------------------------------------------------
     async def run(self) -> None:
         self.task = asyncio.current_task()
-        claimed = await self.rt.db(turns.turn_claim, self.turn_id, self.owner)
-        if claimed is None:
+        try:
+            claim = await self.rt.db(turns.turn_claim, self.turn_id, self.owner)
+        except DB_ERRORS as exc:  # the database is away: the turn stays queued, the sweeper hands it on
+            logger.warning("turn %s: could not be claimed (%s)", self.turn_id, exc)
             return
-        if claimed == "started":
+        if claim is None:
+            return
+        self.session_id = claim.session_id
+        if not claim.resumed:
             self.unstored_calls = 0
         self.rt.held(self.turn_id, self.owner, self)
         try:
-            self.session_id = await self.rt.db(_session_of, self.turn_id)
             await self._loop_through_outages()
         except turns.CancelRequested:
             await self._cancel()
@@ -181,6 +186,7 @@ class TurnRunner:
         if turn["cancel_requested_at"] is not None:
             raise turns.CancelRequested(str(self.turn_id))
         last = messages[-1] if messages else None
+        self.used_call_ids = history.tool_call_ids(messages)
         state = {
             "tools": {t.name: t for t in tools},
             "policy": agent.tool_policy or {},
@@ -257,8 +263,10 @@ class TurnRunner:
                     raise
                 self.interrupted = False
                 await self.rt.db(self._store_interrupted, message_id, "".join(partial))
+                self.partial = self.partial_message_id = None  # stored: a cancel now must not store it again
                 return None, None
             except llm.LlmError as exc:
+                self.partial = self.partial_message_id = None  # a failed attempt's text is no answer
                 attempt += 1
                 if not exc.transient or attempt > settings.LLM_MAX_RETRIES:
                     raise
@@ -321,14 +329,20 @@ class TurnRunner:
             return [_call_from_part(p) for p in stored.content if p.get("type") == "tool_call"]
         content, calls = [], []
         if result.text:
-            content.append({"type": "text", "text": result.text})
+            content.append({"type": "text", "text": storable(result.text)})
         for tc in result.tool_calls:
             arguments, error = toolexec.parse_arguments(tc["arguments"])
+            # Results and approvals are matched by call id: one the session has seen (some servers number
+            # their calls call_0, call_1, ... in every response) gets an id of its own.
+            call_id = tc["id"]
+            if not call_id or call_id in self.used_call_ids:
+                call_id = f"call_{uuid7().hex[:16]}"
+            self.used_call_ids.add(call_id)
             part = {
                 "type": "tool_call",
-                "id": tc["id"] or f"call_{uuid7().hex[:16]}",
-                "name": tc["name"],
-                "arguments": arguments,
+                "id": call_id,
+                "name": storable(tc["name"]),
+                "arguments": storable(arguments),
             }
             if error:
                 part["argument_error"] = error
@@ -389,6 +403,7 @@ class TurnRunner:
     def _store_tool_result(self, call: dict, result, error, duration_ms: int, message_id, retry=None) -> None:
         if retry and Message.objects.filter(pk=message_id).exists():
             return
+        result, error = storable(result), storable(error)
         part = {
             "type": "tool_result",
             "tool_call_id": call["id"],
@@ -465,22 +480,23 @@ class TurnRunner:
         self.cancelling = True  # a wake-up for this same cancel arriving now must not cancel the task again
         self.tool_cancel.set()
         partial = "".join(self.partial) if self.partial else None
+        write = self.rt.db(
+            turns.turn_cancel,
+            turn_id=self.turn_id,
+            session_id=self.session_id,
+            owner=self.owner,
+            partial_text=partial,
+            model=self.model_name,
+            message_id=self.partial_message_id,
+        )
         try:
-            await self.rt.db(
-                turns.turn_cancel,
-                turn_id=self.turn_id,
-                session_id=self.session_id,
-                owner=self.owner,
-                partial_text=partial,
-                model=self.model_name,
-                message_id=self.partial_message_id,
-            )
+            await asyncio.shield(write)  # a lost lease cancelling the task now must not drop a write half done
         except (turns.LeaseLost, SessionGone):
             logger.info("turn %s: cancelled, and gone or taken over meanwhile", self.turn_id)
 
     async def _fail(self, code: TurnErrorCode, message: str, details: dict | None = None) -> None:
         self.rt.released(self.turn_id)
-        await self.rt.db(
+        write = self.rt.db(
             turns.turn_fail,
             turn_id=self.turn_id,
             session_id=self.session_id,
@@ -489,6 +505,19 @@ class TurnRunner:
             message=message,
             details=details,
         )
+        await asyncio.shield(write)
+
+
+def storable(value):
+    """`value` with NUL characters replaced (U+FFFD): PostgreSQL's jsonb refuses them, and a tool result or
+    model output holding one must not fail the turn."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    return value
 
 
 def _policy(policy: dict, name: str) -> str:
@@ -529,13 +558,6 @@ def _check_budgets(state: dict) -> None:
                 f"The {whose} used {used:g} of its {scope} limit {name} ({limit:g})",
                 details={"limit": name, "scope": scope, "value": limit, "used": used},
             )
-
-
-def _session_of(turn_id):
-    session_id = Turn.objects.filter(pk=turn_id).values_list("session_id", flat=True).first()
-    if session_id is None:
-        raise turns.LeaseLost(str(turn_id))
-    return session_id
 
 
 def _call_from_part(part: dict) -> dict:

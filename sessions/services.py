@@ -88,47 +88,78 @@ def message_post(
         raise Conflict("Agent is archived; its sessions are read-only")
     if controls and controls.get("model_id"):
         _model_or_error(controls["model_id"])
-    try:
-        with transaction.atomic():
-            open_turn = turns.lock_open_turn(session.pk, active_turn_id=session.active_turn_id)
-            locked = Session.objects.select_for_update().filter(pk=session.pk).first()
-            if locked is None:
-                raise NotFound("Session not found")
-            if idempotency_key:
-                existing = Message.objects.filter(session_id=session.pk, idempotency_key=idempotency_key).first()
-                if existing:
-                    return _replayed(existing, idempotency_hash), False
-            message = append_message(
-                session_id=session.pk,
-                role=Message.Role.USER,
+    known_turn_id = session.active_turn_id
+    for attempt in range(3):
+        try:
+            return _message_store(
+                session=session,
+                known_turn_id=known_turn_id,
                 content=content,
                 controls=controls,
                 metadata=metadata,
                 idempotency_key=idempotency_key,
-                idempotency_hash=idempotency_hash if idempotency_key else None,
+                idempotency_hash=idempotency_hash,
+                api_key_id=api_key_id,
+                last_attempt=attempt == 2,
             )
-            active = open_turn if open_turn and open_turn.pk == locked.active_turn_id else None
-            if active is None and locked.active_turn_id:  # a turn started since the session was read
-                active = Turn.objects.select_for_update().filter(pk=locked.active_turn_id, status__in=Turn.OPEN).first()
-            if active:
-                if active.approvals:
-                    turns.approvals_deny_pending(turn=active, reason="a new message arrived")
-                if (controls or {}).get("interrupt"):
-                    turns.turn_interrupt_request(turn=active, sequence=message.sequence)
-            else:
-                if api_key_id and Turn.objects.filter(api_key_id=api_key_id, status__in=Turn.ACTIVE).count() >= (
-                    settings.MAX_TURNS_PER_KEY
-                ):
-                    raise TooManyRequests(
-                        f"This API key already has {settings.MAX_TURNS_PER_KEY} turns running; wait for one to end",
-                        retry_after=5,
-                    )
-                turns.turn_create(session_id=session.pk, message=message, api_key_id=api_key_id or "")
-    except IntegrityError:
-        # Two requests with one Idempotency-Key raced; the other one stored the message.
-        existing = Message.objects.filter(session_id=session.pk, idempotency_key=idempotency_key).first()
-        if existing is None:
-            raise
-        return _replayed(existing, idempotency_hash), False
+        except _StaleTurn as stale:
+            known_turn_id = stale.turn_id
+        except IntegrityError:
+            # Two requests with one Idempotency-Key raced; the other one stored the message.
+            existing = Message.objects.filter(session_id=session.pk, idempotency_key=idempotency_key).first()
+            if existing is None:
+                raise
+            return _replayed(existing, idempotency_hash), False
+    raise AssertionError("unreachable: the last attempt does not retry")
+
+
+class _StaleTurn(Exception):
+    """The session's open turn changed between its read and its lock: lock again, turn row first."""
+
+    def __init__(self, turn_id):
+        super().__init__(str(turn_id))
+        self.turn_id = turn_id
+
+
+def _message_store(
+    *, session, known_turn_id, content, controls, metadata, idempotency_key, idempotency_hash, api_key_id, last_attempt
+) -> tuple[Message, bool]:
+    with transaction.atomic():
+        open_turn = turns.lock_open_turn(session.pk, active_turn_id=known_turn_id)
+        locked = Session.objects.select_for_update().filter(pk=session.pk).first()
+        if locked is None:
+            raise NotFound("Session not found")
+        active = open_turn if open_turn and open_turn.pk == locked.active_turn_id else None
+        if active is None and locked.active_turn_id:  # a turn started since the session was read
+            if not last_attempt:
+                raise _StaleTurn(locked.active_turn_id)  # roll back: taking its row now could deadlock
+            active = Turn.objects.select_for_update().filter(pk=locked.active_turn_id, status__in=Turn.OPEN).first()
+        if idempotency_key:
+            existing = Message.objects.filter(session_id=session.pk, idempotency_key=idempotency_key).first()
+            if existing:
+                return _replayed(existing, idempotency_hash), False
+        message = append_message(
+            session_id=session.pk,
+            role=Message.Role.USER,
+            content=content,
+            controls=controls,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+            idempotency_hash=idempotency_hash if idempotency_key else None,
+        )
+        if active:
+            if active.approvals:
+                turns.approvals_deny_pending(turn=active, reason="a new message arrived")
+            if (controls or {}).get("interrupt"):
+                turns.turn_interrupt_request(turn=active, sequence=message.sequence)
+        else:
+            if api_key_id and Turn.objects.filter(api_key_id=api_key_id, status__in=Turn.ACTIVE).count() >= (
+                settings.MAX_TURNS_PER_KEY
+            ):
+                raise TooManyRequests(
+                    f"This API key already has {settings.MAX_TURNS_PER_KEY} turns running; wait for one to end",
+                    retry_after=5,
+                )
+            turns.turn_create(session_id=session.pk, message=message, api_key_id=api_key_id or "")
     session.refresh_from_db()
     return message, True

@@ -13,7 +13,9 @@ These are short, synchronous transactions; the runner calls them on its database
 
 import logging
 import time
+import uuid
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -40,6 +42,7 @@ class CancelRequested(Exception):
 
 
 CANCELLED_TOOL_ERROR = "cancelled: the turn was cancelled before this tool call finished"
+FAILED_TOOL_ERROR = "failed: the turn failed before this tool call finished"
 CANCEL_WAIT_SECONDS = 2.0
 
 
@@ -117,9 +120,14 @@ def turns_requeue_stuck(limit: int = 100) -> int:
 
 
 # --- run ------------------------------------------------------------------------------------------
-def turn_claim(turn_id, owner: str) -> str | None:
-    """Take the turn with a fresh lease unless it ended or another owner's lease is alive: "started"
-    the first time (with `turn.started`), "resumed" after that, None when not taken."""
+class Claim(NamedTuple):
+    session_id: uuid.UUID
+    resumed: bool  # a worker had started the turn before (it may have made calls it never stored)
+
+
+def turn_claim(turn_id, owner: str) -> Claim | None:
+    """Take the turn with a fresh lease unless it ended or another owner's lease is alive; None when not
+    taken. `turn.started` is emitted the first time only."""
     with transaction.atomic():
         turn = Turn.objects.select_for_update().filter(pk=turn_id).first()
         if turn is None or turn.status not in Turn.ACTIVE:
@@ -140,9 +148,9 @@ def turn_claim(turn_id, owner: str) -> str | None:
                 type="turn.started",
                 data={"input_message_ids": turn.input_message_ids},
             )
-            return "started"
+            return Claim(turn.session_id, resumed=False)
         logger.info("turn %s resumed by %s", turn_id, owner)
-    return "resumed"
+    return Claim(turn.session_id, resumed=True)
 
 
 def leases_renew(owner: str, turn_ids) -> set:
@@ -239,11 +247,18 @@ def turn_fail(*, turn_id, session_id, owner: str, code: str, message: str, detai
         error["details"] = details
     try:
         with transaction.atomic():
-            failed = Turn.objects.filter(pk=turn_id, lease_owner=owner, status=Turn.Status.RUNNING).update(
+            turn = (
+                Turn.objects.select_for_update()
+                .filter(pk=turn_id, lease_owner=owner, status=Turn.Status.RUNNING)
+                .first()
+            )
+            if turn is None:
+                return
+            session_id = turn.session_id
+            _close_unanswered(turn, FAILED_TOOL_ERROR, denial="the turn failed")
+            Turn.objects.filter(pk=turn_id).update(
                 status=Turn.Status.FAILED, error=error, finished_at=timezone.now(), lease_owner=""
             )
-            if not failed:
-                return
             append_event(session_id=session_id, turn_id=turn_id, type="turn.failed", data={"error": error})
             set_session_status(
                 session_id=session_id, status=Session.Status.FAILED, error=error, turn_id=turn_id, active_turn=None
@@ -274,8 +289,16 @@ def turn_wait(*, turn_id, session_id, owner: str) -> bool:
     going) when every approval was given while the worker ran the other tools."""
     with transaction.atomic():
         turn_guard(turn_id, owner)
-        approvals = Turn.objects.get(pk=turn_id).approvals or {}
-        if not any(a["status"] == "pending" for a in approvals.values()):
+        turn = Turn.objects.get(pk=turn_id)
+        pending = [i for i, a in (turn.approvals or {}).items() if a["status"] == "pending"]
+        if not pending:
+            return False
+        unseen = Message.objects.filter(
+            session_id=session_id, role=Message.Role.USER, sequence__gt=turn.answered_sequence
+        ).exists()
+        if unseen:  # a message came while the model was deciding: it goes first, as while waiting
+            for tool_call_id in pending:
+                _resolve(turn, tool_call_id, approved=False, reason="a new message arrived")
             return False
         Turn.objects.filter(pk=turn_id).update(status=Turn.Status.WAITING, lease_owner="", lease_expires_at=None)
         set_session_status(session_id=session_id, status=Session.Status.WAITING, turn_id=turn_id)
@@ -392,6 +415,8 @@ def turn_cancel(
     with transaction.atomic():
         turn_guard(turn_id, owner, cancelling=True)
         turn = Turn.objects.get(pk=turn_id)
+        if message_id is not None and Message.objects.filter(pk=message_id).exists():
+            partial_text = None  # stored already (an interrupt kept it)
         _finish_cancel(turn, reason=turn.cancel_reason, partial_text=partial_text, model=model, message_id=message_id)
     return True
 
@@ -401,34 +426,8 @@ def _finish_cancel(
 ) -> None:
     """Inside a transaction holding the turn's row: calls left without a result get the cancelled
     error (so no later turn runs them), pending approvals are denied, `turn.cancelled`, session `pending`."""
+    _close_unanswered(turn, CANCELLED_TOOL_ERROR, denial=f"cancelled: {reason}" if reason else "cancelled")
     session_id = turn.session_id
-    last = (
-        Message.objects.filter(session_id=session_id, turn_id=turn.pk, role=Message.Role.ASSISTANT)
-        .order_by("-sequence")
-        .first()
-    )
-    if last is not None:
-        calls = [p for p in last.content if p.get("type") == "tool_call"]
-        answered = {
-            p.get("tool_call_id")
-            for m in Message.objects.filter(
-                session_id=session_id, role=Message.Role.TOOL_RESULT, sequence__gt=last.sequence
-            ).only("content")
-            for p in m.content
-        }
-        for call in calls:
-            if call["id"] in answered:
-                continue
-            if (turn.approvals or {}).get(call["id"], {}).get("status") == "pending":
-                _resolve(turn, call["id"], approved=False, reason=f"cancelled: {reason}" if reason else "cancelled")
-            part = {
-                "type": "tool_result",
-                "tool_call_id": call["id"],
-                "name": call["name"],
-                "result": None,
-                "error": CANCELLED_TOOL_ERROR,
-            }
-            append_message(session_id=session_id, turn_id=turn.pk, role=Message.Role.TOOL_RESULT, content=[part])
     if partial_text:
         append_message(
             session_id=session_id,
@@ -443,3 +442,33 @@ def _finish_cancel(
     )
     append_event(session_id=session_id, turn_id=turn.pk, type="turn.cancelled", data={"reason": reason})
     set_session_status(session_id=session_id, status=Session.Status.PENDING, turn_id=turn.pk, active_turn=None)
+
+
+def _close_unanswered(turn: Turn, error: str, *, denial: str) -> None:
+    """Inside a transaction holding the turn's row, as it ends: every call of its last response without a
+    result gets `error` as its result (so no later turn runs it), and pending approvals are denied."""
+    session_id = turn.session_id
+    last = (
+        Message.objects.filter(session_id=session_id, turn_id=turn.pk, role=Message.Role.ASSISTANT)
+        .order_by("-sequence")
+        .first()
+    )
+    if last is None:
+        return
+    calls = [p for p in last.content if p.get("type") == "tool_call"]
+    if not calls:
+        return
+    answered = {
+        p.get("tool_call_id")
+        for m in Message.objects.filter(
+            session_id=session_id, role=Message.Role.TOOL_RESULT, sequence__gt=last.sequence
+        ).only("content")
+        for p in m.content
+    }
+    for call in calls:
+        if call["id"] in answered:
+            continue
+        if (turn.approvals or {}).get(call["id"], {}).get("status") == "pending":
+            _resolve(turn, call["id"], approved=False, reason=denial)
+        part = {"type": "tool_result", "tool_call_id": call["id"], "name": call["name"], "result": None, "error": error}
+        append_message(session_id=session_id, turn_id=turn.pk, role=Message.Role.TOOL_RESULT, content=[part])
