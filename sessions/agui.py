@@ -114,8 +114,16 @@ def approvals(run_input: RunAgentInput) -> list[dict]:
 
 
 def encode(event, cursor=None) -> str:
-    """One SSE message: the event's JSON (the package's encoding), with the cursor as its id."""
-    return (f"id: {cursor}\n" if cursor is not None else "") + _encoder.encode(event)
+    """One SSE message: the event's JSON (the package's encoding), with the cursor as its id and in its
+    metadata (`everruns.cursor`): AG-UI's client does not hand SSE ids to the app, but it does hand over
+    each event it applied, so an app can resume from the last one it applied (`Last-Event-ID`)."""
+    if cursor is None:
+        return _encoder.encode(event)
+    metadata = {
+        **(event.metadata or {}),
+        "everruns": {**(event.metadata or {}).get("everruns", {}), "cursor": str(cursor)},
+    }
+    return f"id: {cursor}\n" + _encoder.encode(event.model_copy(update={"metadata": metadata}))
 
 
 class AguiRun(RunView):
@@ -166,6 +174,17 @@ class AguiRun(RunView):
 
     def on_custom(self, type, data) -> list:
         return [CustomEvent(name=type, value=data)]
+
+    def on_resume_within(self, shown) -> list:
+        # The client applies a start of a message or tool call it has as a no-op, and wants one in each run.
+        closed = {m.message_id for m in shown if isinstance(m, TextMessageEndEvent)}
+        closed |= {m.tool_call_id for m in shown if isinstance(m, ToolCallEndEvent)}
+        return [
+            m
+            for m in shown
+            if (isinstance(m, TextMessageStartEvent) and m.message_id not in closed)
+            or (isinstance(m, ToolCallStartEvent) and m.tool_call_id not in closed)
+        ]
 
     def on_end(self, outcome, data) -> list:
         usage = [

@@ -103,7 +103,7 @@ class RunView:
         messages = self._stored(event["type"], event.get("data") or {})
         self.sequence = sequence
         skip, self.skip = self.skip, 0
-        out = []
+        out = [(m, None) for m in self.on_resume_within(messages[:skip])] if skip else []
         for i, message in enumerate(messages):
             last = i == len(messages) - 1
             cursor = self.cursor() if last else Cursor(before.start, before.sequence, before.chars, i + 1)
@@ -189,7 +189,9 @@ class RunView:
             self.approvals[data.get("tool_call_id")] = data
             return self.on_approval_requested(data)
         if type == "tool.approval_resolved":
-            self.approvals.pop(data.get("tool_call_id"), None)
+            request = self.approvals.pop(data.get("tool_call_id"), None)
+            # A run that goes on after the approval shows the call's result: the run that asked showed the call.
+            self.tools.setdefault(data.get("tool_call_id"), (request or {}).get("name"))
             if not data.get("approved"):
                 self.denied.add(data.get("tool_call_id"))
             return self.on_custom(type, data)
@@ -256,6 +258,11 @@ class RunView:
 
     def on_tool_result(self, message_id: str, part: dict, *, denied: bool) -> list:
         raise NotImplementedError
+
+    def on_resume_within(self, shown: list) -> list:
+        """A resumed stream goes on in the middle of one event's messages, after `shown`: what to send again
+        first (a protocol that wants each response to open what it goes on with)."""
+        return []
 
     def on_approval_requested(self, data: dict) -> list:
         return self.on_custom("tool.approval_requested", data)
