@@ -146,12 +146,17 @@ def _turn_key(principal: Principal) -> str | None:
 # --- the requests' database work, on threads ------------------------------------------------------------
 @_db
 def _agui_session(agent_id: uuid.UUID, thread_id: str, principal: Principal) -> tuple[Session, int]:
+    if principal.session_id is not None:  # a stream token opens its own session's thread, and makes none
+        session = None
+        if thread_id == principal.session_id:
+            session = Session.objects.select_related("agent").filter(pk=thread_id, agent_id=agent_id).first()
+        if session is None:
+            raise Denied(401, "unauthenticated", "Invalid or expired stream token for this route")
+        return session, session.last_event_sequence
     agent = Agent.objects.filter(pk=agent_id).first()
     if agent is None:
         raise NotFound("Agent not found")
     session = chat_services.thread_session(agent=agent, thread_id=thread_id)
-    if principal.session_id is not None and str(session.pk) != principal.session_id:
-        raise Denied(401, "unauthenticated", "Invalid or expired stream token for this route")
     return session, session.last_event_sequence
 
 

@@ -11,8 +11,11 @@ import time
 import pytest
 import requests
 
+from everruns.api.keys import api_key_create
+from sessions.models import Message
+from tests import processes
 from tests.e2e.client import open_session
-from tests.factories import make_model
+from tests.factories import make_model, make_session
 from tests.processes import ROOT
 
 pytestmark = [pytest.mark.e2e]
@@ -313,3 +316,43 @@ def test_ui_stream_resumed_from_its_cursor_sends_exactly_what_was_missed(stack):
     assert text == "7 + 8 = 15." == turn_text(stored(session_url), 0)
     # Nothing to resume once the turn is over: the AI SDK's "no active stream".
     assert requests.get(f"{session_url}/chat/stream", timeout=5).status_code == 204
+
+
+# --- access ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def keyed(django_db_setup, log_dir):
+    """A web process that needs keys (the session's worker runs its turns)."""
+    proc, url = processes.start_web(log_dir, **processes.WEB_ENV, AUTH_MODE="api_key")
+    yield url
+    proc.stop()
+
+
+def test_the_front_end_routes_need_a_key_or_their_sessions_stream_token(seeded_tx, worker, keyed):
+    _, secret = api_key_create(name="front-end")
+    key = {"Authorization": f"Bearer {secret}"}
+    session, other = make_session(), make_session()
+    base = f"{keyed}/v1/agents/{session.agent_id}"
+    chat_body = {"messages": [{"id": "u1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}]}
+    run_input = {"threadId": str(session.pk), "runId": "r", "messages": [{"id": "u1", "role": "user", "content": "hi"}]}
+    assert requests.post(f"{base}/ag-ui", json=run_input, timeout=5).status_code == 401
+    assert requests.post(f"{base}/sessions/{session.pk}/chat", json=chat_body, timeout=5).status_code == 401
+    with requests.post(f"{base}/ag-ui", json=run_input, headers=key, stream=True, timeout=(5, 30)) as ok:
+        assert ok.status_code == 200 and ok.headers["x-everruns-session-id"] == str(session.pk)
+        assert json.loads(frames(ok)[-1][1])["type"] == "RUN_FINISHED"
+    token = requests.post(f"{base}/sessions/{session.pk}/stream-token", json={}, headers=key, timeout=5).json()["token"]
+    body = {
+        "messages": [*chat_body["messages"], {"id": "u2", "role": "user", "parts": [{"type": "text", "text": "more"}]}]
+    }
+    with requests.post(
+        f"{base}/sessions/{session.pk}/chat?token={token}", json=body, stream=True, timeout=(5, 30)
+    ) as by_token:
+        assert by_token.status_code == 200 and frames(by_token)[-1][1] == "[DONE]"
+    assert requests.get(f"{base}/sessions/{session.pk}/chat/stream?token={token}", timeout=5).status_code == 204
+    elsewhere = f"{keyed}/v1/agents/{other.agent_id}/sessions/{other.pk}/chat?token={token}"
+    assert requests.post(elsewhere, json=chat_body, timeout=5).status_code == 401
+    other_thread = {**run_input, "threadId": str(other.pk)}
+    assert requests.post(f"{base}/ag-ui?token={token}", json=other_thread, timeout=5).status_code == 401
+    roles = [m.role for m in Message.objects.filter(session=session).order_by("sequence")]
+    assert roles == ["user", "assistant", "user", "assistant"]
