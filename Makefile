@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 9000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit lint format install services browser serve-prod worker bench spectacular clean mutation
+.PHONY: run test test-unit lint format install services browser frontends serve-prod worker bench spectacular clean mutation
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON)"; exit 1; }
@@ -28,6 +28,11 @@ services:
 browser:
 	@bash scripts/browser.sh
 
+# The chat front-ends' client libraries (AG-UI, the AI SDK) that tests/e2e/test_frontends.py drives, from
+# tests/frontends/package-lock.json (and Debian's nodejs + npm when missing).
+frontends:
+	@bash scripts/frontends.sh
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -36,7 +41,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: $(STAMP) lint services browser
+test: $(STAMP) lint services browser frontends
 	$(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
 	DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/everruns} \
 	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} \
@@ -74,4 +79,4 @@ mutation: $(STAMP) services
 
 
 clean:
-	rm -rf $(VENV) db.sqlite3*
+	rm -rf $(VENV) db.sqlite3* tests/frontends/node_modules

@@ -1,5 +1,5 @@
-"""The ASGI application: event streams on the event loop (sessions/sse.py), everything else through
-Django's handler on a bounded pool of threads (everruns/bridge.py)."""
+"""The ASGI application: event streams and the chat front-ends' routes on the event loop (sessions/sse.py,
+sessions/chat_sse.py), everything else through Django's handler on a bounded pool of threads (everruns/bridge.py)."""
 
 import logging
 import os
@@ -13,9 +13,10 @@ from django.conf import settings  # noqa: E402
 
 from everruns.api.cors import Cors  # noqa: E402
 from everruns.bridge import DjangoBridge  # noqa: E402
+from sessions.chat_sse import ChatRouter  # noqa: E402
 from sessions.sse import StreamRouter  # noqa: E402
 
-application = Cors(StreamRouter(DjangoBridge(threads=settings.WEB_THREADS)))
+application = Cors(ChatRouter(StreamRouter(DjangoBridge(threads=settings.WEB_THREADS))))
 
 if settings.AUTH_MODE == "none":
     logging.getLogger("everruns").warning(

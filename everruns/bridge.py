@@ -63,6 +63,30 @@ async def _too_large(send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+async def read_body(scope, receive, send) -> bytes | None:
+    """The request body, read on the loop; None when it was refused (413, answered here) or the client left.
+    Bodies over MAX_REQUEST_BYTES are refused before they are read: by their Content-Length, or, when
+    chunked, as soon as what arrived passes the limit."""
+    limit = settings.MAX_REQUEST_BYTES
+    length = dict(scope.get("headers") or []).get(b"content-length", b"0")
+    if not length.isdigit() or int(length) > limit:
+        await _too_large(send, limit)
+        return None
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            await _too_large(send, limit)
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
 class DjangoBridge:
     def __init__(self, threads: int):
         self.handler = WSGIHandler()
@@ -97,25 +121,10 @@ class DjangoBridge:
                     return
         if scope["type"] != "http":
             return
-        # Bodies over MAX_REQUEST_BYTES are refused before they are read: by their Content-Length, or, when
-        # chunked, as soon as what arrived passes the limit.
-        limit = settings.MAX_REQUEST_BYTES
-        length = dict(scope.get("headers") or []).get(b"content-length", b"0")
-        if not length.isdigit() or int(length) > limit:
-            return await _too_large(send, limit)
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                return await _too_large(send, limit)
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                break
-        environ = _environ(scope, b"".join(chunks))
+        body = await read_body(scope, receive, send)
+        if body is None:
+            return
+        environ = _environ(scope, body)
         status, headers, body = await asyncio.get_running_loop().run_in_executor(self.pool, self._respond, environ)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

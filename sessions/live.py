@@ -8,6 +8,8 @@ without it (embedded quick start), straight to this process's listeners.
 import asyncio
 import json
 import logging
+import threading
+from collections import OrderedDict
 
 from django.conf import settings
 from django_eventstream import eventstream as es_eventstream
@@ -108,7 +110,22 @@ def publish_many(items: list[tuple]) -> None:
         logger.warning("live publish failed for %d event(s): %s", len(items), exc)
 
 
+# Characters published so far per streamed message, in this process: a delta carries its `offset`, so a
+# reader can tell the first delta of a message from a later one and see a delta it missed (streams that
+# build protocol messages from deltas, sessions/chat.py). A message streams from one process; the
+# oldest entries give way (each LLM attempt streams under a message id of its own).
+_offsets: OrderedDict[str, int] = OrderedDict()
+_offsets_lock = threading.Lock()
+OFFSETS_KEPT = 10_000
+
+
 def publish_delta(session_id, *, turn_id, message_id, delta: str) -> None:
+    key = str(message_id)
+    with _offsets_lock:
+        offset = _offsets.pop(key, 0)
+        _offsets[key] = offset + len(delta)
+        while len(_offsets) > OFFSETS_KEPT:
+            _offsets.popitem(last=False)
     publish(
         session_id,
         {
@@ -116,6 +133,6 @@ def publish_delta(session_id, *, turn_id, message_id, delta: str) -> None:
             "session_id": str(session_id),
             "turn_id": str(turn_id) if turn_id else None,
             "sequence": None,
-            "data": {"message_id": str(message_id), "delta": delta},
+            "data": {"message_id": key, "delta": delta, "offset": offset},
         },
     )

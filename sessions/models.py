@@ -25,6 +25,8 @@ class Session(models.Model):
     cost_usd = models.FloatField(null=True, blank=True)
     # {"max_cost_usd", "max_tokens"}: checked before every LLM call against what the session has used.
     limits = models.JSONField(default=dict, blank=True)
+    # The name a chat front-end gave this conversation (an AG-UI threadId that is not one of our ids).
+    external_id = models.CharField(max_length=255, null=True, blank=True)
     # Counters behind the per-session sequences. Only the append functions in sessions.log touch
     # them, with an UPDATE that also serialises concurrent appenders on this row.
     last_event_sequence = models.BigIntegerField(default=0)
@@ -34,6 +36,7 @@ class Session(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["agent", "external_id"], name="unique_session_external_id")]
 
     def __str__(self):
         return self.title or str(self.id)

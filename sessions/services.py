@@ -27,12 +27,23 @@ def _model_or_error(model_id) -> LlmModel | None:
 
 
 def session_create(
-    *, agent: Agent, title: str | None = None, tags: list | None = None, model_id=None, limits: dict | None = None
+    *,
+    agent: Agent,
+    title: str | None = None,
+    tags: list | None = None,
+    model_id=None,
+    limits: dict | None = None,
+    external_id: str | None = None,
 ) -> Session:
     if agent.status == Agent.Status.ARCHIVED:
         raise Conflict("Agent is archived; it takes no new sessions")
     return Session.objects.create(
-        agent=agent, title=title, tags=tags or [], model=_model_or_error(model_id), limits=limits or {}
+        agent=agent,
+        title=title,
+        tags=tags or [],
+        model=_model_or_error(model_id),
+        limits=limits or {},
+        external_id=external_id,
     )
 
 

@@ -3,6 +3,9 @@
 The listener is registered before the first read of the log, so every event committed after that
 read is queued for it; queued events are matched against the cursor by sequence: a duplicate is
 dropped, a gap (an event whose wake-up is late or was lost) sends the stream back to the log.
+
+`log_items` is that loop over items `(sequence or None, type, data_json)`; `event_stream` writes them
+as our SSE, and the front-end protocol streams (sessions/chat_sse.py) map them to AG-UI or the AI SDK.
 """
 
 import asyncio
@@ -22,23 +25,27 @@ from sessions.log import event_to_dict
 from sessions.selectors import event_list
 
 BATCH = 500  # events per read of the log, at most; and at most MAX_PAGE_BYTES of them past the first
+KEEPALIVE = None  # what log_items yields when the stream was idle for SSE_KEEPALIVE_SECONDS
+
+# An item of the stream: (event type; sequence, or None for a live-only event; the Event JSON, one line).
+Item = tuple[str, int | None, str]
 
 
-def read_events_after(session_id, after: int, limit: int = BATCH) -> tuple[list[str], int, bool]:
-    """One read of the log: the SSE messages of the events after `after`, the sequence of the last one, and
+def read_events_after(session_id, after: int, limit: int = BATCH) -> tuple[list[Item], int, bool]:
+    """One read of the log: the items of the events after `after`, the sequence of the last one, and
     whether the log may hold more (the batch is full by count or by size). The connection is released at
     once, so an open stream holds none."""
     close_old_connections()
     try:
         with streamed(event_list(session_id=session_id, after=after)[:limit]) as rows:
-            events, complete = bounded_items(
+            items, complete = bounded_items(
                 rows,
-                lambda e: (e.sequence, encode(event_to_dict(e))),
+                lambda e: (e.type, e.sequence, json.dumps(event_to_dict(e), separators=(",", ":"))),
                 settings.MAX_PAGE_BYTES,
-                size=lambda e: len(e[1]),
+                size=lambda item: len(item[2]),
             )
-        last = events[-1][0] if events else after
-        return [message for _, message in events], last, len(events) == limit or not complete
+        last = items[-1][1] if items else after
+        return items, last, len(items) == limit or not complete
     finally:
         connection.close()
 
@@ -65,8 +72,8 @@ def parse_cursor(value: str | None) -> int | None:
     return cursor if cursor >= 0 else None
 
 
-def accept(cursor: int, items: Iterable[LiveItem], back_to_log: bool) -> tuple[list[str], int, bool]:
-    """Match queued live items against the cursor: the frames to send, the new cursor, and whether
+def accept(cursor: int, items: Iterable[LiveItem], back_to_log: bool) -> tuple[list[Item], int, bool]:
+    """Match queued live items against the cursor: the items to send, the new cursor, and whether
     the stream must go back to the log.
 
     A live-only item (no id: `message.delta`) always passes and never moves the cursor. A stored
@@ -76,11 +83,11 @@ def accept(cursor: int, items: Iterable[LiveItem], back_to_log: bool) -> tuple[l
     out = []
     for item in items:
         if item.id is None:
-            out.append(encode_raw(item.type, None, item.data))
+            out.append((item.type, None, item.data))
         elif back_to_log or item.id <= cursor:
             continue
         elif item.id == cursor + 1:
-            out.append(encode_raw(item.type, item.id, item.data))
+            out.append((item.type, item.id, item.data))
             cursor = item.id
         else:
             back_to_log = True
@@ -88,6 +95,18 @@ def accept(cursor: int, items: Iterable[LiveItem], back_to_log: bool) -> tuple[l
 
 
 async def event_stream(session_id, after: int):
+    """Our SSE: every event after `after`, then live, each as one SSE message."""
+    async for items in log_items(session_id, after):
+        if items is KEEPALIVE:
+            yield ": keep-alive\n\n"
+        else:
+            yield "".join(encode_raw(*item) for item in items) if items else ": stream open\n\n"
+
+
+async def log_items(session_id, after: int):
+    """Lists of the items after `after` in sequence order, each stored one once, live-only ones as they come;
+    KEEPALIVE when nothing came for SSE_KEEPALIVE_SECONDS. First an empty list, once the listener is
+    registered (live-only events published from then on reach this stream). Endless: the caller stops."""
     read = sync_to_async(read_events_after, thread_sensitive=False)
     channel = channel_for(session_id)
     listener = Listener()
@@ -100,13 +119,13 @@ async def event_stream(session_id, after: int):
     keepalive = settings.SSE_KEEPALIVE_SECONDS
     poll = settings.SSE_POLL_SECONDS
     try:
-        yield ": stream open\n\n"
+        yield []
         while True:
             # Catch up from the log.
             while True:
-                messages, cursor, more = await read(session_id, cursor)
-                if messages:
-                    yield "".join(messages)
+                items, cursor, more = await read(session_id, cursor)
+                if items:
+                    yield items
                 if not more:
                     break
             # Then live, until a gap, an overflow or the poll interval sends us back to the log.
@@ -119,7 +138,7 @@ async def event_stream(session_id, after: int):
                 except TimeoutError:
                     now = time.monotonic()
                     if now - last_write >= keepalive:
-                        yield ": keep-alive\n\n"
+                        yield KEEPALIVE
                         last_write = now
                     if now - last_poll >= poll:
                         back_to_log = True
@@ -131,7 +150,7 @@ async def event_stream(session_id, after: int):
                     listener.aevent.clear()
                 out, cursor, back_to_log = accept(cursor, items, back_to_log)
                 if out:
-                    yield "".join(out)
+                    yield out
                     last_write = time.monotonic()
                 back_to_log = back_to_log or overflow
     finally:

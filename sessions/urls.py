@@ -1,6 +1,7 @@
 from django.urls import path
 
 from everruns.api.routes import detail_route, list_route
+from sessions.chat_views import AguiViewSet, ChatViewSet
 from sessions.fs_views import SessionFileViewSet
 from sessions.views import EventViewSet, MessageViewSet, SessionViewSet, StreamTokenViewSet, ToolCallViewSet
 
@@ -15,6 +16,11 @@ urlpatterns = [
     list_route(f"{session}/messages", MessageViewSet),
     list_route(f"{session}/events", EventViewSet),
     list_route(f"{session}/stream-token", StreamTokenViewSet),
+    # The chat front-ends' routes; sessions/chat_sse.py serves them in front of Django (these document them).
+    path("agents/<uuid:agent_id>/ag-ui", AguiViewSet.as_view({"post": "create"})),
+    path(f"{session}/chat", ChatViewSet.as_view({"post": "create"})),
+    path(f"{session}/chat/stream", ChatViewSet.as_view({"get": "stream"})),
+    path(f"{session}/chat/<str:chat_id>/stream", ChatViewSet.as_view({"get": "stream"}, schema=None)),
     path(f"{session}/fs/<path:path>", SessionFileViewSet.as_view(file_actions)),
     # The root directory, documented once as `.../fs/{path}` (schema=None leaves these out of the document).
     path(f"{session}/fs", SessionFileViewSet.as_view(file_actions, schema=None)),

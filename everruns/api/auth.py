@@ -4,9 +4,11 @@ and the event streams served in front of it (sessions/sse.py).
 - `AUTH_MODE=none`: open (the embedded quick start, which listens on 127.0.0.1 only).
 - `AUTH_MODE=api_key`: `Authorization: Bearer evr_...` on every `/v1` route, checked before anything
   else; scope `agents` may not change providers, models or keys (403). A browser may instead show a
-  stream token (`?token=`, for one session's events only) or, for the debug pages, a staff login.
+  stream token (`?token=`, for one session's events and its chat front-end routes only) or, for the debug
+  pages, a staff login.
 """
 
+import re
 import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs
@@ -72,18 +74,22 @@ def _stream_token_session(token: str) -> str | None:
     return payload.get("s")
 
 
-def _events_session(path: str) -> str | None:
-    """The session id of `/v1/agents/{a}/sessions/{s}/events`, the one route a stream token opens."""
-    parts = path.strip("/").split("/")
-    if (
-        len(parts) == 6
-        and parts[0] == "v1"
-        and parts[1] == "agents"
-        and parts[3] == "sessions"
-        and parts[5] == "events"
-    ):
-        return parts[4]
-    return None
+# The routes a stream token opens, for its own session: the events (list and stream), and the chat front-ends'
+# routes (AI SDK: POST .../chat, GET .../chat/stream; AG-UI: POST .../ag-ui, whose handler checks that the
+# thread is the token's session).
+TOKEN_SESSION_ROUTE = re.compile(
+    r"^/v1/agents/[^/]+/sessions/(?P<session>[^/]+)/(?:(?P<events>events)|(?P<chat>chat)|chat(?:/[^/]+)?/stream)$"
+)
+AGUI_ROUTE = re.compile(r"^/v1/agents/[^/]+/ag-ui$")
+
+
+def _token_opens(method: str, path: str, session_id: str) -> bool:
+    if AGUI_ROUTE.match(path):
+        return method == "POST"
+    match = TOKEN_SESSION_ROUTE.match(path)
+    if match is None or match["session"] != session_id:
+        return False
+    return method == "POST" if match["chat"] else method in SAFE_METHODS
 
 
 def authenticate(*, method: str, path: str, authorization: str, query_string: str, staff: bool) -> Principal:
@@ -99,7 +105,7 @@ def authenticate(*, method: str, path: str, authorization: str, query_string: st
         principal = Principal(kind="key", scope=key.scope, key_id=str(key.pk))
     elif token := (parse_qs(query_string).get("token") or [""])[0]:
         session_id = _stream_token_session(token)
-        if session_id is None or method not in SAFE_METHODS or _events_session(path) != session_id:
+        if session_id is None or not _token_opens(method, path, session_id):
             raise Denied(401, "unauthenticated", "Invalid or expired stream token for this route")
         return Principal(kind="stream_token", scope="stream", key_id=f"token:{session_id}", session_id=session_id)
     elif staff:

@@ -1,0 +1,333 @@
+"""The chat front-ends' routes, served from ASGI like the event stream (sessions/sse.py): AG-UI
+(`POST /v1/agents/{agent_id}/ag-ui`) and the AI SDK's UI message stream (`POST .../sessions/{session_id}/chat`,
+`GET .../chat/stream` to resume). An open stream is an asyncio task reading the log with the event stream's
+exactly-once loop (sessions.stream.log_items); what a request stores runs on a thread
+(sessions.chat_services). The protocols' mappings are sessions/agui.py and sessions/aisdk.py.
+
+A response's messages carry a cursor as their SSE `id:`; sending it back as `Last-Event-ID` (or
+`?lastEventId=`) with the same request, or to `GET .../chat/stream`, goes on after it: nothing shown twice,
+nothing lost. `GET .../chat/stream` without one replays the running turn from its start, which is what the
+AI SDK's resume expects (its client starts the message over at `start`).
+"""
+
+import asyncio
+import contextlib
+import json
+import re
+import uuid
+from urllib.parse import parse_qs
+
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections, connection
+
+from agents.models import Agent
+from everruns.api.auth import Denied, Principal, authenticate
+from everruns.api.errors import envelope
+from everruns.api.limits import stream_slots, write_allowed
+from everruns.bridge import read_body
+from everruns.errors import AppError, NotFound, TooManyRequests, ValidationError
+from sessions import agui, aisdk, chat_services
+from sessions.chat import Cursor, RunView
+from sessions.models import Session
+from sessions.sse import _json, _principal
+from sessions.stream import KEEPALIVE, log_items, read_events_after
+
+AGUI_PATH = re.compile(r"^/v1/agents/(?P<agent_id>[^/]+)/ag-ui$")
+CHAT_PATH = re.compile(r"^/v1/agents/(?P<agent_id>[^/]+)/sessions/(?P<session_id>[^/]+)/chat$")
+# `.../chat/{chat_id}/stream` is where the AI SDK's default transport resumes (`{api}/{chatId}/stream`).
+RESUME_PATH = re.compile(
+    r"^/v1/agents/(?P<agent_id>[^/]+)/sessions/(?P<session_id>[^/]+)/chat(?:/(?P<chat_id>[^/]+))?/stream$"
+)
+AGUI_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+
+
+class ChatRouter:
+    """ASGI: the chat front-ends' routes here, everything else on to `app`."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            method, path = scope["method"], scope["path"]
+            if method == "POST" and (match := AGUI_PATH.match(path)):
+                return await _guarded(serve_agui(scope, receive, send, match["agent_id"]), send)
+            if method == "POST" and (match := CHAT_PATH.match(path)):
+                return await _guarded(serve_chat(scope, receive, send, match["agent_id"], match["session_id"]), send)
+            if method == "GET" and (match := RESUME_PATH.match(path)):
+                ids = (match["agent_id"], match["session_id"], match["chat_id"])
+                return await _guarded(serve_resume(scope, receive, send, *ids), send)
+        return await self.app(scope, receive, send)
+
+
+class _Answered(Exception):
+    """The response was sent already (a refused body)."""
+
+
+async def _guarded(handler, send) -> None:
+    """Errors raised before the stream starts, as the JSON envelope (the stream itself never raises them)."""
+    try:
+        await handler
+    except _Answered:
+        pass
+    except Denied as denied:
+        extra = [(b"www-authenticate", b'Bearer realm="everruns"')] if denied.status == 401 else []
+        await _json(send, denied.status, envelope(denied.code, denied.message), extra)
+    except AppError as error:
+        extra = [(b"retry-after", str(error.retry_after).encode())] if isinstance(error, TooManyRequests) else []
+        await _json(send, error.status, envelope(error.code, error.message, error.details), extra)
+
+
+def _db(fn):
+    """Run `fn` on a thread with a connection it gives back at once (as the event stream's reads do)."""
+
+    def call(*args, **kwargs):
+        close_old_connections()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            connection.close()
+
+    return sync_to_async(call, thread_sensitive=False)
+
+
+async def _caller(scope, headers: dict) -> Principal:
+    if scope["method"] == "GET":
+        return await _principal(scope, headers)
+    # Writes take a key or a stream token (a staff cookie would need a CSRF check; the debug pages do not post here).
+    principal = await sync_to_async(authenticate, thread_sensitive=False)(
+        method="POST",
+        path=scope["path"],
+        authorization=headers.get(b"authorization", b"").decode("latin-1"),
+        query_string=scope.get("query_string", b"").decode("latin-1"),
+        staff=False,
+    )
+    if principal.key_id:
+        allowed, retry_after = await sync_to_async(write_allowed, thread_sensitive=False)(principal.key_id)
+        if not allowed:
+            raise TooManyRequests("Too many writes; slow down", retry_after=retry_after)
+    return principal
+
+
+async def _json_body(scope, receive, send):
+    body = await read_body(scope, receive, send)
+    if body is None:
+        raise _Answered
+    try:
+        return json.loads(body or b"null")
+    except (ValueError, RecursionError):
+        raise ValidationError("Malformed JSON", details={"body": ["Not valid JSON."]}) from None
+
+
+def _uuid(value: str | None) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except (TypeError, ValueError):
+        raise NotFound("Not found") from None
+
+
+def _cursor(scope, headers: dict) -> Cursor | None:
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    raw = headers.get(b"last-event-id", b"").decode("latin-1") or (query.get("lastEventId") or [""])[0]
+    if not raw:
+        return None
+    cursor = Cursor.parse(raw)
+    if cursor is None:
+        message = "Must be an id this stream sent (start-sequence-chars-shown)."
+        raise ValidationError("Invalid cursor", details={"Last-Event-ID": [message]})
+    return cursor
+
+
+def _turn_key(principal: Principal) -> str | None:
+    """Turns at once are capped per API key (MAX_TURNS_PER_KEY)."""
+    return principal.key_id if principal.kind == "key" else None
+
+
+# --- the requests' database work, on threads ------------------------------------------------------------
+@_db
+def _agui_session(agent_id: uuid.UUID, thread_id: str, principal: Principal) -> tuple[Session, int]:
+    if principal.session_id is not None:  # a stream token opens its own session's thread, and makes none
+        session = None
+        if thread_id == principal.session_id:
+            session = Session.objects.select_related("agent").filter(pk=thread_id, agent_id=agent_id).first()
+        if session is None:
+            raise Denied(401, "unauthenticated", "Invalid or expired stream token for this route")
+        return session, session.last_event_sequence
+    agent = Agent.objects.filter(pk=agent_id).first()
+    if agent is None:
+        raise NotFound("Agent not found")
+    session = chat_services.thread_session(agent=agent, thread_id=thread_id)
+    return session, session.last_event_sequence
+
+
+@_db
+def _session(agent_id: uuid.UUID, session_id: uuid.UUID) -> Session:
+    session = Session.objects.select_related("agent").filter(pk=session_id, agent_id=agent_id).first()
+    if session is None:
+        raise NotFound("Session not found")
+    return session
+
+
+_post = _db(chat_services.chat_post)
+_resume_start = _db(chat_services.run_resume_start)
+
+
+@_db
+def _stored_events(session_id, after: int, upto: int) -> list[dict]:
+    """The stored events in (after, upto], as dicts, to rebuild a view at a cursor."""
+    events = []
+    while after < upto:
+        items, last, more = read_events_after(session_id, after)
+        events += [json.loads(data) for _, sequence, data in items if sequence <= upto]
+        if not items or last >= upto or not more:
+            break
+        after = last
+    return events
+
+
+# --- the handlers -------------------------------------------------------------------------------------
+async def serve_agui(scope, receive, send, agent_id: str) -> None:
+    headers = dict(scope.get("headers") or [])
+    principal = await _caller(scope, headers)
+    agent_uuid = _uuid(agent_id)
+    run_input = agui.parse_input(await _json_body(scope, receive, send))
+    cursor = _cursor(scope, headers)
+    messages, decisions = agui.incoming(run_input), agui.approvals(run_input)
+    session, before = await _agui_session(agent_uuid, run_input.thread_id, principal)
+    extra = {"ag_ui": {k: v for k, v in (("context", run_input.context), ("state", run_input.state)) if v}}
+    extra = {"ag_ui": json.loads(json.dumps(extra["ag_ui"], default=_dump))} if extra["ag_ui"] else None
+
+    async def store():
+        return await _post(
+            session=session, messages=messages, approvals=decisions, metadata=extra, api_key_id=_turn_key(principal)
+        )
+
+    def view(start, turn_id):
+        ids = {"session_id": str(session.pk), "turn_id": turn_id}
+        return agui.AguiRun(start=start, thread_id=run_input.thread_id, run_id=run_input.run_id, **ids)
+
+    response_headers = [*AGUI_HEADERS, (b"x-everruns-session-id", str(session.pk).encode())]
+    await _run(scope, receive, send, principal, session, before, cursor, store, view, agui.encode, "", response_headers)
+
+
+async def serve_chat(scope, receive, send, agent_id: str, session_id: str) -> None:
+    headers = dict(scope.get("headers") or [])
+    principal = await _caller(scope, headers)
+    ids = _uuid(agent_id), _uuid(session_id)
+    request = aisdk.parse_request(await _json_body(scope, receive, send))
+    cursor = _cursor(scope, headers)
+    session = await _session(*ids)
+
+    async def store():
+        return await _post(
+            session=session,
+            messages=request["messages"],
+            approvals=request["approvals"],
+            api_key_id=_turn_key(principal),
+        )
+
+    def view(start, turn_id):
+        return aisdk.UiMessageRun(start=start, session_id=str(session.pk), turn_id=turn_id)
+
+    before = session.last_event_sequence
+    await _run(scope, receive, send, principal, session, before, cursor, store, view, aisdk.encode, aisdk.DONE)
+
+
+async def serve_resume(scope, receive, send, agent_id: str, session_id: str, chat_id: str | None) -> None:
+    headers = dict(scope.get("headers") or [])
+    principal = await _caller(scope, headers)
+    ids = _uuid(agent_id), _uuid(session_id)
+    if chat_id is not None and chat_id != session_id:  # the AI SDK's `{api}/{chatId}/stream`: the chat is the session
+        raise NotFound("Not found")
+    cursor = _cursor(scope, headers)
+    session = await _session(*ids)
+    if cursor is None:
+        start, turn_id = await _resume_start(session=session)
+        if start is None:  # nothing running: the AI SDK's "no stream to resume"
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+
+        async def store():
+            return start, turn_id
+    else:
+
+        async def store():
+            return cursor.start, None
+
+    def view(start, turn_id):
+        return aisdk.UiMessageRun(start=start, session_id=str(session.pk), turn_id=turn_id or _turn_of(session))
+
+    before = cursor.sequence if cursor else start
+    await _run(scope, receive, send, principal, session, before, cursor, store, view, aisdk.encode, aisdk.DONE)
+
+
+def _turn_of(session: Session) -> str | None:
+    return str(session.active_turn_id) if session.active_turn_id else None
+
+
+def _dump(value):
+    return value.model_dump(by_alias=True) if hasattr(value, "model_dump") else str(value)
+
+
+# --- the stream ----------------------------------------------------------------------------------------
+async def _run(scope, receive, send, principal, session, before, cursor, store, make_view, encode, done, headers=None):
+    """Listen first (so the turn's first deltas reach this stream), store the request, then stream the run."""
+    slot = principal.key_id or "open"
+    if not stream_slots.take(slot):
+        message = "Too many open event streams (MAX_STREAMS_PER_KEY / MAX_STREAMS_PER_PROCESS)"
+        raise TooManyRequests(message, retry_after=5)
+    try:
+        after = cursor.sequence if cursor else before
+        items = log_items(session.pk, after)
+        async with contextlib.aclosing(items):
+            await anext(items)  # the listener is registered
+            start, turn_id = await store()
+            if cursor is not None:
+                start = cursor.start
+            view = make_view(start if start is not None else before, turn_id)
+            if cursor is not None:
+                stored = await _stored_events(session.pk, cursor.start, cursor.sequence)
+                view.resume(cursor, stored)
+            await send({"type": "http.response.start", "status": 200, "headers": headers or aisdk.HEADERS})
+            frames = (encode(m, c) for m, c in view.opening(resumed=cursor is not None))
+            await _body(send, "".join(frames))
+            if start is None and cursor is None:  # nothing runs: open and close at once
+                return await _body(send, "".join(encode(m) for m in view.on_end("completed", {})) + done, last=True)
+            if view.ended:  # resumed after the end: the client missed only the closing
+                closing = view.on_end(view.outcome, view.end_data)
+                return await _body(send, "".join(encode(m) for m in closing) + done, last=True)
+            await _stream(receive, send, view, items, encode, done)
+    finally:
+        stream_slots.give_back(slot)
+
+
+async def _body(send, text: str, last: bool = False) -> None:
+    await send({"type": "http.response.body", "body": text.encode(), "more_body": not last})
+
+
+async def _stream(receive, send, view: RunView, items, encode, done: str) -> None:
+    async def pump():
+        async for batch in items:
+            if batch is KEEPALIVE:
+                await _body(send, ": keep-alive\n\n")
+                continue
+            out = []
+            for _, _, data in batch:
+                out += [encode(m, c) for m, c in view.feed(json.loads(data))]
+            if out:
+                await _body(send, "".join(out))
+            if view.ended:
+                return await _body(send, done, last=True)
+
+    async def until_disconnect():
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    pumping, listening = asyncio.create_task(pump()), asyncio.create_task(until_disconnect())
+    try:
+        await asyncio.wait({pumping, listening}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (pumping, listening):
+            task.cancel()
+        await asyncio.gather(pumping, listening, return_exceptions=True)
