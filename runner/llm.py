@@ -20,6 +20,14 @@ _llmsim = None
 _import_lock = threading.Lock()
 
 
+async def _lib_async():
+    """litellm from the event loop: the first import (seconds) waits on a thread, so the loop, its heartbeat
+    and every other turn go on meanwhile (a worker's warm-up thread may hold the import lock)."""
+    if _litellm is not None:
+        return _litellm
+    return await asyncio.get_running_loop().run_in_executor(None, _lib)
+
+
 def _lib():
     """litellm, imported once (a worker warms it up at start; threads wait for one import)."""
     global _litellm
@@ -179,7 +187,7 @@ async def stream_completion(
     stream at once (the HTTP response is closed by the cancellation)."""
     if model.provider_type == "llmsim":
         return await _simulated(model=model, messages=messages, tools=tools, on_delta=on_delta, timeout=timeout)
-    lib = _lib()
+    lib = await _lib_async()
     kwargs = {
         "model": model.litellm_model,
         "messages": messages,
@@ -266,7 +274,7 @@ async def _simulated(*, model: ResolvedModel, messages: list[dict], tools, on_de
     """llmsim is our own simulator, so it is called directly rather than through litellm's custom-provider
     machinery, which spends ~30 ms of CPU per call (measured: README, Performance) on a reply computed in
     microseconds. It streams the same chunks, with the same usage, as through litellm."""
-    _lib()  # llmsim subclasses litellm.CustomLLM: the import is the same as for any other provider
+    await _lib_async()  # llmsim subclasses litellm.CustomLLM: the import is the same as for any other provider
     started = time.monotonic()
     try:
         latency, gap, chunks = _simulator().script(

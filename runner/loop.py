@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 
 INTERRUPTED_TOOL_ERROR = "interrupted: the worker stopped while this tool ran; it may or may not have taken effect"
+CLIENT_TOOL_UNANSWERED = "no result: a new message came before the client answered this call"
 # A step that meets a broken database connection (a restart, a failover) is not the turn's fault:
 # the runner waits and goes on from the log; after this long without the database it lets go of the
 # turn (the sweeper hands it to a worker once the database is back).
@@ -139,23 +140,29 @@ class TurnRunner:
                 message_id, result = await self._call_llm(
                     model=model,
                     messages=state["messages"],
-                    tools=[t.openai_schema() for t in state["tools"].values()] or None,
+                    tools=state["offered"] or None,
                     reasoning_effort=state["reasoning_effort"],
                 )
                 if result is None:  # interrupted: the partial text is stored, call again with the new message
                     continue
                 calls = await self._store_response_once(message_id, iteration, model.display, result)
-                if calls:
-                    await self._run_tools(calls, state, resumed=False)
+                client_calls = [c for c in calls if c["name"] in state["client_tools"]]
+                server_calls = [c for c in calls if c not in client_calls]
+                if server_calls:
+                    await self._run_tools(server_calls, state, resumed=False)
                     if self.parked:
                         return
+                if calls and not client_calls:
                     continue
+                if client_calls:
+                    state["client_calls"] = client_calls
             done = await self.rt.db(
                 turns.turn_complete,
                 turn_id=self.turn_id,
                 session_id=self.session_id,
                 owner=self.owner,
                 last_seen=state["last_seen"],
+                client_calls=[_call_from_part(c) for c in state["client_calls"]],
             )
             if done:
                 return
@@ -178,6 +185,7 @@ class TurnRunner:
                 "cancel_requested_at",
                 "approvals",
                 "answered_sequence",
+                "client_tools",
             )
             .first()
         )
@@ -187,21 +195,35 @@ class TurnRunner:
             raise turns.CancelRequested(str(self.turn_id))
         last = messages[-1] if messages else None
         self.used_call_ids = history.tool_call_ids(messages)
+        server_tools = {t.name: t for t in tools}
+        client_tools = [t for t in turn["client_tools"] or [] if t.get("name") not in server_tools]
+        unanswered = history.unanswered_tool_calls(messages)
+        unseen_message = any(m.role == Message.Role.USER and m.sequence > turn["answered_sequence"] for m in messages)
+        # Calls of front-end tools wait for the client's next run, unless a message came first.
+        client_calls = (
+            [] if unseen_message else [p for p in unanswered if p["name"] in {t["name"] for t in client_tools}]
+        )
         state = {
-            "tools": {t.name: t for t in tools},
+            "tools": server_tools,
+            "client_tools": {t["name"] for t in client_tools},
+            "offered": [t.openai_schema() for t in tools] + [{"type": "function", "function": t} for t in client_tools],
             "policy": agent.tool_policy or {},
             "approvals": turn["approvals"] or {},
-            "unanswered": history.unanswered_tool_calls(messages),
+            "unanswered": [p for p in unanswered if p not in client_calls],
+            "client_calls": client_calls,
             "last_seen": last.sequence if last else 0,
             # A resumed turn whose answer is stored already ends without calling the model again, unless
             # a user message came that the answer's call was not given.
-            "final": bool(
-                last
-                and last.role == Message.Role.ASSISTANT
-                and last.turn_id == self.turn_id
-                and not any(p.get("type") == "tool_call" for p in last.content)
-                and not (last.metadata or {}).get("interrupted")
-                and not any(m.role == Message.Role.USER and m.sequence > turn["answered_sequence"] for m in messages)
+            "final": not unseen_message
+            and (
+                bool(client_calls and not any(p not in client_calls for p in unanswered))
+                or bool(
+                    last
+                    and last.role == Message.Role.ASSISTANT
+                    and last.turn_id == self.turn_id
+                    and not any(p.get("type") == "tool_call" for p in last.content)
+                    and not (last.metadata or {}).get("interrupted")
+                )
             ),
         }
         if state["unanswered"]:
@@ -448,7 +470,9 @@ class TurnRunner:
         for call in calls:
             tool = tools.get(call["name"])
             decision = approvals.get(call["id"], {}).get("status")
-            if tool is not None and call["id"] in started and not tool.idempotent:
+            if tool is None and call["name"] in state["client_tools"]:
+                settled.append((call, CLIENT_TOOL_UNANSWERED))
+            elif tool is not None and call["id"] in started and not tool.idempotent:
                 settled.append((call, INTERRUPTED_TOOL_ERROR))
             elif tool is None or call.get("argument_error") or decision == "approved":
                 ready.append(call)

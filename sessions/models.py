@@ -86,6 +86,9 @@ class Turn(models.Model):
     answered_sequence = models.BigIntegerField(default=0)
     # Tool calls that need approval: {tool_call_id: {"name", "status": pending|approved|denied, "reason"}}.
     approvals = models.JSONField(default=dict, blank=True)
+    # Tools a front-end declared for this turn (AG-UI `tools`: [{name, description, parameters}]): offered to
+    # the model, run by the client. A call to one ends the turn; the client answers in its next run.
+    client_tools = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -91,10 +91,11 @@ def message_post(
     idempotency_key: str | None = None,
     idempotency_hash: str | None = None,
     api_key_id: str | None = None,
+    client_tools: list | None = None,
 ) -> tuple[Message, bool]:
     """Store a user message; start a turn unless one is running (that one sees the message at its
     next LLM call). Returns (message, created). A turn started for an API key counts against its
-    MAX_TURNS_PER_KEY."""
+    MAX_TURNS_PER_KEY. `client_tools`: front-end tools (AG-UI) the turn offers the model."""
     if session.agent.status == Agent.Status.ARCHIVED:
         raise Conflict("Agent is archived; its sessions are read-only")
     if controls and controls.get("model_id"):
@@ -111,6 +112,7 @@ def message_post(
                 idempotency_key=idempotency_key,
                 idempotency_hash=idempotency_hash,
                 api_key_id=api_key_id,
+                client_tools=client_tools,
                 last_attempt=attempt == 2,
             )
         except _StaleTurn as stale:
@@ -133,7 +135,17 @@ class _StaleTurn(Exception):
 
 
 def _message_store(
-    *, session, known_turn_id, content, controls, metadata, idempotency_key, idempotency_hash, api_key_id, last_attempt
+    *,
+    session,
+    known_turn_id,
+    content,
+    controls,
+    metadata,
+    idempotency_key,
+    idempotency_hash,
+    api_key_id,
+    client_tools,
+    last_attempt,
 ) -> tuple[Message, bool]:
     with transaction.atomic():
         open_turn = turns.lock_open_turn(session.pk, active_turn_id=known_turn_id)
@@ -163,6 +175,8 @@ def _message_store(
                 turns.approvals_deny_pending(turn=active, reason="a new message arrived")
             if (controls or {}).get("interrupt"):
                 turns.turn_interrupt_request(turn=active, sequence=message.sequence)
+            if client_tools is not None:
+                Turn.objects.filter(pk=active.pk).update(client_tools=client_tools)
         else:
             if api_key_id and Turn.objects.filter(api_key_id=api_key_id, status__in=Turn.ACTIVE).count() >= (
                 settings.MAX_TURNS_PER_KEY
@@ -171,6 +185,60 @@ def _message_store(
                     f"This API key already has {settings.MAX_TURNS_PER_KEY} turns running; wait for one to end",
                     retry_after=5,
                 )
-            turns.turn_create(session_id=session.pk, message=message, api_key_id=api_key_id or "")
+            turns.turn_create(
+                session_id=session.pk, message=message, api_key_id=api_key_id or "", client_tools=client_tools
+            )
     session.refresh_from_db()
     return message, True
+
+
+def tool_result_post(
+    *,
+    session: Session,
+    tool_call_id: str,
+    result=None,
+    error: str | None = None,
+    api_key_id: str | None = None,
+    client_tools: list | None = None,
+) -> Message:
+    """A front-end's result for a call of one of its tools (the model called it; the turn ended waiting for
+    the client): stored as the call's `tool_result` message, and a turn starts so the model goes on.
+    Unknown call -> NotFound; answered already -> Conflict."""
+    if session.agent.status == Agent.Status.ARCHIVED:
+        raise Conflict("Agent is archived; its sessions are read-only")
+    with transaction.atomic():
+        open_turn = turns.lock_open_turn(session.pk)
+        locked = Session.objects.select_for_update().filter(pk=session.pk).first()
+        if locked is None:
+            raise NotFound("Session not found")
+        call = next(
+            (
+                p
+                for m in Message.objects.filter(session_id=session.pk, role=Message.Role.ASSISTANT).order_by(
+                    "-sequence"
+                )
+                for p in m.content
+                if p.get("type") == "tool_call" and p.get("id") == tool_call_id
+            ),
+            None,
+        )
+        if call is None:
+            raise NotFound("No tool call with this id in this session")
+        answered = Message.objects.filter(
+            session_id=session.pk, role=Message.Role.TOOL_RESULT, content__contains=[{"tool_call_id": tool_call_id}]
+        ).exists()
+        if answered:
+            raise Conflict("This tool call has a result already")
+        part = {
+            "type": "tool_result",
+            "tool_call_id": tool_call_id,
+            "name": call["name"],
+            "result": result,
+            "error": error,
+        }
+        message = append_message(session_id=session.pk, role=Message.Role.TOOL_RESULT, content=[part])
+        if open_turn is None:
+            turns.turn_create(
+                session_id=session.pk, message=message, api_key_id=api_key_id or "", client_tools=client_tools
+            )
+    return message

@@ -76,14 +76,16 @@ def set_session_status(*, session_id, status: str, error: dict | None = None, tu
 
 
 # --- create and queue ---------------------------------------------------------------------------
-def turn_create(*, session_id, message: Message, api_key_id: str = "") -> Turn:
-    """Inside the caller's transaction (which holds the session row): a queued turn for `message`,
-    the session `running`, and the turn sent to a worker once the transaction commits."""
+def turn_create(*, session_id, message: Message, api_key_id: str = "", client_tools: list | None = None) -> Turn:
+    """Inside the caller's transaction (which holds the session row): a queued turn for `message` (a user
+    message, or a client's tool result), the session `running`, and the turn sent to a worker once the
+    transaction commits. `client_tools`: front-end tools offered to the model for this turn."""
     turn = Turn.objects.create(
         session_id=session_id,
         input_message_ids=[str(message.id)],
         lease_expires_at=queue_deadline(),
         api_key_id=api_key_id,
+        client_tools=client_tools or [],
     )
     Message.objects.filter(pk=message.pk).update(turn=turn)
     set_session_status(session_id=session_id, status=Session.Status.RUNNING, turn_id=turn.id, active_turn=turn)
@@ -220,8 +222,9 @@ def turn_count_usage(*, turn_id, session_id, usage: dict, cost_usd: float | None
         cursor.execute(COUNT_SESSION_SQL, [*tokens, _uuid(session_id)])
 
 
-def turn_complete(*, turn_id, session_id, owner: str, last_seen: int) -> bool:
-    """End the turn unless a user message arrived since the last LLM call (then it goes on: False)."""
+def turn_complete(*, turn_id, session_id, owner: str, last_seen: int, client_calls: list | None = None) -> bool:
+    """End the turn unless a user message arrived since the last LLM call (then it goes on: False).
+    `client_calls`: calls of front-end tools the client is to answer (`turn.completed.pending_tool_calls`)."""
     with transaction.atomic():
         turn_guard(turn_id, owner)
         Session.objects.select_for_update().filter(pk=session_id).first()
@@ -230,11 +233,12 @@ def turn_complete(*, turn_id, session_id, owner: str, last_seen: int) -> bool:
         turn = Turn.objects.get(pk=turn_id)
         Turn.objects.filter(pk=turn_id).update(status=Turn.Status.COMPLETED, finished_at=timezone.now(), lease_owner="")
         usage = {"input_tokens": turn.input_tokens, "output_tokens": turn.output_tokens, "cost_usd": turn.cost_usd}
+        pending = {"pending_tool_calls": client_calls} if client_calls else {}
         append_event(
             session_id=session_id,
             turn_id=turn_id,
             type="turn.completed",
-            data={"iterations": turn.iterations, "usage": usage},
+            data={"iterations": turn.iterations, "usage": usage, **pending},
         )
         set_session_status(session_id=session_id, status=Session.Status.PENDING, turn_id=turn_id, active_turn=None)
     return True
