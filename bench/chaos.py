@@ -14,8 +14,9 @@ resume within seconds. Then, at once:
 - every 3-5 s a random worker gets SIGKILL and a fresh one starts; Redis is restarted once when 30 % of
   the turns have ended, PostgreSQL once at 60 % (stop, a pause, start on the same port and data).
 
-When every turn has ended (or the cap is reached) the crashes stop, the processes get a few seconds to
-settle, and every session's messages and events are read through the API, every page, and judged by
+When every turn has ended (or 40 s before the cap, so that a turn that does not end in calm counts as
+lost rather than merely slowed down) the crashes stop and the processes get a few seconds to settle.
+Then every session's messages and events are read through the API, every page, and judged by
 bench/chaos_check.py. It prints the figures and writes them as JSON (bench/results/chaos-<date>.json),
 with the events and log lines of every turn that went wrong. Exit status: 0 when every turn completed
 exactly once, 1 when a check failed, 2 when the harness itself could not run. Everything it started is
@@ -52,6 +53,7 @@ from bench.stack import ROOT, PrivateServices, Proc, Stack, make_workdir, privat
 TURN_SETTINGS = {"TURN_LEASE_SECONDS": "3", "TURN_SWEEP_SECONDS": "1", "TURN_QUEUED_GRACE_SECONDS": "5"}
 OPERATIONS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
 POLL_SECONDS = 0.4
+CALM_SECONDS = 40  # the end of the cap without crashes (see drive())
 PAGE = 50  # small pages on purpose: the check reads every session's lists over several pages
 LOG_MARKERS = (
     "resumed by",
@@ -99,10 +101,11 @@ class Timeline:
         self.entries: list[dict] = []
 
     def add(self, kind: str, **data) -> None:
-        entry = {"t": round(time.monotonic() - self.start, 2), "kind": kind, **data}
+        utc = datetime.now(UTC).strftime("%H:%M:%S.%f")[:12]  # as the logs and the events' created_at
+        entry = {"t": round(time.monotonic() - self.start, 2), "utc": utc, "kind": kind, **data}
         self.entries.append(entry)
         shown = " ".join(f"{k}={v}" for k, v in data.items() if k != "log_tail")
-        print(f"  [{entry['t']:6.1f} s] {kind} {shown}", flush=True)
+        print(f"  [{entry['t']:6.1f} s {utc}] {kind} {shown}", flush=True)
 
     def count(self, kind: str) -> int:
         return sum(1 for e in self.entries if e["kind"] == kind)
@@ -125,7 +128,7 @@ class SessionDriver:
         self.posted: list[PostedTurn] = []
         self.observed: list[dict] = []  # per turn: what the driver saw (for the JSON)
         self.events: list[dict] = []
-        self.http_errors: list[tuple[float, str]] = []  # (seconds, what): answers a retry got past (5xx, drops)
+        self.http_errors: list[tuple] = []  # (seconds, kind, detail): answers a retry got past (5xx, drops)
         self.refused: str | None = None  # a 4xx to a POST: the session stops
 
     def question(self) -> tuple[str, str]:
@@ -139,7 +142,7 @@ class SessionDriver:
                 break
             text, expected = self.question()
             started = time.monotonic()
-            message, attempts = await self.post(text)
+            message, attempts, status = await self.post(text)
             if message is None:
                 break
             self.posted.append(PostedTurn(message["id"], expected))
@@ -152,6 +155,7 @@ class SessionDriver:
                     "end": end["type"] if end else None,
                     "seconds": round(time.monotonic() - started, 2),
                     "post_attempts": attempts,
+                    "post_status": status,  # 200: a retry found the message an earlier attempt had stored
                 }
             )
             progress.ended += 1
@@ -159,10 +163,10 @@ class SessionDriver:
                 break  # still running: a next message would join that turn, so the session stops here
         progress.ended += self.turns - len(self.observed)  # given up on: the run need not wait for them
 
-    def http_error(self, what: str) -> None:
-        self.http_errors.append((round(time.monotonic() - self.clock, 2), what))
+    def http_error(self, kind: str, detail: str) -> None:
+        self.http_errors.append((round(time.monotonic() - self.clock, 2), kind, detail))
 
-    async def post(self, text: str) -> tuple[dict | None, int]:
+    async def post(self, text: str) -> tuple[dict | None, int, int | None]:
         """POST the message until it is stored; one Idempotency-Key for every attempt, so an attempt whose
         answer was lost cannot store it twice."""
         body = {"message": {"content": [{"type": "text", "text": text}]}}
@@ -173,16 +177,16 @@ class SessionDriver:
             try:
                 response = await self.api.http.post(f"{self.path}/messages", json=body, headers=headers)
                 if response.status_code in (200, 201):
-                    return response.json(), attempts
-                problem = f"POST {response.status_code}: {response.text[:200]}"
+                    return response.json(), attempts, response.status_code
+                kind, detail = f"POST {response.status_code}", response.text[:200]
                 if response.status_code < 500:
-                    self.refused = problem
-                    return None, attempts
+                    self.refused = f"{kind}: {detail}"
+                    return None, attempts, response.status_code
             except httpx.HTTPError as exc:
-                problem = f"POST {type(exc).__name__}: {exc}"[:200]
-            self.http_error(problem)
+                kind, detail = f"POST {type(exc).__name__}", str(exc)[:200]
+            self.http_error(kind, detail)
             await asyncio.sleep(0.5)
-        return None, attempts
+        return None, attempts, None
 
     async def wait_end(self, message_id: str) -> tuple[str | None, dict | None]:
         """Read the session's new events until the message's turn has ended (or the deadline)."""
@@ -194,9 +198,9 @@ class SessionDriver:
                 if response.status_code == 200:
                     self.events += response.json()["items"]
                 else:
-                    self.http_error(f"GET events {response.status_code}: {response.text[:200]}")
+                    self.http_error(f"GET events {response.status_code}", response.text[:200])
             except httpx.HTTPError as exc:
-                self.http_error(f"GET events {type(exc).__name__}: {exc}"[:200])
+                self.http_error(f"GET events {type(exc).__name__}", str(exc)[:200])
             turn_id = turn_of_message(self.events, message_id)
             end = turn_end(self.events, turn_id) if turn_id else None
             if end:
@@ -250,16 +254,16 @@ class Chaos:
         if not web.alive() and not self.timeline.count("web_exited"):
             self.timeline.add("web_exited", code=web.popen.returncode, log_tail=web.output().splitlines()[-15:])
 
-    async def kills(self, stop: asyncio.Event) -> None:
+    async def kills(self, calm: asyncio.Event, done: asyncio.Event) -> None:
+        """Kill every few seconds until `calm`; replace workers that died by themselves until `done`."""
         low, high = self.args.kill_range
-        while not stop.is_set():
-            wait = self.rng.uniform(low, high) if high > 0 else 0.5
-            end = time.monotonic() + wait
-            while time.monotonic() < end and not stop.is_set():
-                self.watch()
-                await asyncio.sleep(min(0.25, max(0.0, end - time.monotonic())))
-            if not stop.is_set() and high > 0:
+        next_kill = time.monotonic() + self.rng.uniform(low, high)
+        while not done.is_set():
+            self.watch()
+            if high > 0 and not calm.is_set() and time.monotonic() >= next_kill:
                 self.kill_one()  # on the loop, as watch(): one writer of the worker list
+                next_kill = time.monotonic() + self.rng.uniform(low, high)
+            await asyncio.sleep(0.1)
 
     async def restarts_at(self, progress: Progress, stop: asyncio.Event) -> None:
         """Redis once at 30 % of the turns ended, PostgreSQL once at 60 % (or at 30 % / 60 % of the cap if the
@@ -299,9 +303,8 @@ def http_error_spans(drivers: list[SessionDriver]) -> dict:
     """The errors the clients retried past, by kind: how many, first and last second (drive clock)."""
     spans: dict[str, dict] = {}
     for d in drivers:
-        for t, what in d.http_errors:
-            kind = " ".join(what.split()[:3])[:80]
-            span = spans.setdefault(kind, {"count": 0, "first_s": t, "last_s": t, "sample": what})
+        for t, kind, detail in d.http_errors:
+            span = spans.setdefault(kind, {"count": 0, "first_s": t, "last_s": t, "sample": detail})
             span["count"] += 1
             span["first_s"], span["last_s"] = min(span["first_s"], t), max(span["last_s"], t)
     return spans
@@ -342,7 +345,8 @@ def compact(event: dict) -> str:
         detail = f"message {m.get('sequence')} {'; '.join(parts)}"[:160]
     else:
         detail = json.dumps(data, default=str)[:160]
-    return f"{event['sequence']} {event['type']} {detail}"
+    at = (event.get("created_at") or "")[11:23]  # HH:MM:SS.mmm, UTC as the logs: events and log lines line up
+    return f"{event['sequence']} {at} {event['type']} {detail}"
 
 
 async def drive(args, stack: Stack, deployment, services: PrivateServices, api_key: str, log_dir: Path) -> dict:
@@ -363,19 +367,27 @@ async def drive(args, stack: Stack, deployment, services: PrivateServices, api_k
             d.clock = timeline.start
         progress = Progress(planned=args.sessions * args.turns)
         chaos = Chaos(stack, deployment, services, args, timeline)
-        stop = asyncio.Event()
+        calm, done = asyncio.Event(), asyncio.Event()
         print(f"driving {progress.planned} turns over {args.sessions} sessions ...", flush=True)
-        chaos_tasks = [asyncio.create_task(chaos.kills(stop)), asyncio.create_task(chaos.restarts_at(progress, stop))]
+        chaos_tasks = [
+            asyncio.create_task(chaos.kills(calm, done)),
+            asyncio.create_task(chaos.restarts_at(progress, calm)),
+        ]
+        # The last CALM_SECONDS of the cap have no crashes: a turn that still does not end then is lost indeed,
+        # not merely behind a worker that was killed once more.
+        calm_after = asyncio.get_running_loop().call_later(max(0.0, args.cap - CALM_SECONDS), calm.set)
         await asyncio.gather(*(d.run(progress) for d in drivers))
         drive_s = time.monotonic() - timeline.start
-        stop.set()
-        await asyncio.gather(*chaos_tasks)
+        calm_after.cancel()
+        if calm.is_set():
+            timeline.add("calm_was_reached", at_s=round(args.cap - CALM_SECONDS, 1))
+        calm.set()
         timeline.add("chaos_stopped", turns_ended=progress.ended)
         # Late writes (a turn resumed after it ended, say) would come within a lease and a sweep or two.
         settle = float(TURN_SETTINGS["TURN_LEASE_SECONDS"]) + 2 * float(TURN_SETTINGS["TURN_SWEEP_SECONDS"]) + 2
-        for _ in range(int(settle / 0.25)):
-            chaos.watch()
-            await asyncio.sleep(0.25)
+        await asyncio.sleep(settle)
+        done.set()
+        await asyncio.gather(*chaos_tasks)
 
         verdicts, sessions_out = [], []
         for d in drivers:
@@ -421,6 +433,8 @@ async def drive(args, stack: Stack, deployment, services: PrivateServices, api_k
                 "restarts": chaos.restarts,
                 "drive_s": round(drive_s, 1),
                 "http_errors_retried": sum(len(d.http_errors) for d in drivers),
+                "posts_retried": sum(1 for d in drivers for o in d.observed if o["post_attempts"] > 1),
+                "posts_replayed": sum(1 for d in drivers for o in d.observed if o["post_status"] == 200),
                 "http_errors": http_error_spans(drivers),
             }
         )
@@ -457,7 +471,8 @@ def print_report(result: dict, args) -> None:
         f"  kills {s['kills']}, workers that exited by themselves {s['workers_exited_by_themselves']}, "
         f"restarts: {restarts}",
         f"  drive {s['drive_s']} s, wall {s.get('wall_s')} s; HTTP errors retried by the clients: "
-        f"{s['http_errors_retried']}",
+        f"{s['http_errors_retried']}; POSTs retried {s['posts_retried']}, of which answered by a replay "
+        f"(200: an earlier attempt had stored it) {s['posts_replayed']}",
     ]
     markers = result.get("log_markers", {})
     lines.append(
@@ -477,6 +492,12 @@ def print_report(result: dict, args) -> None:
     print("\n".join(lines), flush=True)
 
 
+def keep_service_logs(services: PrivateServices, log_dir: Path) -> None:
+    for path in services.log_paths():
+        if path.exists():
+            shutil.copy(path, log_dir / path.name)
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -487,8 +508,10 @@ def main(argv: list[str] | None = None) -> int:
     if not private_services_available():
         print("chaos needs PostgreSQL 15 (initdb) and redis-server: it restarts services of its own only")
         return 2
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGALRM, _interrupt)
+    # Ctrl-C, SIGTERM and the hard cap end the run the same way: through the `finally` that stops everything.
+    # SIGINT explicitly too: a shell starts background jobs with it ignored (`make chaos &`).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
+        signal.signal(sig, _interrupt)
     # The hard cap on the whole run: set-up, the drive (--cap), settling, reading and a margin.
     signal.alarm(int(args.cap) + 180)
     started = time.monotonic()
@@ -532,15 +555,19 @@ def main(argv: list[str] | None = None) -> int:
         result["error"] = f"{type(exc).__name__}: {exc}"[:1000]
     finally:
         signal.alarm(0)
+        steps = []
         if deployment is not None:
-            stack.undeploy(deployment)
+            steps.append(lambda: stack.undeploy(deployment))
         if stack is not None:
-            stack.close()
+            steps.append(stack.close)
         if services is not None:
-            for path in services.log_paths():
-                if path.exists():
-                    shutil.copy(path, log_dir / path.name)
-            services.close()  # its data directory goes with it
+            steps += [lambda: keep_service_logs(services, log_dir), services.close]  # its data directory goes too
+        for step in steps:  # each one even if one before failed (a database drop with PostgreSQL down, say)
+            try:
+                step()
+            except Exception as exc:
+                print(f"teardown: {type(exc).__name__}: {exc}", flush=True)
+                status = status or 2
     result["meta"] = meta
     result.setdefault("summary", {})["wall_s"] = round(time.monotonic() - started, 1)
     keep = status != 0 or args.keep_logs
