@@ -435,6 +435,10 @@ async def drive(args, stack: Stack, deployment, services: PrivateServices, api_k
                 "http_errors_retried": sum(len(d.http_errors) for d in drivers),
                 "posts_retried": sum(1 for d in drivers for o in d.observed if o["post_attempts"] > 1),
                 "posts_replayed": sum(1 for d in drivers for o in d.observed if o["post_status"] == 200),
+                # A replay after an error answer: the server had stored the message yet answered with an error.
+                "replays": [
+                    {"session_id": d.session_id, **o} for d in drivers for o in d.observed if o["post_status"] == 200
+                ],
                 "http_errors": http_error_spans(drivers),
             }
         )
