@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 9000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit lint format install services browser frontends serve-prod worker bench spectacular clean mutation
+.PHONY: run test test-unit lint format install services browser frontends serve-prod worker bench chaos spectacular clean mutation
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON)"; exit 1; }
@@ -63,6 +63,12 @@ $(BENCH_STAMP): bench/requirements.txt $(STAMP)
 # writes bench/results/<date>.json + .png. `make bench BENCH_ARGS=--quick` for a smoke run.
 bench: $(BENCH_STAMP)
 	$(PY) bench/run.py --scenario all $(BENCH_ARGS)
+
+# Issue 10: the Procfile shape (web + 2 workers) on private PostgreSQL/Redis drives 100 tool turns over 20 sessions
+# while workers are SIGKILLed every few seconds and Redis and PostgreSQL restart once each; then checks from the API
+# that every turn completed exactly once. Writes bench/results/chaos-<date>.json. `make chaos CHAOS_ARGS=--help`.
+chaos: $(STAMP)
+	$(PY) bench/chaos.py $(CHAOS_ARGS)
 
 # Mutation testing (mutmut, config in pyproject.toml) over the functions where a silent change hurts
 # most, with the fast in-process tests: ~390 mutants, about 25 minutes on one core. Survivors are

@@ -78,6 +78,15 @@ class Proc:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
+    def kill(self) -> None:
+        """SIGKILL to the whole process group, no grace: a crash, as the chaos run makes them."""
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.popen.wait(10)
+        self._log.close()
+
     def stop(self, grace: float = 5.0) -> None:
         for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
             if self.popen.poll() is not None:
@@ -136,23 +145,59 @@ class PrivateServices:
         )
         if initdb.returncode:
             raise RuntimeError(f"initdb failed:\n{initdb.stdout}\n{initdb.stderr}")
+        self._data, self._owner = data, owner
+        self.postgres = self._start_postgres()
+        self.redis = self._start_redis()
+        self._wait_up()
+
+    def _start_postgres(self) -> subprocess.Popen:
         # The shared server's settings (Debian defaults): 100 connections, 128 MB of shared buffers.
-        self.postgres = subprocess.Popen(
-            [PG_BIN / "postgres", "-D", data, "-p", str(self.pg_port), "-k", self.dir]
+        return subprocess.Popen(
+            [PG_BIN / "postgres", "-D", self._data, "-p", str(self.pg_port), "-k", self.dir]
             + ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=100", "-c", "shared_buffers=128MB"],
-            stdout=open(self.dir / "postgres.log", "wb"),
+            stdout=open(self.dir / "postgres.log", "ab"),  # appended: a restart keeps the earlier lines
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            **owner,
+            **self._owner,
         )
-        self.redis = subprocess.Popen(
+
+    def _start_redis(self) -> subprocess.Popen:
+        # No persistence: a restart comes back empty (queued broker messages are gone, as on a real restart of
+        # a cache-only Redis), which is what the sweeper must recover from.
+        return subprocess.Popen(
             ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
             + ["--dir", str(self.dir)],
-            stdout=open(self.dir / "redis.log", "wb"),
+            stdout=open(self.dir / "redis.log", "ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+    def restart_postgres(self, pause: float) -> dict:
+        """Fast shutdown (every connection dropped, open transactions rolled back), `pause` seconds down, then
+        the same cluster on the same port again. Returns the seconds it was stopping, down and starting."""
+        return self._restart("postgres", signal.SIGINT, self._start_postgres, pause)
+
+    def restart_redis(self, pause: float) -> dict:
+        return self._restart("redis", signal.SIGTERM, self._start_redis, pause)
+
+    def _restart(self, attribute: str, sig, start, pause: float) -> dict:
+        began = time.monotonic()
+        child = getattr(self, attribute)
+        child.send_signal(sig)
+        try:
+            child.wait(30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(10)
+        stopped = time.monotonic()
+        time.sleep(pause)
+        setattr(self, attribute, start())
         self._wait_up()
+        up = time.monotonic()
+        return {"stopping_s": stopped - began, "down_s": up - stopped, "total_s": up - began}
+
+    def log_paths(self) -> list[Path]:
+        return [self.dir / "postgres.log", self.dir / "redis.log"]
 
     def _wait_up(self) -> None:
         deadline = time.monotonic() + 30
@@ -245,6 +290,8 @@ class Deployment:
     web_pid: int | None = None
     worker_pids: list[int] = field(default_factory=list)
     started: dict = field(default_factory=dict)  # start-up figures of the processes the bench started
+    log_dir: Path | None = None
+    worker_env: dict = field(default_factory=dict)  # the environment its workers were started with
 
     @property
     def managed(self) -> bool:
@@ -324,8 +371,11 @@ class Stack:
         env.update({k: str(v) for k, v in extra.items()})
         return env
 
-    def deploy(self, name: str, *, workers: int = 1, worker_env: dict | None = None) -> Deployment:
-        """A fresh database and Redis, then web and worker(s) from the Procfile, started at once; waits for both."""
+    def deploy(
+        self, name: str, *, workers: int = 1, worker_env: dict | None = None, env: dict | None = None
+    ) -> Deployment:
+        """A fresh database and Redis, then web and worker(s) from the Procfile, started at once; waits for both.
+        `env` goes to every process, `worker_env` to the workers only."""
         self._counter += 1
         database = f"everruns_bench_{self.run_id}_{self._counter}_{name}"
         self._admin(f'CREATE DATABASE "{database}" TEMPLATE "{self.template}"')
@@ -337,26 +387,18 @@ class Stack:
         log_dir = self.workdir / f"{self._counter}-{name}"
         log_dir.mkdir()
         spawned = time.monotonic()
-        web = Proc("web", commands["web"], self._env(database, queue, WEB_APP_NAME, PORT=port), log_dir)
-        worker_procs = [
-            Proc(
-                f"worker{i}",
-                commands["worker"],
-                self._env(database, queue, WORKER_APP_NAME, **(worker_env or {})),
-                log_dir,
-            )
-            for i in range(workers)
-        ]
+        web = Proc("web", commands["web"], self._env(database, queue, WEB_APP_NAME, PORT=port, **(env or {})), log_dir)
         deployment = Deployment(
             base_url=f"http://127.0.0.1:{port}",
             web=web,
-            workers=worker_procs,
             database=database,
             queue=queue,
             services=self.services,
             web_pid=web.pid,
-            worker_pids=[p.pid for p in worker_procs],
+            log_dir=log_dir,
+            worker_env={**(env or {}), **(worker_env or {})},
         )
+        worker_procs = [self.start_worker(deployment, f"worker{i}") for i in range(workers)]
         try:
             deployment.started["web"] = wait_web_ready(web, port, spawned)
             for proc in worker_procs:
@@ -365,6 +407,14 @@ class Stack:
             self.undeploy(deployment)
             raise
         return deployment
+
+    def start_worker(self, deployment: Deployment, name: str) -> Proc:
+        """One more Procfile worker on the deployment's database and queue (not waited for)."""
+        env = self._env(deployment.database, deployment.queue, WORKER_APP_NAME, **deployment.worker_env)
+        proc = Proc(name, procfile()["worker"], env, deployment.log_dir)
+        deployment.workers.append(proc)
+        deployment.worker_pids.append(proc.pid)
+        return proc
 
     def undeploy(self, deployment: Deployment) -> None:
         for proc in [*deployment.workers, deployment.web]:
