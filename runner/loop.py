@@ -200,12 +200,13 @@ class TurnRunner:
         unanswered = history.unanswered_tool_calls(messages)
         unseen_message = any(m.role == Message.Role.USER and m.sequence > turn["answered_sequence"] for m in messages)
         # Calls of front-end tools wait for the client's next run, unless a message came first.
-        client_calls = (
-            [] if unseen_message else [p for p in unanswered if p["name"] in {t["name"] for t in client_tools}]
-        )
+        client_names = {t["name"] for t in client_tools}
+        client_calls = [] if unseen_message else [p for p in unanswered if p["name"] in client_names]
+        if any(p["name"] not in server_tools and p["name"] not in client_names for p in unanswered):
+            client_names |= _client_tools_of_the_call(messages)  # an earlier turn's front-end tools
         state = {
             "tools": server_tools,
-            "client_tools": {t["name"] for t in client_tools},
+            "client_tools": client_names,
             "offered": [t.openai_schema() for t in tools] + [{"type": "function", "function": t} for t in client_tools],
             "policy": agent.tool_policy or {},
             "approvals": turn["approvals"] or {},
@@ -542,6 +543,15 @@ def storable(value):
     if isinstance(value, list | tuple):
         return [storable(v) for v in value]
     return value
+
+
+def _client_tools_of_the_call(messages: list[Message]) -> set[str]:
+    """The front-end tool names of the turn that made the last response (its calls are the unanswered ones)."""
+    last = next((m for m in reversed(messages) if m.role == Message.Role.ASSISTANT), None)
+    if last is None or last.turn_id is None:
+        return set()
+    tools = Turn.objects.filter(pk=last.turn_id).values_list("client_tools", flat=True).first() or []
+    return {t.get("name") for t in tools}
 
 
 def _policy(policy: dict, name: str) -> str:

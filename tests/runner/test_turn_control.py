@@ -11,9 +11,10 @@ from django.utils import timezone
 from agents.models import Agent
 from everruns.errors import Conflict, NotFound
 from runner import llm
+from runner.loop import CLIENT_TOOL_UNANSWERED
 from runner.runtime import run_turn, runtime
 from runner.tools import registry
-from sessions import turns
+from sessions import services, turns
 from sessions.models import Event, Message, Session, Turn
 from tests.conftest import wait_for
 from tests.factories import make_agent, make_model, make_session
@@ -344,3 +345,61 @@ def test_the_sessions_cost_budget():
         "value": 0.0001,
         "used": Session.objects.get(pk=session.pk).cost_usd,
     }
+
+
+# --- front-end tools ------------------------------------------------------------------------------------
+CHART = {"name": "show_chart", "description": "Show a chart.", "parameters": {"type": "object", "properties": {}}}
+
+
+def test_a_call_to_a_front_end_tool_ends_the_turn_and_the_clients_result_starts_the_next(fake_llm, fake_model):
+    fake_llm.reply(
+        {"tool_calls": [{"id": "call_chart", "name": "show_chart", "arguments": {"kind": "bar"}}]},
+        {"text": "The chart is on your screen."},
+    )
+    session = make_session(make_agent(), model_id=fake_model.pk)
+    services.message_post(
+        session=Session.objects.select_related("agent").get(pk=session.pk),
+        content=[{"type": "text", "text": "Chart it"}],
+        client_tools=[CHART],
+    )
+    turn = run_active_turn(session)
+    assert turn.status == "completed"
+    offered = [t["function"]["name"] for t in fake_llm.requests[0]["tools"]]
+    assert offered == ["show_chart"]
+    completed = Event.objects.get(session=session, type="turn.completed")
+    assert completed.data["pending_tool_calls"] == [
+        {"id": "call_chart", "name": "show_chart", "arguments": {"kind": "bar"}, "argument_error": None}
+    ]
+    assert not Message.objects.filter(session=session, role="tool_result").exists()  # the server ran nothing
+    services.tool_result_post(
+        session=Session.objects.select_related("agent").get(pk=session.pk),
+        tool_call_id="call_chart",
+        result={"shown": True},
+    )
+    run_active_turn(session)
+    assert messages(session)[-1].content[0]["text"] == "The chart is on your screen."
+    tool_message = next(m for m in fake_llm.requests[-1]["messages"] if m["role"] == "tool")
+    assert tool_message["tool_call_id"] == "call_chart" and "shown" in tool_message["content"]
+    with pytest.raises(Conflict):
+        services.tool_result_post(session=session, tool_call_id="call_chart", result={})
+    with pytest.raises(NotFound):
+        services.tool_result_post(session=session, tool_call_id="call_nope", result={})
+
+
+def test_a_message_instead_of_the_clients_result_answers_the_call_with_an_error(fake_llm, fake_model):
+    fake_llm.reply(
+        {"tool_calls": [{"id": "call_chart", "name": "show_chart", "arguments": {}}]},
+        {"text": "Fine, no chart."},
+    )
+    session = make_session(make_agent(), model_id=fake_model.pk)
+    services.message_post(
+        session=Session.objects.select_related("agent").get(pk=session.pk),
+        content=[{"type": "text", "text": "Chart it"}],
+        client_tools=[CHART],
+    )
+    run_active_turn(session)
+    post_user(session, "Never mind.")
+    run_active_turn(session)
+    result = next(m for m in messages(session) if m.role == "tool_result").content[0]
+    assert result["error"] == CLIENT_TOOL_UNANSWERED
+    assert messages(session)[-1].content[0]["text"] == "Fine, no chart."
