@@ -12,6 +12,8 @@ as AG-UI events. Pure: no database, no I/O. The `ag-ui-protocol` package has the
 | `llm.completed`, `llm.retrying`, | `CUSTOM {name: <event type>, value: <data>}` |
 | `tool.approval_requested`, `tool.approval_resolved` | |
 | `turn.completed` | `RUN_FINISHED` with `usage` per model |
+| `turn.completed {pending_tool_calls}` | `RUN_FINISHED {outcome: {type: success, pendingToolCallIds}}`: the calls of |
+| | front-end tools (shown as `TOOL_CALL_*` with the response) wait for the client's `tool` messages |
 | `turn.failed` | `RUN_ERROR {message, code}` |
 | `turn.cancelled` | `RUN_FINISHED {outcome: cancelled}` |
 | `session.status: waiting` | `RUN_FINISHED {outcome: interrupt}`: an interrupt per call awaiting approval |
@@ -27,6 +29,7 @@ from ag_ui.core import (
     RunFinishedCancelledOutcome,
     RunFinishedEvent,
     RunFinishedInterruptOutcome,
+    RunFinishedSuccessOutcome,
     RunStartedEvent,
     StepFinishedEvent,
     StepStartedEvent,
@@ -52,6 +55,10 @@ APPROVAL_SCHEMA = {
     "properties": {"approved": {"type": "boolean"}, "reason": {"type": "string"}},
     "required": ["approved"],
 }
+# Front-end tools (`RunAgentInput.tools`): how many a run may declare, and how long a name may be.
+MAX_CLIENT_TOOLS = 100
+MAX_TOOL_NAME = 128
+EMPTY_PARAMETERS = {"type": "object", "properties": {}}
 _encoder = EventEncoder()
 
 
@@ -81,18 +88,52 @@ def content_parts(content) -> list[dict]:
     return parts
 
 
+def tool_content(content) -> str:
+    """A tool message's content as the call's result: its text (a tool returning data sends it as text)."""
+    if isinstance(content, str):
+        return content
+    if any(part.type != "text" for part in content):
+        raise ValidationError("Unsupported content", details={"messages": ["A tool message's content is text."]})
+    return "".join(part.text for part in content)
+
+
 def incoming(run_input: RunAgentInput) -> list[dict]:
-    """The input's messages as {id, role, content}: user messages with our parts, tool messages with their
-    call's id; other roles with no content (the session keeps the assistant's own messages)."""
+    """The input's messages as {id, role, content}: user messages with our parts, tool messages (a front-end
+    tool's result) with their call's id, the text as content and the error, assistant messages with the ids of
+    their calls; other roles with no content (the session keeps the assistant's own messages)."""
     out = []
     for message in run_input.messages:
         entry = {"id": message.id, "role": message.role}
         if message.role == "user":
             entry["content"] = content_parts(message.content)
         elif message.role == "tool":
-            entry.update(tool_call_id=message.tool_call_id, content=message.content, error=message.error)
+            error = message.error or None
+            entry.update(tool_call_id=message.tool_call_id, content=tool_content(message.content), error=error)
+        elif message.role == "assistant":
+            entry["tool_call_ids"] = [call.id for call in message.tool_calls or []]
         out.append(entry)
     return out
+
+
+def client_tools(run_input: RunAgentInput) -> list[dict]:
+    """The run's front-end tools as {name, description, parameters} (offered to the model next to the agent's):
+    a name of 1 to MAX_TOOL_NAME characters, once; parameters a JSON Schema object (none: no arguments)."""
+    declared = run_input.tools or []
+    if len(declared) > MAX_CLIENT_TOOLS:
+        raise ValidationError("Invalid tools", details={"tools": [f"At most {MAX_CLIENT_TOOLS} tools."]})
+    tools, problems = [], {}
+    for i, tool in enumerate(declared):
+        parameters = EMPTY_PARAMETERS if tool.parameters is None else tool.parameters
+        if not tool.name.strip() or len(tool.name) > MAX_TOOL_NAME:
+            problems[f"tools.{i}.name"] = [f"1 to {MAX_TOOL_NAME} characters."]
+        elif any(t["name"] == tool.name for t in tools):
+            problems[f"tools.{i}.name"] = [f"{tool.name!r} is declared twice."]
+        if not isinstance(parameters, dict):
+            problems[f"tools.{i}.parameters"] = ["A JSON Schema object."]
+        tools.append({"name": tool.name, "description": tool.description, "parameters": parameters})
+    if problems:
+        raise ValidationError("Invalid tools", details=dict(list(problems.items())[:20]))
+    return tools
 
 
 def approvals(run_input: RunAgentInput) -> list[dict]:
@@ -204,6 +245,9 @@ class AguiRun(RunView):
         finished = {"thread_id": self.thread_id, "run_id": self.run_id, "usage": usage}
         if outcome == "cancelled":
             return [RunFinishedEvent(**finished, outcome=RunFinishedCancelledOutcome())]
+        if outcome == "completed" and data.get("pending_tool_calls"):
+            pending = [call.get("id") for call in data["pending_tool_calls"]]
+            return [RunFinishedEvent(**finished, outcome=RunFinishedSuccessOutcome(pending_tool_call_ids=pending))]
         if outcome == "waiting":
             interrupts = [
                 Interrupt(

@@ -5,11 +5,17 @@ ours (the assistant's messages and tool results the stream showed) or when it wa
 request (its id is kept in the message's Idempotency-Key, so a repeated or concurrent request stores it
 once). Only what comes after the last such message is new; of that, user messages are stored (with
 `message_post`, so a turn starts or the running one sees them), and answered approvals are decided.
+
+Front-end tools (AG-UI `tools`) go to the turn as its `client_tools`. A turn that ends on a call of one says so
+(`turn.completed.pending_tool_calls`); the client answers with a `tool` message, stored with `tool_result_post`
+(a turn starts so the model goes on). A tool message whose call has a result already is history, whatever its id.
 """
 
 import hashlib
 import json
+import operator
 import uuid
+from functools import reduce
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -74,10 +80,12 @@ def chat_post(
     approvals: list[dict],
     metadata: dict | None = None,
     api_key_id: str | None = None,
+    client_tools: list[dict] | None = None,
 ) -> tuple[int | None, str | None]:
-    """Store what is new in `messages` ({id, role, content}) and decide the answered `approvals`
-    ({tool_call_id, approved, reason}). Returns (the sequence the run's stream starts after, the turn),
-    or (None, None) when nothing runs: nothing was new and no turn is open."""
+    """Store what is new in `messages` ({id, role, content}; a `tool` message also {tool_call_id, error}) and
+    decide the answered `approvals` ({tool_call_id, approved, reason}); `client_tools` are the front-end tools
+    the turn offers. Returns (the sequence the run's stream starts after, the turn), or (None, None) when
+    nothing runs: nothing was new and no turn is open. Invalid input stores nothing."""
     if session.agent.status == Agent.Status.ARCHIVED:
         raise Conflict("Agent is archived; its sessions are read-only")
     known = _known(session, [m["id"] for m in messages])
@@ -88,8 +96,14 @@ def chat_post(
         if not body.is_valid():
             details = {f"messages.{message['id']}.{k}": v for k, v in _flatten(body.errors).items()}
             raise ValidationError("Invalid message", details=details)
+    foreign_calls = {
+        c for m in messages if m["role"] == "assistant" and m["id"] not in known for c in m.get("tool_call_ids") or []
+    }
+    new_tools = [m for m in messages[last_known + 1 :] if m["role"] == "tool"]
+    answers = _tool_answers(session, new_tools, foreign_calls)
     start = Session.objects.values_list("last_event_sequence", flat=True).get(pk=session.pk)
     acted = _decide(session, approvals)
+    acted = _answer(session, answers, api_key_id=api_key_id, client_tools=client_tools) or acted
     for message in new_users:
         content = message["content"]
         _, created = services.message_post(
@@ -99,6 +113,7 @@ def chat_post(
             idempotency_key=_key(message["id"]),
             idempotency_hash=_content_hash(content),
             api_key_id=api_key_id,
+            client_tools=client_tools,
         )
         acted = acted or created
     turn_id = Session.objects.values_list("active_turn_id", flat=True).get(pk=session.pk)
@@ -117,6 +132,65 @@ def _turn_after(session: Session, start: int, active_turn_id) -> str | None:
     turn = Event.objects.filter(session=session, sequence__gt=start, turn_id__isnull=False).order_by("sequence")
     found = turn.values_list("turn_id", flat=True).first()
     return str(found) if found else None
+
+
+def _holding(field: str, key: str, ids) -> Q:
+    """Rows whose JSON list `field` holds an object with `key` equal to one of `ids`."""
+    return reduce(operator.or_, (Q(**{f"{field}__contains": [{key: i}]}) for i in ids))
+
+
+def _tool_answers(session: Session, tool_messages: list[dict], foreign_calls: set[str]) -> list[dict]:
+    """The new tool messages that answer a call the client is to answer (named in a `turn.completed`'s
+    `pending_tool_calls`) and that has no result yet. One whose call has a result, or answers a call of the
+    client's own assistant messages (`foreign_calls`, history from elsewhere), is history. Any other call
+    (unknown, or one the server runs) is invalid input."""
+    if not tool_messages:
+        return []
+    ids = {m["tool_call_id"] for m in tool_messages}
+    results = Message.objects.filter(session=session, role=Message.Role.TOOL_RESULT)
+    answered = {
+        p.get("tool_call_id")
+        for content in results.filter(_holding("content", "tool_call_id", ids)).values_list("content", flat=True)
+        for p in content
+    }
+    completions = Event.objects.filter(session=session, type="turn.completed")
+    pending = {
+        call.get("id")
+        for data in completions.filter(_holding("data__pending_tool_calls", "id", ids)).values_list("data", flat=True)
+        for call in data.get("pending_tool_calls") or []
+    }
+    answers = []
+    for message in tool_messages:
+        call_id = message["tool_call_id"]
+        if call_id in answered or any(a["tool_call_id"] == call_id for a in answers):
+            continue
+        if call_id in pending:
+            answers.append(message)
+        elif call_id not in foreign_calls:
+            problem = "No call of a front-end tool with this id waits for its result in this session."
+            raise ValidationError("Invalid message", details={f"messages.{message['id']}.toolCallId": [problem]})
+    return answers
+
+
+def _answer(session: Session, answers: list[dict], *, api_key_id, client_tools) -> bool:
+    """Store the client's results, all before the turn they start is queued (it is on commit), so that turn
+    sees every one of them."""
+    acted = False
+    with transaction.atomic():
+        for message in answers:
+            try:
+                services.tool_result_post(
+                    session=session,
+                    tool_call_id=message["tool_call_id"],
+                    result=message["content"],
+                    error=message.get("error"),
+                    api_key_id=api_key_id,
+                    client_tools=client_tools,
+                )
+                acted = True
+            except Conflict:  # answered meanwhile by another request with the same history
+                pass
+    return acted
 
 
 def _decide(session: Session, approvals: list[dict]) -> bool:

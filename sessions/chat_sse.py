@@ -192,14 +192,19 @@ async def serve_agui(scope, receive, send, agent_id: str) -> None:
     agent_uuid = _uuid(agent_id)
     run_input = agui.parse_input(await _json_body(scope, receive, send))
     cursor = _cursor(scope, headers)
-    messages, decisions = agui.incoming(run_input), agui.approvals(run_input)
+    messages, decisions, tools = agui.incoming(run_input), agui.approvals(run_input), agui.client_tools(run_input)
     session, before = await _agui_session(agent_uuid, run_input.thread_id, principal)
     extra = {"ag_ui": {k: v for k, v in (("context", run_input.context), ("state", run_input.state)) if v}}
     extra = {"ag_ui": json.loads(json.dumps(extra["ag_ui"], default=_dump))} if extra["ag_ui"] else None
 
     async def store():
         return await _post(
-            session=session, messages=messages, approvals=decisions, metadata=extra, api_key_id=_turn_key(principal)
+            session=session,
+            messages=messages,
+            approvals=decisions,
+            metadata=extra,
+            api_key_id=_turn_key(principal),
+            client_tools=tools,
         )
 
     def view(start, turn_id):

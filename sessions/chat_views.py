@@ -29,7 +29,14 @@ RUN_AGENT_INPUT = inline_serializer(
         "threadId": serializers.CharField(help_text="Names a session of the agent (created on first use)."),
         "runId": serializers.CharField(),
         "messages": serializers.ListField(child=serializers.DictField(), help_text="The whole conversation."),
-        "tools": serializers.ListField(child=serializers.DictField(), required=False),
+        "tools": serializers.ListField(
+            child=serializers.DictField(),
+            required=False,
+            help_text=(
+                "Front-end tools ({name, description, parameters}), offered to the model next to the agent's; a "
+                "call to one ends the run (`outcome.pendingToolCallIds`); the next run's `tool` message answers it."
+            ),
+        ),
         "context": serializers.ListField(child=serializers.DictField(), required=False),
         "state": serializers.JSONField(required=False),
         "forwardedProps": serializers.JSONField(required=False),
@@ -66,7 +73,9 @@ class AguiViewSet(viewsets.ViewSet):
             "session ids, or any other name: a session is created on first use); a run is a turn. Of the messages, "
             "those after the last one the session has are new: their user messages are stored and start the turn. "
             "Tool approvals are interrupts (`RUN_FINISHED` with `outcome: interrupt`); `resume` answers them with "
-            "`payload: {approved, reason}`. Each event carries its cursor (`id:` and `metadata.everruns.cursor`)."
+            "`payload: {approved, reason}`. A call to a front-end tool (`tools`) ends the run with "
+            "`outcome: {type: success, pendingToolCallIds}`; a `tool` message in the next run answers it. "
+            "Each event carries its cursor (`id:` and `metadata.everruns.cursor`)."
         ),
         request=RUN_AGENT_INPUT,
         parameters=CURSOR,
@@ -74,7 +83,9 @@ class AguiViewSet(viewsets.ViewSet):
     )
     def create(self, request, agent_id):
         agent_get(agent_id=agent_id)
-        agui.incoming(agui.parse_input(request.data))
+        run_input = agui.parse_input(request.data)
+        agui.incoming(run_input)
+        agui.client_tools(run_input)
         raise StreamsOnlyFromAsgi()
 
 

@@ -61,20 +61,24 @@ def text_of(message: dict) -> str:
     return "".join(p["text"] for p in message["content"] if p["type"] == "text")
 
 
-def assert_agui_shows_the_session(result: dict, messages: list[dict]) -> None:
-    """The client's conversation is the stored one, message by message (user messages by their content)."""
+def assert_agui_shows_the_session(result: dict, messages: list[dict], client_results: tuple = ()) -> None:
+    """The client's conversation is the stored one, message by message (user messages by their content, the
+    results of the front-end tool calls `client_results` by their call: the client made those messages)."""
     client = result["messages"]
     assert len(client) == len(messages), (client, messages)
     for shown, kept in zip(client, messages, strict=True):
         if kept["role"] == "user":
             assert shown["role"] == "user" and shown["content"] == text_of(kept)
             continue
-        assert shown["id"] == kept["id"]
         if kept["role"] == "tool_result":
             part = kept["content"][0]
             assert shown["role"] == "tool" and shown["toolCallId"] == part["tool_call_id"]
-            assert json.loads(shown["content"]) == part["result"]
+            if part["tool_call_id"] in client_results:
+                assert shown["content"] == part["result"]  # the client's text, as it sent it
+            else:
+                assert shown["id"] == kept["id"] and json.loads(shown["content"]) == part["result"]
             continue
+        assert shown["id"] == kept["id"]
         assert shown["role"] == "assistant" and (shown.get("content") or "") == text_of(kept)
         calls = [p for p in kept["content"] if p["type"] == "tool_call"]
         assert [
@@ -173,6 +177,74 @@ def test_agui_tool_approval_is_an_interrupt_and_resume_answers_it(stack):
     messages = stored(thread_url(stack, agent_id, result))
     assert [m["role"] for m in messages] == ["user", "assistant", "tool_result", "assistant"]
     assert_agui_shows_the_session(result, messages)
+
+
+def fake_agent(base: str, fake_llm) -> str:
+    """An agent on a model of the fake OpenAI-compatible server (added through the API): the script says what
+    the model answers, so it can call the client's tools."""
+    provider = requests.post(
+        f"{base}/v1/llm-providers",
+        json={"name": "fake", "provider_type": "openai_compatible", "base_url": fake_llm.base_url, "api_key": "sk-x"},
+    ).json()
+    model = requests.post(f"{base}/v1/llm-providers/{provider['id']}/models", json={"model_id": "fake-model"}).json()
+    return agent_of(base, default_model_id=model["id"])
+
+
+def test_agui_front_end_tool_runs_in_the_client_and_its_result_goes_on_in_the_next_run(stack, fake_llm):
+    fake_llm.reply(
+        {"tool_calls": [{"id": "call_chart", "name": "show_chart", "arguments": {"kind": "bar"}}]},
+        {"text": "The bar chart is on your screen."},
+        {"text": "You're welcome."},
+    )
+    agent_id = fake_agent(stack, fake_llm)
+    result = agui(
+        stack,
+        agent_id,
+        {"say": "Show me a bar chart", "frontendTools": True},
+        {"say": "Thanks", "frontendTools": True},
+        thread="charts",
+    )
+    called, answered, thanked = result["runs"]
+    # The model's call of the client's tool ends the run; the client runs it and answers in the next run.
+    assert called["outcome"] == "success" and called["pendingToolCallIds"] == ["call_chart"]
+    assert [e for e in called["events"] if e.startswith("TOOL_CALL_")] == [
+        "TOOL_CALL_START",
+        "TOOL_CALL_ARGS",
+        "TOOL_CALL_END",
+    ]
+    assert answered["answered"] == ["call_chart"] and answered["outcome"] == "success"
+    assert not answered["pendingToolCallIds"] and "TOOL_CALL_RESULT" not in answered["events"]
+    assert "TEXT_MESSAGE_CONTENT" in answered["events"] and thanked["events"][-1] == "RUN_FINISHED"
+    # The model was offered the tool, and got the client's result.
+    offered = fake_llm.requests[0]["tools"]
+    assert [t["function"]["name"] for t in offered] == ["show_chart"]
+    assert offered[0]["function"]["parameters"]["properties"]["kind"]["enum"] == ["bar", "pie"]
+    (tool_message,) = [m for m in fake_llm.requests[1]["messages"] if m["role"] == "tool"]
+    assert tool_message["tool_call_id"] == "call_chart" and json.loads(tool_message["content"]) == {
+        "shown": True,
+        "kind": "bar",
+    }
+    # Nothing stored twice, though every run sent the whole history (the client's tool message too).
+    messages = stored(thread_url(stack, agent_id, result))
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool_result", "assistant", "user", "assistant"]
+    assert_agui_shows_the_session(result, messages, client_results=("call_chart",))
+    assert result["messages"][3]["content"] == "The bar chart is on your screen."
+    assert result["messages"][-1]["content"] == "You're welcome."
+
+
+def test_agui_front_end_tools_that_cannot_be_offered_are_a_400_and_nothing_is_stored(stack):
+    agent_id = agent_of(stack)
+    run_input = {
+        "threadId": "bad-tools",
+        "runId": "r",
+        "messages": [{"id": "u1", "role": "user", "content": "hi"}],
+        "tools": [{"name": "show_chart", "description": "d", "parameters": "not a schema"}],
+    }
+    refused = requests.post(f"{stack}/v1/agents/{agent_id}/ag-ui", json=run_input, timeout=5)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["details"] == {"tools.0.parameters": ["A JSON Schema object."]}
+    sessions = requests.get(f"{stack}/v1/agents/{agent_id}/sessions", timeout=5).json()["items"]
+    assert all(not stored(f"{stack}/v1/agents/{agent_id}/sessions/{s['id']}") for s in sessions)
 
 
 # --- the AI SDK's UI message stream ----------------------------------------------------------------------

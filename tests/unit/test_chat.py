@@ -195,6 +195,61 @@ def test_agui_every_event_with_a_cursor_carries_it_in_its_metadata():
         assert json.loads(sent.split("data: ", 1)[1])["metadata"]["everruns"]["cursor"] == str(cursor)
 
 
+CHART_CALL = {"type": "tool_call", "id": "call_chart", "name": "show_chart", "arguments": {"kind": "bar"}}
+PENDING = {"id": "call_chart", "name": "show_chart", "arguments": {"kind": "bar"}, "argument_error": None}
+
+
+def test_agui_a_call_to_a_front_end_tool_ends_the_run_with_the_call_pending():
+    events = [
+        ev(1, "llm.started", iteration=1, model="fake"),
+        ev(2, "llm.completed", iteration=1, model="fake", usage=USAGE),
+        ev(3, "message.assistant", message={"id": M1, "content": [CHART_CALL]}),
+        ev(4, "turn.completed", iterations=1, usage=USAGE, pending_tool_calls=[PENDING]),
+    ]
+    frames = feed_all(agui_run(), events)
+    assert types(frames) == [
+        "STEP_STARTED",
+        "CUSTOM:llm.completed",
+        "TOOL_CALL_START",
+        "TOOL_CALL_ARGS",
+        "TOOL_CALL_END",
+        "STEP_FINISHED",
+        "RUN_FINISHED",
+    ]
+    start, args = dump(frames[2][0]), dump(frames[3][0])
+    assert (start["toolCallId"], start["toolCallName"], start["parentMessageId"]) == ("call_chart", "show_chart", M1)
+    assert json.loads(args["delta"]) == {"kind": "bar"}
+    assert dump(frames[-1][0])["outcome"] == {"type": "success", "pendingToolCallIds": ["call_chart"]}
+
+
+def test_agui_a_turn_without_pending_calls_finishes_with_no_outcome():
+    frames = feed_all(agui_run(), [ev(1, "turn.completed", iterations=1, usage=USAGE)])
+    assert "outcome" not in dump(frames[-1][0])
+
+
+def test_agui_the_run_the_clients_result_starts_shows_the_answer_not_the_result_the_client_has():
+    events = [
+        ev(
+            5,
+            "message.tool_result",
+            message={"id": TOOL_MESSAGE, "content": [{"type": "tool_result", "tool_call_id": "call_chart"}]},
+        ),
+        ev(6, "turn.started", input_message_ids=[TOOL_MESSAGE]),
+        ev(7, "llm.started", iteration=1, model="fake"),
+        assistant(8, M2, "The chart is on your screen."),
+        ev(9, "turn.completed", iterations=1, usage=USAGE),
+    ]
+    frames = feed_all(agui_run(start=4), events)
+    assert types(frames) == [
+        "STEP_STARTED",
+        "TEXT_MESSAGE_START",
+        "TEXT_MESSAGE_CONTENT",
+        "TEXT_MESSAGE_END",
+        "STEP_FINISHED",
+        "RUN_FINISHED",
+    ]
+
+
 # --- text: live deltas and the stored message -------------------------------------------------------
 
 
@@ -397,7 +452,7 @@ def test_agui_input_becomes_our_messages_and_decisions():
             "role": "user",
             "content": [{"type": "text", "text": "see"}, {"type": "image", "url": "https://x/y.png"}],
         },
-        {"id": "c", "role": "assistant"},
+        {"id": "c", "role": "assistant", "tool_call_ids": []},
     ]
     assert agui.approvals(run_input) == [{"tool_call_id": "call_1", "approved": False, "reason": "no"}]
 
@@ -421,6 +476,94 @@ def test_agui_resolved_approval_without_an_answer_is_a_validation_error():
     )
     with pytest.raises(ValidationError):
         agui.approvals(run_input)
+
+
+def run_input_with(**fields) -> dict:
+    return {"threadId": "t", "runId": "r", "messages": [], **fields}
+
+
+def test_agui_tool_messages_are_a_front_end_tools_results():
+    run_input = agui.parse_input(
+        run_input_with(
+            messages=[
+                {
+                    "id": "a",
+                    "role": "assistant",
+                    "toolCalls": [
+                        {"id": "call_1", "type": "function", "function": {"name": "show_chart", "arguments": "{}"}}
+                    ],
+                },
+                {"id": "t1", "role": "tool", "toolCallId": "call_1", "content": '{"shown":true}'},
+                {
+                    "id": "t2",
+                    "role": "tool",
+                    "toolCallId": "call_2",
+                    "content": [{"type": "text", "text": "half "}, {"type": "text", "text": "done"}],
+                    "error": "the user closed the chart",
+                },
+            ]
+        )
+    )
+    assert agui.incoming(run_input) == [
+        {"id": "a", "role": "assistant", "tool_call_ids": ["call_1"]},
+        {"id": "t1", "role": "tool", "tool_call_id": "call_1", "content": '{"shown":true}', "error": None},
+        {
+            "id": "t2",
+            "role": "tool",
+            "tool_call_id": "call_2",
+            "content": "half done",
+            "error": "the user closed the chart",
+        },
+    ]
+
+
+def test_agui_a_tool_message_with_an_image_is_a_validation_error():
+    image = {"type": "image", "source": {"type": "url", "value": "https://x/y.png"}}
+    run_input = agui.parse_input(
+        run_input_with(messages=[{"id": "t", "role": "tool", "toolCallId": "c", "content": [image]}])
+    )
+    with pytest.raises(ValidationError):
+        agui.incoming(run_input)
+
+
+def test_agui_tools_become_the_turns_client_tools():
+    schema = {"type": "object", "properties": {"kind": {"type": "string"}}}
+    run_input = agui.parse_input(
+        run_input_with(
+            tools=[
+                {"name": "show_chart", "description": "Show a chart.", "parameters": schema},
+                {"name": "ping", "description": "No arguments."},
+            ]
+        )
+    )
+    assert agui.client_tools(run_input) == [
+        {"name": "show_chart", "description": "Show a chart.", "parameters": schema},
+        {"name": "ping", "description": "No arguments.", "parameters": {"type": "object", "properties": {}}},
+    ]
+    assert agui.client_tools(agui.parse_input(run_input_with())) == []
+
+
+@pytest.mark.parametrize(
+    ("tools", "field"),
+    [
+        ([{"name": "", "description": "d"}], "tools.0.name"),
+        ([{"name": "   ", "description": "d"}], "tools.0.name"),
+        ([{"name": "x" * 129, "description": "d"}], "tools.0.name"),
+        ([{"name": "a", "description": "d"}, {"name": "a", "description": "e"}], "tools.1.name"),
+        ([{"name": "a", "description": "d", "parameters": ["not", "a", "schema"]}], "tools.0.parameters"),
+        ([{"name": "a", "description": "d", "parameters": "string"}], "tools.0.parameters"),
+        ([{"name": f"t{i}", "description": "d"} for i in range(101)], "tools"),
+    ],
+)
+def test_agui_tools_that_cannot_be_offered_are_a_validation_error(tools, field):
+    with pytest.raises(ValidationError) as raised:
+        agui.client_tools(agui.parse_input(run_input_with(tools=tools)))
+    assert field in raised.value.details
+
+
+def test_agui_a_name_of_128_characters_and_100_tools_are_allowed():
+    tools = [{"name": f"{i:03d}" + "x" * 125, "description": "d"} for i in range(100)]
+    assert len(agui.client_tools(agui.parse_input(run_input_with(tools=tools)))) == 100
 
 
 def test_chat_request_becomes_our_messages_and_answered_approvals():
