@@ -228,7 +228,9 @@ def turn_complete(*, turn_id, session_id, owner: str, last_seen: int, client_cal
     with transaction.atomic():
         turn_guard(turn_id, owner)
         Session.objects.select_for_update().filter(pk=session_id).first()
-        if Message.objects.filter(session_id=session_id, role=Message.Role.USER, sequence__gt=last_seen).exists():
+        # A user message, or a front-end's tool result, came since the last LLM call: the model goes on.
+        news = (Message.Role.USER, Message.Role.TOOL_RESULT)
+        if Message.objects.filter(session_id=session_id, role__in=news, sequence__gt=last_seen).exists():
             return False
         turn = Turn.objects.get(pk=turn_id)
         Turn.objects.filter(pk=turn_id).update(status=Turn.Status.COMPLETED, finished_at=timezone.now(), lease_owner="")
