@@ -14,7 +14,7 @@ import requests
 from everruns.api.keys import api_key_create
 from sessions.models import Message
 from tests import processes
-from tests.e2e.client import open_session
+from tests.e2e.client import open_session, say
 from tests.factories import make_model, make_session
 from tests.processes import ROOT
 
@@ -428,3 +428,42 @@ def test_the_front_end_routes_need_a_key_or_their_sessions_stream_token(seeded_t
     assert requests.post(f"{base}/ag-ui?token={token}", json=other_thread, timeout=5).status_code == 401
     roles = [m.role for m in Message.objects.filter(session=session).order_by("sequence")]
     assert roles == ["user", "assistant", "user", "assistant"]
+
+
+# --- the reference notebook's conversation, in each client --------------------------------------------
+NOTEBOOK = ["What is 2 + 2? Please explain your reasoning.", "What about 3 + 3?", "Tell me a short joke."]
+NOTEBOOK_AGENT = {
+    "name": "Python Example Agent",
+    "system_prompt": "You are a helpful assistant. Be concise and friendly.",
+}
+
+
+def notebook_answers_over_rest(base: str) -> list[str]:
+    """The notebook's conversation through the REST API, as the reference client has it: each answer."""
+    session_url = open_session(base, agent=NOTEBOOK_AGENT)
+    answers = []
+    for text in NOTEBOOK:
+        say(session_url, text).raise_for_status()
+        deadline = time.monotonic() + 30
+        while requests.get(session_url, timeout=5).json()["status"] != "pending":
+            assert time.monotonic() < deadline, "the turn did not end"
+            time.sleep(0.1)
+        answers.append(text_of(stored(session_url)[-1]))
+    return answers
+
+
+def test_both_clients_show_the_reference_notebooks_conversation_turn_by_turn(stack):
+    expected = notebook_answers_over_rest(stack)
+    assert "2 + 2 = 4" in expected[0] and "3 + 3 = 6" in expected[1]
+    # AG-UI: one thread, one run per message, the client's whole conversation checked against the log.
+    agent_id = agent_of(stack, **NOTEBOOK_AGENT)
+    result = agui(stack, agent_id, *({"say": text} for text in NOTEBOOK), thread="notebook")
+    messages = stored(thread_url(stack, agent_id, result))
+    assert [m["role"] for m in messages] == ["user", "assistant"] * 3
+    assert_agui_shows_the_session(result, messages)
+    assert [text_of(m) for m in messages if m["role"] == "assistant"] == expected
+    # The AI SDK: one chat, one request per message; the client shows each turn's answer as stored.
+    session_url = open_session(stack, agent=NOTEBOOK_AGENT)
+    shown = chat(session_url, *({"say": text} for text in NOTEBOOK))
+    assert [ui_text(m) for m in shown["messages"] if m["role"] == "user"] == NOTEBOOK
+    assert [ui_text(m) for m in shown["messages"] if m["role"] == "assistant"] == expected
