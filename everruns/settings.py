@@ -51,6 +51,8 @@ MAX_STREAMS_PER_PROCESS = env_int("MAX_STREAMS_PER_PROCESS", 5000)
 MAX_STREAMS_PER_KEY = env_int("MAX_STREAMS_PER_KEY", 1000)
 MAX_TURNS_PER_KEY = env_int("MAX_TURNS_PER_KEY", 200)
 STREAM_TOKEN_TTL_SECONDS = env_int("STREAM_TOKEN_TTL_SECONDS", 900)
+# A web process trusts a key it found valid for this long before reading its row again (revocation delay).
+API_KEY_CACHE_SECONDS = min(max(env_float("API_KEY_CACHE_SECONDS", 2.0), 0.0), 60.0)
 CORS_ALLOWED_ORIGINS = [o.strip() for o in os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip()]
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True

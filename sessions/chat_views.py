@@ -104,7 +104,7 @@ class ChatViewSet(viewsets.ViewSet):
         responses={(200, "text/event-stream"): STREAM, **errors(400, 404, 409, 413, 415, 429)},
     )
     def create(self, request, agent_id, session_id):
-        selectors.session_get(agent_id=agent_id, session_id=session_id)
+        selectors.session_get(agent_id=agent_id, session_id=session_id, with_agent=True)
         aisdk.parse_request(request.data)
         raise StreamsOnlyFromAsgi()
 
@@ -120,5 +120,5 @@ class ChatViewSet(viewsets.ViewSet):
         responses={(200, "text/event-stream"): STREAM, 204: None, **errors(400, 404)},
     )
     def stream(self, request, agent_id, session_id, chat_id=None):
-        selectors.session_get(agent_id=agent_id, session_id=session_id)
+        selectors.session_get(agent_id=agent_id, session_id=session_id, with_agent=True)
         raise StreamsOnlyFromAsgi()

@@ -4,8 +4,11 @@ from everruns.selectors import get_object
 from sessions.models import Event, Message, Session
 
 
-def session_get(*, agent_id, session_id) -> Session:
-    return get_object(Session.objects.select_related("agent"), "Session not found", pk=session_id, agent_id=agent_id)
+def session_get(*, agent_id, session_id, with_agent: bool = False) -> Session:
+    """The session under its agent, or NotFound. `with_agent`: read the agent in the same query (for the
+    views that use it; the join costs the others time: GET session is the hottest read)."""
+    queryset = Session.objects.select_related("agent") if with_agent else Session.objects.all()
+    return get_object(queryset, "Session not found", pk=session_id, agent_id=agent_id)
 
 
 def session_list(*, agent_id) -> QuerySet[Session]:

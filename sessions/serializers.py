@@ -3,6 +3,7 @@ from rest_framework import serializers
 
 from agents import policies
 from everruns.api.fields import CheckedObjectField, StrictBooleanField, StrictSerializer, TagsField, limits_schema
+from everruns.dates import rfc3339
 from sessions.log import event_to_dict, message_to_dict
 from sessions.models import Event, Message, Session
 
@@ -59,6 +60,23 @@ class SessionSerializer(serializers.ModelSerializer):
             "input_tokens": session.input_tokens,
             "output_tokens": session.output_tokens,
             "cost_usd": session.cost_usd,
+        }
+
+    def to_representation(self, session):
+        # The fields above document the shape (OpenAPI); the payload is built here directly: DRF builds
+        # every field of a ModelSerializer again for each instance, ~10 % of a GET session (py-spy, README).
+        return {
+            "id": str(session.id),
+            "agent_id": str(session.agent_id),
+            "title": session.title,
+            "tags": session.tags,
+            "model_id": str(session.model_id) if session.model_id else None,
+            "limits": session.limits or {},
+            "status": session.status,
+            "error": session.error,
+            "usage": self.get_usage(session),
+            "created_at": rfc3339(session.created_at),
+            "updated_at": rfc3339(session.updated_at),
         }
 
 

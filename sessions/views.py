@@ -186,7 +186,7 @@ class MessageViewSet(viewsets.ViewSet):
         responses={201: MessageSerializer, 200: MessageSerializer, **errors(400, 404, 409, 413, 415)},
     )
     def create(self, request, agent_id, session_id):
-        session = selectors.session_get(agent_id=agent_id, session_id=session_id)
+        session = selectors.session_get(agent_id=agent_id, session_id=session_id, with_agent=True)
         data = validated(MessageInputSerializer, request.data)
         key = request.headers.get("Idempotency-Key") or None
         if key is not None and len(key) > 255:

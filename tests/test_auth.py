@@ -142,7 +142,8 @@ def test_an_expiry_in_the_past_is_a_400(api_key_mode):
     assert not ApiKey.objects.filter(name="old").exists()
 
 
-def test_last_used_is_written_at_most_once_a_minute(api_key_mode, django_assert_num_queries):
+def test_last_used_is_written_at_most_once_a_minute(api_key_mode, django_assert_num_queries, settings):
+    settings.API_KEY_CACHE_SECONDS = 0  # every request reads the key
     key, secret = api_key_create(name="k")
     client = client_with(secret)
     client.get("/v1/capabilities")
@@ -154,6 +155,30 @@ def test_last_used_is_written_at_most_once_a_minute(api_key_mode, django_assert_
     ApiKey.objects.filter(pk=key.pk).update(last_used_at=first - timedelta(minutes=2))
     client.get("/v1/capabilities")
     assert ApiKey.objects.get(pk=key.pk).last_used_at > first - timedelta(minutes=2)
+
+
+def test_a_valid_key_is_read_again_only_after_the_cache_time(api_key_mode, django_assert_num_queries, settings):
+    settings.API_KEY_CACHE_SECONDS = 0.5
+    key, secret = api_key_create(name="k")
+    client = client_with(secret)
+    assert client.get("/v1/capabilities").status_code == 200
+    with django_assert_num_queries(0):  # trusted for API_KEY_CACHE_SECONDS
+        assert client.get("/v1/capabilities").status_code == 200
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())  # revoked by another process
+    time.sleep(0.6)
+    assert client.get("/v1/capabilities").status_code == 401
+
+
+def test_a_key_revoked_here_stops_at_once_and_an_expired_one_on_its_expiry(api_key_mode, settings):
+    settings.API_KEY_CACHE_SECONDS = 60
+    key, secret = api_key_create(name="k")
+    assert client_with(secret).get("/v1/capabilities").status_code == 200
+    api_key_revoke(key=key)
+    assert client_with(secret).get("/v1/capabilities").status_code == 401
+    soon, soon_secret = api_key_create(name="soon", expires_at=timezone.now() + timedelta(seconds=0.5))
+    assert client_with(soon_secret).get("/v1/capabilities").status_code == 200
+    time.sleep(0.6)
+    assert client_with(soon_secret).get("/v1/capabilities").status_code == 401
 
 
 def test_create_api_key_command_prints_a_working_key(api_key_mode, capsys):

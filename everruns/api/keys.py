@@ -4,8 +4,10 @@ checked against a SHA-256 hash in constant time; the secret itself is never stor
 import hashlib
 import hmac
 import secrets
+import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
@@ -34,19 +36,43 @@ def api_key_create(*, name: str, scope: str = ApiKey.Scope.AGENTS, expires_at=No
 
 def api_key_revoke(*, key: ApiKey) -> None:
     ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    _checked.clear()  # at once in this process; others within API_KEY_CACHE_SECONDS
+
+
+# Keys found valid, by the hash of their secret: (when checked, key). A key's row is read again after
+# API_KEY_CACHE_SECONDS, so a revocation reaches every process within that time; expiry is checked on each
+# use. The look-up was ~30 % of a GET session's time (py-spy, README Performance).
+_checked: dict[str, tuple[float, ApiKey]] = {}
+_CHECKED_MAX = 10_000
 
 
 def api_key_check(secret: str) -> ApiKey | None:
     """The live key for this secret, or None (unknown, wrong, revoked or expired)."""
     if not secret.startswith(KEY_PREFIX) or len(secret) < LOOKUP_LENGTH:
         return None
+    digest = _hash(secret)
+    hit = _checked.get(digest)
+    if hit is not None and time.monotonic() - hit[0] < settings.API_KEY_CACHE_SECONDS:
+        key = hit[1]
+        return key if key.expires_at is None or key.expires_at > timezone.now() else None
+    key = _look_up(secret, digest)
+    if key is None:
+        _checked.pop(digest, None)
+    elif settings.API_KEY_CACHE_SECONDS > 0:
+        if len(_checked) >= _CHECKED_MAX:
+            _checked.clear()
+        _checked[digest] = (time.monotonic(), key)
+    return key
+
+
+def _look_up(secret: str, digest: str) -> ApiKey | None:
     now = timezone.now()
     key = (
         ApiKey.objects.filter(prefix=secret[:LOOKUP_LENGTH], revoked_at__isnull=True)
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
         .first()
     )
-    if key is None or not hmac.compare_digest(key.key_hash, _hash(secret)):
+    if key is None or not hmac.compare_digest(key.key_hash, digest):
         return None
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_EVERY:
         # At most one write a minute per key, whatever the request rate (and one of several processes wins).

@@ -95,7 +95,7 @@ def agent_page(request, agent_id):
 
 @debug_page
 def session_page(request, agent_id, session_id):
-    session = session_selectors.session_get(agent_id=agent_id, session_id=session_id)
+    session = session_selectors.session_get(agent_id=agent_id, session_id=session_id, with_agent=True)
     return render(
         request,
         "debug/session.html",
@@ -111,7 +111,7 @@ def session_page(request, agent_id, session_id):
 @debug_page
 def context_page(request, agent_id, session_id):
     """The next LLM call's context; `?fragment=1` is the part the session page swaps in when a turn ends."""
-    session = session_selectors.session_get(agent_id=agent_id, session_id=session_id)
+    session = session_selectors.session_get(agent_id=agent_id, session_id=session_id, with_agent=True)
     template = "debug/_context.html" if request.GET.get("fragment") else "debug/context.html"
     return render(request, template, {"session": session, "agent": session.agent, "call": context.next_call(session)})
 
