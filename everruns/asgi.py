@@ -16,7 +16,7 @@ from everruns.bridge import DjangoBridge  # noqa: E402
 from sessions.chat_sse import ChatRouter  # noqa: E402
 from sessions.sse import StreamRouter  # noqa: E402
 
-application = Cors(ChatRouter(StreamRouter(DjangoBridge(threads=settings.WEB_THREADS))))
+application = Cors(ChatRouter(StreamRouter(DjangoBridge())))
 
 if settings.AUTH_MODE == "none":
     logging.getLogger("everruns").warning(

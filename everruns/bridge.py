@@ -4,17 +4,22 @@ Django's own ASGI handler runs each request's sync middleware and view on a thre
 request, hopping between the event loop and that thread for every middleware, and so opens a
 database connection per request (connections belong to threads). Here the body is read on the loop,
 then the whole request runs on one of `WEB_THREADS` long-lived threads, each keeping its database
-connection open between requests (`DB_CONN_MAX_AGE`). Event streams never come here (sessions/sse.py).
+connection open between requests (`DB_CONN_MAX_AGE`). Event streams never come here (sessions/sse.py),
+but their database reads run on the same threads (`on_db_thread`): a web process holds at most
+`WEB_THREADS` connections, and a stream's reads reuse them instead of opening one each.
 """
 
 import asyncio
+import functools
 import io
 import json
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
+from django.db import close_old_connections
 
 from everruns.api.errors import envelope
 
@@ -87,10 +92,36 @@ async def read_body(scope, receive, send) -> bytes | None:
             return b"".join(chunks)
 
 
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def db_threads() -> ThreadPoolExecutor:
+    """The web process's `WEB_THREADS` threads: every request and every database read of a stream runs on
+    one, each thread keeping its connection."""
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(settings.WEB_THREADS, thread_name_prefix="web")
+    return _pool
+
+
+def _checked(fn, *args, **kwargs):
+    close_old_connections()  # a connection past DB_CONN_MAX_AGE, or broken by a database restart, is replaced
+    return fn(*args, **kwargs)
+
+
+async def on_db_thread(fn, *args, **kwargs):
+    """Run the synchronous `fn` (database work) on one of the web threads, from the event loop."""
+    call = functools.partial(_checked, fn, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(db_threads(), call)
+
+
 class DjangoBridge:
-    def __init__(self, threads: int):
+    def __init__(self):
         self.handler = WSGIHandler()
-        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="web")
+        self.pool = db_threads()
 
     def _respond(self, environ: dict):
         """On a pool thread: the whole request, and the whole response body."""

@@ -12,19 +12,17 @@ AI SDK's resume expects (its client starts the message over at `start`).
 
 import asyncio
 import contextlib
+import functools
 import json
 import re
 import uuid
 from urllib.parse import parse_qs
 
-from asgiref.sync import sync_to_async
-from django.db import close_old_connections, connection
-
 from agents.models import Agent
 from everruns.api.auth import Denied, Principal, authenticate
 from everruns.api.errors import envelope
 from everruns.api.limits import stream_slots, write_allowed
-from everruns.bridge import read_body
+from everruns.bridge import on_db_thread, read_body
 from everruns.errors import AppError, NotFound, TooManyRequests, ValidationError
 from sessions import agui, aisdk, chat_services
 from sessions.chat import Cursor, RunView
@@ -79,23 +77,16 @@ async def _guarded(handler, send) -> None:
 
 
 def _db(fn):
-    """Run `fn` on a thread with a connection it gives back at once (as the event stream's reads do)."""
-
-    def call(*args, **kwargs):
-        close_old_connections()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            connection.close()
-
-    return sync_to_async(call, thread_sensitive=False)
+    """`fn` on the web threads (everruns.bridge.on_db_thread), like every database read of a stream."""
+    return functools.partial(on_db_thread, fn)
 
 
 async def _caller(scope, headers: dict) -> Principal:
     if scope["method"] == "GET":
         return await _principal(scope, headers)
     # Writes take a key or a stream token (a staff cookie would need a CSRF check; the debug pages do not post here).
-    principal = await sync_to_async(authenticate, thread_sensitive=False)(
+    principal = await on_db_thread(
+        authenticate,
         method="POST",
         path=scope["path"],
         authorization=headers.get(b"authorization", b"").decode("latin-1"),
@@ -103,7 +94,7 @@ async def _caller(scope, headers: dict) -> Principal:
         staff=False,
     )
     if principal.key_id:
-        allowed, retry_after = await sync_to_async(write_allowed, thread_sensitive=False)(principal.key_id)
+        allowed, retry_after = await on_db_thread(write_allowed, principal.key_id)
         if not allowed:
             raise TooManyRequests("Too many writes; slow down", retry_after=retry_after)
     return principal

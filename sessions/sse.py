@@ -15,7 +15,6 @@ from http.cookies import CookieError, SimpleCookie
 from importlib import import_module
 from urllib.parse import parse_qs
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.db import close_old_connections, connection
@@ -24,6 +23,7 @@ from rest_framework.utils.mediatypes import media_type_matches, order_by_precede
 from everruns.api.auth import Denied, Principal, authenticate
 from everruns.api.errors import envelope
 from everruns.api.limits import stream_slots
+from everruns.bridge import on_db_thread
 from sessions.models import Session
 from sessions.stream import event_stream, parse_cursor
 
@@ -99,11 +99,14 @@ async def _principal(scope, headers: dict) -> Principal:
     query_string = scope.get("query_string", b"").decode("latin-1")
     staff = False
     if settings.AUTH_MODE != "none" and not authorization and "token=" not in query_string:
-        staff = await sync_to_async(_staff_session, thread_sensitive=False)(
-            headers.get(b"cookie", b"").decode("latin-1")
-        )
-    return await sync_to_async(authenticate, thread_sensitive=False)(
-        method="GET", path=scope["path"], authorization=authorization, query_string=query_string, staff=staff
+        staff = await on_db_thread(_staff_session, headers.get(b"cookie", b"").decode("latin-1"))
+    return await on_db_thread(
+        authenticate,
+        method="GET",
+        path=scope["path"],
+        authorization=authorization,
+        query_string=query_string,
+        staff=staff,
     )
 
 
@@ -133,7 +136,7 @@ async def _serve(scope, receive, send, headers: dict, agent_uuid: uuid.UUID, ses
     if after is False:
         details = {"after": ["Must be a non-negative event sequence."]}
         return await _json(send, 400, envelope("validation_error", "Invalid cursor", details))
-    if not await sync_to_async(_session_exists, thread_sensitive=False)(agent_uuid, session_uuid):
+    if not await on_db_thread(_session_exists, agent_uuid, session_uuid):
         return await _json(send, 404, envelope("not_found", "Session not found"))
     await send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})
 

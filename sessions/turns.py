@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import DateTimeField, ExpressionWrapper, Q
+from django.db.models import BooleanField, DateTimeField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -131,11 +131,11 @@ def turn_claim(turn_id, owner: str) -> Claim | None:
     """Take the turn with a fresh lease unless it ended or another owner's lease is alive; None when not
     taken. `turn.started` is emitted the first time only."""
     with transaction.atomic():
-        turn = Turn.objects.select_for_update().filter(pk=turn_id).first()
+        alive = ExpressionWrapper(Q(lease_expires_at__gt=Now()), output_field=BooleanField())
+        turn = Turn.objects.select_for_update().filter(pk=turn_id).annotate(alive=alive).first()
         if turn is None or turn.status not in Turn.ACTIVE:
             return None
-        alive = Turn.objects.filter(pk=turn_id, lease_expires_at__gt=Now()).exists()
-        if turn.status == Turn.Status.RUNNING and turn.lease_owner not in ("", owner) and alive:
+        if turn.status == Turn.Status.RUNNING and turn.lease_owner not in ("", owner) and turn.alive:
             return None
         Turn.objects.filter(pk=turn_id).update(
             status=Turn.Status.RUNNING,
@@ -226,8 +226,8 @@ def turn_complete(*, turn_id, session_id, owner: str, last_seen: int, client_cal
     """End the turn unless a user message arrived since the last LLM call (then it goes on: False).
     `client_calls`: calls of front-end tools the client is to answer (`turn.completed.pending_tool_calls`)."""
     with transaction.atomic():
+        # The turn's row lock is enough: a message for this session takes it first too (lock_open_turn).
         turn_guard(turn_id, owner)
-        Session.objects.select_for_update().filter(pk=session_id).first()
         # A user message, or a front-end's tool result, came since the last LLM call: the model goes on.
         news = (Message.Role.USER, Message.Role.TOOL_RESULT)
         if Message.objects.filter(session_id=session_id, role__in=news, sequence__gt=last_seen).exists():
