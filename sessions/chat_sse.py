@@ -10,7 +10,6 @@ nothing lost. `GET .../chat/stream` without one replays the running turn from it
 AI SDK's resume expects (its client starts the message over at `start`).
 """
 
-import asyncio
 import contextlib
 import functools
 import json
@@ -27,7 +26,7 @@ from everruns.errors import AppError, NotFound, TooManyRequests, ValidationError
 from sessions import agui, aisdk, chat_services
 from sessions.chat import Cursor, RunView
 from sessions.models import Session
-from sessions.sse import _json, _principal
+from sessions.sse import _json, _principal, until_disconnect
 from sessions.stream import KEEPALIVE, log_items, read_events_after
 
 AGUI_PATH = re.compile(r"^/v1/agents/(?P<agent_id>[^/]+)/ag-ui$")
@@ -316,14 +315,4 @@ async def _stream(receive, send, view: RunView, items, encode, done: str) -> Non
             if view.ended:
                 return await _body(send, done, last=True)
 
-    async def until_disconnect():
-        while (await receive())["type"] != "http.disconnect":
-            pass
-
-    pumping, listening = asyncio.create_task(pump()), asyncio.create_task(until_disconnect())
-    try:
-        await asyncio.wait({pumping, listening}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (pumping, listening):
-            task.cancel()
-        await asyncio.gather(pumping, listening, return_exceptions=True)
+    await until_disconnect(receive, pump())

@@ -6,18 +6,17 @@ costs only time: every worker's heartbeat reads the stored requests of its turns
 the handlers of this process.
 """
 
-import asyncio
 import json
 import logging
 
 from django.conf import settings
 from redis import Redis
-from redis.asyncio import Redis as AsyncRedis
+
+from sessions import live
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "everruns:turn-control"
-RECONNECT_SECONDS = 1.0
 
 _local_handlers: list = []
 _client: Redis | None = None
@@ -48,28 +47,7 @@ def send(turn_id, signal: str, sequence: int = 0) -> None:
 async def listen(handler) -> None:
     """Call `handler(message)` for every signal, forever; reconnects after a Redis restart. Without Redis,
     registers `handler` for this process's own signals."""
-    options = _redis_options()
-    if options is None:
+    if _redis_options() is None:
         _local_handlers.append(handler)
         return
-    while True:
-        client = AsyncRedis(**options)
-        pubsub = client.pubsub()
-        try:
-            await pubsub.subscribe(CHANNEL)
-            async for message in pubsub.listen():
-                if message["type"] == "message":
-                    try:
-                        handler(json.loads(message["data"]))
-                    except Exception:
-                        logger.exception("turn control handler failed")
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            logger.warning("turn control listener lost Redis (%s); reconnecting", exc)
-        finally:
-            try:
-                await client.aclose()
-            except Exception:
-                pass
-        await asyncio.sleep(RECONNECT_SECONDS)
+    await live.subscribe_forever(CHANNEL, handler)

@@ -25,34 +25,45 @@ es_views.MAX_PENDING = 1000
 RECONNECT_SECONDS = 1.0
 
 
-async def _listen_forever(manager) -> None:
-    """Our Redis listener (django-eventstream's dies with its connection at a Redis restart and is
-    never started again): it reconnects with a fresh client, and once subscribed it sends every open
-    stream back to the log, which holds what was committed while no wake-up could arrive (deltas,
-    being live only, are gone)."""
+async def subscribe_forever(channel: str, on_message, on_subscribed=None) -> None:
+    """Call `on_message(decoded JSON)` for every message on the Redis `channel`, forever. After a Redis
+    restart it reconnects with a fresh client and calls `on_subscribed()` each time it is subscribed again."""
     while True:
         client = Redis(**settings.EVENTSTREAM_REDIS)
         pubsub = client.pubsub()
         try:
-            await pubsub.subscribe("events_channel")
-            rewind_all(manager)
+            await pubsub.subscribe(channel)
+            if on_subscribed is not None:
+                on_subscribed()
             async for message in pubsub.listen():
                 if message["type"] == "message":
-                    event = json.loads(message["data"])
-                    manager.add_to_queues(
-                        event["channel"],
-                        EsEvent(event["channel"], event["event_type"], event["data"], id=event["pub_id"]),
-                    )
+                    try:
+                        on_message(json.loads(message["data"]))
+                    except Exception:
+                        logger.exception("handling a message of %s failed", channel)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            logger.warning("Redis listener lost its connection (%s); reconnecting", exc)
+            logger.warning("Redis listener of %s lost its connection (%s); reconnecting", channel, exc)
         finally:
             try:
                 await client.aclose()
             except Exception:
                 pass
         await asyncio.sleep(RECONNECT_SECONDS)
+
+
+async def _listen_forever(manager) -> None:
+    """Our Redis listener (django-eventstream's dies with its connection at a Redis restart and is
+    never started again): it reconnects, and once subscribed it sends every open stream back to the log,
+    which holds what was committed while no wake-up could arrive (deltas, being live only, are gone)."""
+
+    def deliver(event: dict) -> None:
+        manager.add_to_queues(
+            event["channel"], EsEvent(event["channel"], event["event_type"], event["data"], id=event["pub_id"])
+        )
+
+    await subscribe_forever("events_channel", deliver, on_subscribed=lambda: rewind_all(manager))
 
 
 def rewind_all(manager) -> None:

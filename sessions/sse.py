@@ -145,17 +145,7 @@ async def _serve(scope, receive, send, headers: dict, agent_uuid: uuid.UUID, ses
             async for chunk in chunks:
                 await send({"type": "http.response.body", "body": chunk.encode(), "more_body": True})
 
-    async def until_disconnect():
-        while (await receive())["type"] != "http.disconnect":
-            pass
-
-    pumping, listening = asyncio.create_task(pump()), asyncio.create_task(until_disconnect())
-    try:
-        await asyncio.wait({pumping, listening}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (pumping, listening):
-            task.cancel()
-        await asyncio.gather(pumping, listening, return_exceptions=True)
+    await until_disconnect(receive, pump())
 
 
 class StreamRouter:
@@ -174,3 +164,19 @@ class StreamRouter:
             if match and stream:
                 return await serve_stream(scope, receive, send, match["agent_id"], match["session_id"])
         return await self.django_app(scope, receive, send)
+
+
+async def until_disconnect(receive, pump) -> None:
+    """Run the coroutine `pump` (a response's body) until it ends or the client goes away, then stop both."""
+
+    async def disconnect():
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    pumping, listening = asyncio.create_task(pump), asyncio.create_task(disconnect())
+    try:
+        await asyncio.wait({pumping, listening}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (pumping, listening):
+            task.cancel()
+        await asyncio.gather(pumping, listening, return_exceptions=True)
