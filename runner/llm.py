@@ -1,6 +1,7 @@
 """The LLM adapter: the only module that imports litellm (worker side only; ~5 s and ~200 MB)."""
 
 import asyncio
+import json
 import logging
 import os
 import threading
@@ -163,6 +164,32 @@ def _usage(built) -> dict:
         "cached_tokens": int(getattr(prompt_details, "cached_tokens", 0) or 0) if prompt_details else 0,
         "reasoning_tokens": int(getattr(completion_details, "reasoning_tokens", 0) or 0) if completion_details else 0,
     }
+
+
+def estimate_usage(model: ResolvedModel, messages: list[dict], tools: list[dict] | None, text: str) -> dict:
+    """The usage of a call abandoned mid-stream (interrupted, cancelled), which no provider reported: its input
+    counted with the model's tokenizer as litellm knows it (llmsim: its own count), its output from the text
+    streamed so far. `estimated: true`; cost from the provider's price per token when known."""
+    if model.provider_type == "llmsim":
+        simulated = _simulator().count_usage(messages, tools or [], text)
+        price = float(model.settings.get("usd_per_million_tokens") or 0)
+        cost = (simulated["input_tokens"] + simulated["output_tokens"]) * price / 1_000_000
+        return {**simulated, "cost_usd": cost, "estimated": True}
+    lib = _lib()
+    try:
+        input_tokens = int(lib.token_counter(model=model.litellm_model, messages=messages, tools=tools))
+        output_tokens = int(lib.token_counter(model=model.litellm_model, text=text)) if text else 0
+    except Exception:  # an unknown tokenizer: about four characters a token
+        input_tokens = len(json.dumps(messages)) // 4
+        output_tokens = len(text) // 4
+    try:
+        prompt_cost, completion_cost = lib.cost_per_token(
+            model=model.litellm_model, prompt_tokens=input_tokens, completion_tokens=output_tokens
+        )
+        cost = float(prompt_cost + completion_cost)
+    except Exception:
+        cost = None  # unknown price: null, as for a completed call
+    return {"input_tokens": input_tokens, "output_tokens": output_tokens, "cost_usd": cost, "estimated": True}
 
 
 def _cost(model: ResolvedModel, built) -> float | None:

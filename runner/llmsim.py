@@ -134,8 +134,7 @@ class LlmSim(CustomLLM):
         tools = optional_params.get("tools") or []
         names = {t.get("function", {}).get("name") for t in tools}
         reply = plan(messages, names)
-        prompt_tokens = sum(_count_tokens(_text_of(m) or json.dumps(m.get("tool_calls") or "")) for m in messages)
-        prompt_tokens += sum(_count_tokens(json.dumps(t)) for t in tools)
+        prompt_tokens = self.count_usage(messages, tools, "")["input_tokens"]
         completion_tokens = _count_tokens(reply["text"] + json.dumps(reply.get("tool_calls") or ""))
         usage = {
             "prompt_tokens": prompt_tokens,
@@ -143,6 +142,12 @@ class LlmSim(CustomLLM):
             "total_tokens": prompt_tokens + completion_tokens,
         }
         return reply, usage
+
+    def count_usage(self, messages: list[dict], tools: list[dict], text: str) -> dict:
+        """The usage this simulator would report for `messages` and `tools` with `text` as the reply."""
+        prompt_tokens = sum(_count_tokens(_text_of(m) or json.dumps(m.get("tool_calls") or "")) for m in messages)
+        prompt_tokens += sum(_count_tokens(json.dumps(t)) for t in tools)
+        return {"input_tokens": prompt_tokens, "output_tokens": _count_tokens(text) if text else 0}
 
     def script(self, model, messages, optional_params) -> tuple[float, float, list[dict]]:
         """(latency before the first chunk, seconds between text chunks, the chunks)."""

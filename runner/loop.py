@@ -50,6 +50,7 @@ class TurnRunner:
         self.seen_sequence = 0  # the newest message the current LLM call was given
         self.partial: list[str] | None = None  # text streamed so far by the in-flight call
         self.partial_message_id = None  # the id its deltas carry: the stored partial message keeps it
+        self.llm_request = None  # (model, messages, tools) of the call in flight: an abandoned call's estimate
         self.model_name: str | None = None
         self.unstored_calls: int | None = None  # LLM calls made and never stored (crash, interrupt)
         self.tool_cancel = threading.Event()
@@ -263,6 +264,7 @@ class TurnRunner:
                 return None, None
             message_id = uuid7()
             partial = self.partial = []
+            self.llm_request = (model, messages, tools)
             self.partial_message_id = message_id
 
             def on_delta(text, mid=message_id, parts=partial):
@@ -285,7 +287,8 @@ class TurnRunner:
                 if not self.interrupted or self.cancelling or self.task.cancelling():
                     raise
                 self.interrupted = False
-                await self.rt.db(self._store_interrupted, message_id, "".join(partial))
+                text = "".join(partial)
+                await self.rt.db(self._store_interrupted, message_id, text, await self._estimate(text))
                 self.partial = self.partial_message_id = None  # stored: a cancel now must not store it again
                 return None, None
             except llm.LlmError as exc:
@@ -330,21 +333,31 @@ class TurnRunner:
                 await asyncio.sleep(delay)
                 retry = True
 
-    def _store_interrupted(self, message_id, text: str) -> None:
-        """An interrupted call's partial text, marked; the call counts as made and never stored."""
-        self.unstored_calls = (self.unstored_calls or 0) + 1
-        if not text:
-            return
+    def _store_interrupted(self, message_id, text: str, usage: dict) -> None:
+        """An interrupted call: its partial text, marked, and its estimated usage counted (it is an LLM call of
+        the turn, toward max_iterations and the budgets)."""
         with transaction.atomic():
             turns.turn_guard(self.turn_id, self.owner)
-            append_message(
-                session_id=self.session_id,
-                turn_id=self.turn_id,
-                role=Message.Role.ASSISTANT,
-                content=[{"type": "text", "text": text}],
-                metadata={"model": self.model_name, "interrupted": True, "usage": None},
-                message_id=message_id,
-            )
+            turns.turn_count_abandoned(turn_id=self.turn_id, session_id=self.session_id, usage=usage)
+            if text:
+                append_message(
+                    session_id=self.session_id,
+                    turn_id=self.turn_id,
+                    role=Message.Role.ASSISTANT,
+                    content=[{"type": "text", "text": storable(text)}],
+                    metadata={"model": self.model_name, "interrupted": True, "usage": usage},
+                    message_id=message_id,
+                )
+
+    async def _estimate(self, text: str) -> dict | None:
+        """The estimated usage of the call in flight, abandoned with `text` streamed (off the event loop:
+        counting tokens of a long conversation takes a while)."""
+        if self.llm_request is None:
+            return None
+        model, messages, tools = self.llm_request
+        return await asyncio.get_running_loop().run_in_executor(
+            self.rt.tool_pool, llm.estimate_usage, model, messages, tools, text
+        )
 
     def _store_response(self, message_id, iteration: int, model: str, result: llm.LlmResult, retry=None) -> list:
         if retry and (stored := Message.objects.filter(pk=message_id).first()) is not None:
@@ -505,6 +518,7 @@ class TurnRunner:
         self.cancelling = True  # a wake-up for this same cancel arriving now must not cancel the task again
         self.tool_cancel.set()
         partial = "".join(self.partial) if self.partial else None
+        usage = await self._estimate(partial or "") if self.partial is not None else None
         write = self.rt.db(
             turns.turn_cancel,
             turn_id=self.turn_id,
@@ -513,6 +527,7 @@ class TurnRunner:
             partial_text=partial,
             model=self.model_name,
             message_id=self.partial_message_id,
+            usage=usage,
         )
         try:
             await asyncio.shield(write)  # a lost lease cancelling the task now must not drop a write half done

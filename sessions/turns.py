@@ -196,6 +196,12 @@ COUNT_SESSION_SQL = (
 )
 
 
+COUNT_ABANDONED_SQL = (
+    f'UPDATE "{TURN}" SET "iterations" = "iterations" + 1, "input_tokens" = "input_tokens" + %s, '
+    f'"output_tokens" = "output_tokens" + %s, "cost_usd" = COALESCE("cost_usd", 0) + %s WHERE "id" = %s'
+)
+
+
 def _uuid(value):
     return Turn._meta.pk.get_db_prep_value(value, connection)
 
@@ -219,6 +225,19 @@ def turn_count_usage(*, turn_id, session_id, usage: dict, cost_usd: float | None
     tokens = [int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), float(cost_usd or 0.0)]
     with connection.cursor() as cursor:
         cursor.execute(COUNT_TURN_SQL, [*tokens, answered_sequence, _uuid(turn_id)])
+        cursor.execute(COUNT_SESSION_SQL, [*tokens, _uuid(session_id)])
+
+
+def turn_count_abandoned(*, turn_id, session_id, usage: dict) -> None:
+    """Inside a guarded transaction: a call abandoned mid-stream (interrupted, cancelled) is an LLM call of
+    the turn (it counts toward max_iterations) and its estimated usage counts on the turn and the session."""
+    tokens = [
+        int(usage.get("input_tokens", 0)),
+        int(usage.get("output_tokens", 0)),
+        float(usage.get("cost_usd") or 0.0),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(COUNT_ABANDONED_SQL, [*tokens, _uuid(turn_id)])
         cursor.execute(COUNT_SESSION_SQL, [*tokens, _uuid(session_id)])
 
 
@@ -415,20 +434,38 @@ def turn_cancel_request(*, session_id, reason: str | None = None) -> Session:
 
 
 def turn_cancel(
-    *, turn_id, session_id, owner: str, partial_text: str | None = None, model: str | None = None, message_id=None
+    *,
+    turn_id,
+    session_id,
+    owner: str,
+    partial_text: str | None = None,
+    model: str | None = None,
+    message_id=None,
+    usage: dict | None = None,
 ) -> bool:
-    """The worker holding the turn carries out its stored cancel (partial assistant text kept)."""
+    """The worker holding the turn carries out its stored cancel: the partial assistant text of the call in
+    flight is kept, and that call's estimated `usage` counted."""
     with transaction.atomic():
         turn_guard(turn_id, owner, cancelling=True)
         turn = Turn.objects.get(pk=turn_id)
         if message_id is not None and Message.objects.filter(pk=message_id).exists():
-            partial_text = None  # stored already (an interrupt kept it)
-        _finish_cancel(turn, reason=turn.cancel_reason, partial_text=partial_text, model=model, message_id=message_id)
+            partial_text, usage = None, None  # stored and counted already (an interrupt kept it)
+        if usage:
+            turn_count_abandoned(turn_id=turn_id, session_id=turn.session_id, usage=usage)
+        _finish_cancel(
+            turn, reason=turn.cancel_reason, partial_text=partial_text, model=model, message_id=message_id, usage=usage
+        )
     return True
 
 
 def _finish_cancel(
-    turn: Turn, *, reason: str | None, partial_text: str | None = None, model: str | None = None, message_id=None
+    turn: Turn,
+    *,
+    reason: str | None,
+    partial_text: str | None = None,
+    model: str | None = None,
+    message_id=None,
+    usage: dict | None = None,
 ) -> None:
     """Inside a transaction holding the turn's row: calls left without a result get the cancelled
     error (so no later turn runs them), pending approvals are denied, `turn.cancelled`, session `pending`."""
@@ -440,7 +477,7 @@ def _finish_cancel(
             turn_id=turn.pk,
             role=Message.Role.ASSISTANT,
             content=[{"type": "text", "text": partial_text}],
-            metadata={"model": model, "cancelled": True, "usage": None},
+            metadata={"model": model, "cancelled": True, "usage": usage},
             message_id=message_id,
         )
     Turn.objects.filter(pk=turn.pk).update(

@@ -80,6 +80,10 @@ def test_cancel_during_an_llm_call_stops_it_and_keeps_the_partial_text():
     partial = messages(session)[-1]
     assert partial.role == "assistant" and partial.metadata["cancelled"] is True
     assert partial.content[0]["text"].strip()
+    # The abandoned call's usage is estimated and counted: cancelling does not hide what was spent.
+    usage = partial.metadata["usage"]
+    assert usage["estimated"] is True and usage["input_tokens"] > 0 and usage["output_tokens"] > 0
+    assert session.input_tokens == usage["input_tokens"] and turn.iterations == 1
     assert "llm.completed" not in event_types(session)
     cancelled = Event.objects.get(session=session, type="turn.cancelled")
     assert cancelled.data == {"reason": "enough"}
@@ -189,9 +193,27 @@ def test_interrupt_abandons_the_call_and_answers_with_the_new_message_included()
     assert roles == [("user", None), ("user", None), ("assistant", True), ("assistant", None)]
     assert "2 + 3 = 5" in messages(session)[-1].content[0]["text"]
     completed = Event.objects.get(session=session, type="llm.completed")
-    assert completed.data["unstored_calls"] == 1 and completed.data["unstored_usage"]["estimated"] is True
-    assert turn.input_tokens == completed.data["usage"]["input_tokens"] * 2  # the abandoned call is counted
+    assert "unstored_calls" not in completed.data  # the abandoned call was counted when it was abandoned
+    estimate = messages(session)[2].metadata["usage"]
+    assert estimate["estimated"] is True and estimate["input_tokens"] > 0 and estimate["output_tokens"] > 0
+    assert turn.input_tokens == completed.data["usage"]["input_tokens"] + estimate["input_tokens"]
+    assert turn.iterations == 2  # an interrupted call is an LLM call of the turn (max_iterations)
     assert event_types(session).count("llm.started") == 2
+
+
+def test_interrupts_count_toward_the_turns_limit_of_llm_calls():
+    session = slow_session(tokens_per_second=10)
+    Agent.objects.filter(pk=session.agent_id).update(max_iterations=2)
+    post_user(session, STORY)
+    turn, future = start_turn(session)
+    for n in (1, 2):
+        wait_event(session, "llm.started", count=n)
+        time.sleep(0.5)
+        post_user(session, f"{STORY} Part {n}.", controls={"interrupt": True})
+    future.result(timeout=30)
+    turn.refresh_from_db()
+    assert turn.status == "failed" and turn.error["code"] == "max_iterations"
+    assert event_types(session).count("llm.started") == 2 and "llm.completed" not in event_types(session)
 
 
 def test_a_message_without_interrupt_waits_for_the_next_llm_call():
