@@ -9,6 +9,7 @@ The same route without `Accept: text/event-stream` (the JSON list) goes on to Dj
 import asyncio
 import contextlib
 import json
+import logging
 import re
 import uuid
 from http.cookies import CookieError, SimpleCookie
@@ -17,11 +18,10 @@ from urllib.parse import parse_qs
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
-from django.db import close_old_connections, connection
 from rest_framework.utils.mediatypes import media_type_matches, order_by_precedence
 
 from everruns.api.auth import Denied, Principal, authenticate
-from everruns.api.errors import envelope
+from everruns.api.errors import DATABASE_ERRORS, RETRY_UNAVAILABLE_SECONDS, UNAVAILABLE, envelope
 from everruns.api.limits import stream_slots
 from everruns.bridge import on_db_thread
 from sessions.models import Session
@@ -33,6 +33,8 @@ STREAM_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
+
+logger = logging.getLogger(__name__)
 
 
 def wants_stream(accept: str) -> bool:
@@ -48,11 +50,7 @@ def wants_stream(accept: str) -> bool:
 
 
 def _session_exists(agent_id: uuid.UUID, session_id: uuid.UUID) -> bool:
-    close_old_connections()
-    try:
-        return Session.objects.filter(pk=session_id, agent_id=agent_id).exists()
-    finally:
-        connection.close()
+    return Session.objects.filter(pk=session_id, agent_id=agent_id).exists()
 
 
 async def _json(send, status: int, body: dict, extra_headers: list | None = None) -> None:
@@ -85,13 +83,9 @@ def _staff_session(cookie_header: str) -> bool:
     morsel = cookies.get(settings.SESSION_COOKIE_NAME)
     if morsel is None:
         return False
-    close_old_connections()
-    try:
-        store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=morsel.value)
-        user_id = store.get(SESSION_KEY)
-        return bool(user_id) and get_user_model().objects.filter(pk=user_id, is_active=True, is_staff=True).exists()
-    finally:
-        connection.close()
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=morsel.value)
+    user_id = store.get(SESSION_KEY)
+    return bool(user_id) and get_user_model().objects.filter(pk=user_id, is_active=True, is_staff=True).exists()
 
 
 async def _principal(scope, headers: dict) -> Principal:
@@ -110,6 +104,13 @@ async def _principal(scope, headers: dict) -> Principal:
     )
 
 
+async def _unavailable(send, exc) -> None:
+    """The database is away before the stream starts: 503 with Retry-After (EventSource retries on its own)."""
+    logger.warning("event stream: database unavailable: %s", exc)
+    retry = [(b"retry-after", str(RETRY_UNAVAILABLE_SECONDS).encode())]
+    await _json(send, 503, envelope(*UNAVAILABLE), retry)
+
+
 async def serve_stream(scope, receive, send, agent_id: str, session_id: str) -> None:
     headers = dict(scope.get("headers") or [])
     try:
@@ -117,6 +118,8 @@ async def serve_stream(scope, receive, send, agent_id: str, session_id: str) -> 
     except Denied as denied:
         extra = [(b"www-authenticate", b'Bearer realm="everruns"')] if denied.status == 401 else []
         return await _json(send, denied.status, envelope(denied.code, denied.message), extra)
+    except DATABASE_ERRORS as exc:
+        return await _unavailable(send, exc)
     try:
         agent_uuid, session_uuid = uuid.UUID(agent_id), uuid.UUID(session_id)
     except ValueError:
@@ -136,7 +139,11 @@ async def _serve(scope, receive, send, headers: dict, agent_uuid: uuid.UUID, ses
     if after is False:
         details = {"after": ["Must be a non-negative event sequence."]}
         return await _json(send, 400, envelope("validation_error", "Invalid cursor", details))
-    if not await on_db_thread(_session_exists, agent_uuid, session_uuid):
+    try:
+        exists = await on_db_thread(_session_exists, agent_uuid, session_uuid)
+    except DATABASE_ERRORS as exc:
+        return await _unavailable(send, exc)
+    if not exists:
         return await _json(send, 404, envelope("not_found", "Session not found"))
     await send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})
 

@@ -1,5 +1,6 @@
 """AUTH_MODE=api_key: every /v1 route needs a live key of the right scope, decided before anything else."""
 
+import contextlib
 import re
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
@@ -327,3 +329,34 @@ def test_the_document_says_what_access_needs_in_api_key_mode_only(settings):
     open_ = SchemaGenerator().get_schema(request=None, public=True)
     assert "securitySchemes" not in open_.get("components", {})
     assert "401" not in open_["paths"]["/v1/agents"]["post"]["responses"]
+
+
+@contextlib.contextmanager
+def database_away():
+    """The default connection pointed at a closed port: every query fails as when PostgreSQL restarts."""
+    saved = connection.settings_dict["PORT"]
+    connection.close()
+    connection.settings_dict["PORT"] = "9"  # discard: nothing listens
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict["PORT"] = saved
+
+
+def test_the_database_away_is_a_503_with_retry_after_not_a_500(seeded_tx, settings):
+    settings.AUTH_MODE = "api_key"  # committed rows (seeded_tx): the outage closes the connection
+    settings.API_KEY_CACHE_SECONDS = 0  # the key's look-up meets the outage first (the middleware)
+    _, secret = api_key_create(name="k")
+    session = make_session()
+    url = f"/v1/agents/{session.agent_id}/sessions/{session.pk}"
+    with database_away():
+        response = client_with(secret).get(url)
+    assert response.status_code == 503 and response["Retry-After"] == "1"
+    assert response.json()["error"]["code"] == "unavailable"
+    settings.API_KEY_CACHE_SECONDS = 60  # the key is trusted: the view's read meets it (DRF's handler)
+    assert client_with(secret).get(url).status_code == 200
+    with database_away():
+        response = client_with(secret).get(url)
+    assert response.status_code == 503 and response.json()["error"]["code"] == "unavailable"
+    assert client_with(secret).get(url).status_code == 200

@@ -18,7 +18,7 @@ from django.core import signing
 from django.http import JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 
-from everruns.api.errors import envelope
+from everruns.api.errors import DATABASE_ERRORS, envelope, unavailable
 from everruns.api.keys import api_key_check
 from everruns.api.limits import write_allowed
 from everruns.models import ApiKey
@@ -140,6 +140,8 @@ class ApiAuthMiddleware:
             )
         except Denied as denied:
             return denied.response()
+        except DATABASE_ERRORS as exc:
+            return unavailable(exc)
         if principal.kind == "staff" and request.method not in SAFE_METHODS:
             # A cookie is sent by the browser on its own: writes need the CSRF token as well.
             rejected = self.csrf.process_view(request, None, (), {})

@@ -3,6 +3,7 @@
 import logging
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -14,6 +15,19 @@ logger = logging.getLogger(__name__)
 
 def envelope(code: str, message: str, details: dict | None = None) -> dict:
     return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+# The database away (a restart, a failover) is not a bug of the request: 503 with Retry-After, not a 500.
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+UNAVAILABLE = ("unavailable", "The database is unavailable for a moment; try again")
+RETRY_UNAVAILABLE_SECONDS = 1
+
+
+def unavailable(exc) -> JsonResponse:
+    logger.warning("database unavailable: %s", exc)
+    response = JsonResponse(envelope(*UNAVAILABLE), status=503)
+    response["Retry-After"] = str(RETRY_UNAVAILABLE_SECONDS)
+    return response
 
 
 def _flatten(detail) -> dict:
@@ -69,6 +83,10 @@ def exception_handler(exc, context):
             return Response(envelope(code, str(exc.detail)), status=status, headers=headers)
     if isinstance(exc, drf.APIException):
         return Response(envelope("error", str(exc.detail)), status=exc.status_code)
+    if isinstance(exc, DATABASE_ERRORS):
+        logger.warning("database unavailable: %s", exc)
+        headers = {"Retry-After": str(RETRY_UNAVAILABLE_SECONDS)}
+        return Response(envelope(*UNAVAILABLE), status=503, headers=headers)
     logger.exception("unhandled error in %s", context.get("view"))
     return Response(envelope("internal_error", "Internal server error"), status=500)
 
