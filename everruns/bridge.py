@@ -131,6 +131,18 @@ class DjangoBridge:
             started["status"], started["headers"] = int(status.split(" ", 1)[0]), headers
 
         response = self.handler(environ, start_response)
+        if getattr(response, "is_async", False):
+            # An endless async stream (the events route reached with a format sessions/sse.py did not route) would
+            # hold this thread, which stream reads need too, for ever: streams are served on the event loop only.
+            response.close()
+            payload = json.dumps(
+                envelope("not_acceptable", "Event streams are served with Accept: text/event-stream")
+            ).encode()
+            return (
+                406,
+                [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+                payload,
+            )
         try:
             body = b"".join(response)
         finally:

@@ -9,6 +9,7 @@ runtime's database threads (`await self.rt.db(...)`), the LLM stream on the even
 """
 
 import asyncio
+import json
 import logging
 import random
 import threading
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 
 INTERRUPTED_TOOL_ERROR = "interrupted: the worker stopped while this tool ran; it may or may not have taken effect"
+ESTIMATE_SECONDS = 2.0  # the longest an abandoned call's usage estimate may take
 CLIENT_TOOL_UNANSWERED = "no result: a new message came before the client answered this call"
 # A step that meets a broken database connection (a restart, a failover) is not the turn's fault:
 # the runner waits and goes on from the log; after this long without the database it lets go of the
@@ -288,8 +290,10 @@ class TurnRunner:
                     raise
                 self.interrupted = False
                 text = "".join(partial)
-                await self.rt.db(self._store_interrupted, message_id, text, await self._estimate(text))
-                self.partial = self.partial_message_id = None  # stored: a cancel now must not store it again
+                # From here the call is no longer in flight: a cancel arriving now must not count it again.
+                self.partial = self.partial_message_id = None
+                usage = await self._estimate(text)
+                await self.rt.db(self._store_interrupted, message_id, text, usage)
                 return None, None
             except llm.LlmError as exc:
                 self.partial = self.partial_message_id = None  # a failed attempt's text is no answer
@@ -355,9 +359,16 @@ class TurnRunner:
         if self.llm_request is None:
             return None
         model, messages, tools = self.llm_request
-        return await asyncio.get_running_loop().run_in_executor(
+        estimate = asyncio.get_running_loop().run_in_executor(
             self.rt.tool_pool, llm.estimate_usage, model, messages, tools, text
         )
+        try:
+            # A tokenizer litellm must fetch first, or one that fails, must not hold up a cancel or an interrupt.
+            return await asyncio.wait_for(estimate, ESTIMATE_SECONDS)
+        except Exception as exc:
+            logger.warning("turn %s: usage estimate failed (%s); about four characters a token", self.turn_id, exc)
+            size = len(json.dumps(messages, default=str))
+            return {"input_tokens": size // 4, "output_tokens": len(text) // 4, "cost_usd": None, "estimated": True}
 
     def _store_response(self, message_id, iteration: int, model: str, result: llm.LlmResult, retry=None) -> list:
         if retry and (stored := Message.objects.filter(pk=message_id).first()) is not None:

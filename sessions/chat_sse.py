@@ -19,14 +19,14 @@ from urllib.parse import parse_qs
 
 from agents.models import Agent
 from everruns.api.auth import Denied, Principal, authenticate
-from everruns.api.errors import envelope
+from everruns.api.errors import DATABASE_ERRORS, envelope
 from everruns.api.limits import stream_slots, write_allowed
 from everruns.bridge import on_db_thread, read_body
 from everruns.errors import AppError, NotFound, TooManyRequests, ValidationError
 from sessions import agui, aisdk, chat_services
 from sessions.chat import Cursor, RunView
 from sessions.models import Session
-from sessions.sse import _json, _principal, until_disconnect
+from sessions.sse import _json, _principal, _unavailable, until_disconnect
 from sessions.stream import KEEPALIVE, log_items, read_events_after
 
 AGUI_PATH = re.compile(r"^/v1/agents/(?P<agent_id>[^/]+)/ag-ui$")
@@ -73,6 +73,8 @@ async def _guarded(handler, send) -> None:
     except AppError as error:
         extra = [(b"retry-after", str(error.retry_after).encode())] if isinstance(error, TooManyRequests) else []
         await _json(send, error.status, envelope(error.code, error.message, error.details), extra)
+    except DATABASE_ERRORS as exc:
+        await _unavailable(send, exc)
 
 
 def _db(fn):

@@ -211,6 +211,10 @@ def tool_result_post(
         locked = Session.objects.select_for_update().filter(pk=session.pk).first()
         if locked is None:
             raise NotFound("Session not found")
+        if locked.active_turn_id and (open_turn is None or open_turn.pk != locked.active_turn_id):
+            # A turn started between the two reads: take its row too (rare; the lock order is turn first
+            # everywhere else), so its worker sees this result when it completes.
+            open_turn = Turn.objects.select_for_update().filter(pk=locked.active_turn_id).first()
         call = next(
             (
                 p

@@ -166,8 +166,8 @@ class StreamRouter:
             match = STREAM_PATH.match(scope["path"])
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             accept = dict(scope.get("headers") or []).get(b"accept", b"").decode("latin-1")
-            # DRF lets ?format= override the Accept header.
-            stream = query["format"][0] == "event-stream" if query.get("format") else wants_stream(accept)
+            # DRF lets ?format= override the Accept header (its last value, as Django's QueryDict.get reads it).
+            stream = query["format"][-1] == "event-stream" if query.get("format") else wants_stream(accept)
             if match and stream:
                 return await serve_stream(scope, receive, send, match["agent_id"], match["session_id"])
         return await self.django_app(scope, receive, send)

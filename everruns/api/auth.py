@@ -128,9 +128,9 @@ class ApiAuthMiddleware:
     def __call__(self, request):
         if not request.path.startswith("/v1/") and request.path != "/v1":
             return self.get_response(request)
-        user = getattr(request, "user", None)
-        staff = bool(user is not None and user.is_authenticated and user.is_active and user.is_staff)
         try:
+            user = getattr(request, "user", None)  # a staff cookie's user is read from the database here
+            staff = bool(user is not None and user.is_authenticated and user.is_active and user.is_staff)
             principal = authenticate(
                 method=request.method,
                 path=request.path,

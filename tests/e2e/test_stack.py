@@ -276,3 +276,14 @@ def test_a_message_posted_while_the_broker_is_down_is_stored_and_the_sweeper_que
     assert settled["status"] == "pending" and settled["error"] is None
     assert f"re-queuing stuck turn {turn.pk}" in worker.output()
     assert [m["role"] for m in items] == ["user", "assistant"] and "2 + 2 = 4" in items[1]["content"][0]["text"]
+
+
+def test_a_stream_that_reaches_django_is_refused_not_left_holding_a_web_thread(stack):
+    """`?format=` given twice: Django reads the last value. Whatever the router decides, no request may hold one of
+    the WEB_THREADS threads for ever (they also serve every stream's reads)."""
+    session_url = open_session(stack)
+    for _ in range(12):  # more than WEB_THREADS (8)
+        response = requests.get(f"{session_url}/events?format=json&format=event-stream", timeout=5, stream=True)
+        assert response.status_code in (200, 406)
+        response.close()
+    assert requests.get(session_url, timeout=5).status_code == 200
