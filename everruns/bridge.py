@@ -6,8 +6,7 @@ database connection per request (connections belong to threads). Here the body i
 then the whole request runs on one of `WEB_THREADS` long-lived threads, each keeping its database
 connection open between requests (`DB_CONN_MAX_AGE`). Event streams never come here (sessions/sse.py),
 but their database reads run on the same threads (`on_db_thread`): a web process holds at most
-`WEB_THREADS` connections, plus `STREAM_DB_THREADS` for the streams' reads of the log (`on_stream_thread`),
-which reuse them instead of opening one each.
+`WEB_THREADS` connections, and a stream's reads reuse them instead of opening one each.
 """
 
 import asyncio
@@ -106,26 +105,6 @@ def db_threads() -> ThreadPoolExecutor:
             if _pool is None:
                 _pool = ThreadPoolExecutor(settings.WEB_THREADS, thread_name_prefix="web")
     return _pool
-
-
-_stream_pool: ThreadPoolExecutor | None = None
-
-
-def stream_threads() -> ThreadPoolExecutor:
-    """`STREAM_DB_THREADS` threads for the event streams' reads of the log, apart from the web threads: when
-    thousands of streams read at once (a Redis reconnect sends them all back to the log) requests still run."""
-    global _stream_pool
-    if _stream_pool is None:
-        with _pool_lock:
-            if _stream_pool is None:
-                _stream_pool = ThreadPoolExecutor(settings.STREAM_DB_THREADS, thread_name_prefix="stream-db")
-    return _stream_pool
-
-
-async def on_stream_thread(fn, *args, **kwargs):
-    """Run the synchronous `fn` (a stream's read of the log) on a stream thread, from the event loop."""
-    call = functools.partial(_checked, fn, *args, **kwargs)
-    return await asyncio.get_running_loop().run_in_executor(stream_threads(), call)
 
 
 def _checked(fn, *args, **kwargs):

@@ -113,8 +113,6 @@ DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite
 # Web requests run on WEB_THREADS long-lived threads and a worker's database steps on
 # WORKER_DB_THREADS: each thread keeps its connection, so connections are bounded and reused.
 WEB_THREADS = env_int("WEB_THREADS", 8)
-# The event streams' reads of the log run on their own threads, each keeping a connection (everruns/bridge.py).
-STREAM_DB_THREADS = env_int("STREAM_DB_THREADS", 2)
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 600))}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded worker thread and the web share one file: WAL and immediate write locks.

@@ -19,7 +19,7 @@ from django_eventstream.event import Event as LiveItem
 from django_eventstream.views import Listener, get_listener_manager
 
 from everruns.api.pagination import bounded_items, streamed
-from everruns.bridge import on_stream_thread
+from everruns.bridge import on_db_thread
 from sessions.live import channel_for
 from sessions.log import event_to_dict
 from sessions.selectors import event_list
@@ -34,7 +34,7 @@ Item = tuple[str, int | None, str]
 def read_events_after(session_id, after: int, limit: int = BATCH) -> tuple[list[Item], int, bool]:
     """One read of the log: the items of the events after `after`, the sequence of the last one, and
     whether the log may hold more (the batch is full by count or by size). An open stream holds no
-    connection: its reads run on the stream threads (everruns.bridge.on_stream_thread), on theirs."""
+    connection: its reads run on the web threads (everruns.bridge.on_db_thread), on theirs."""
     with streamed(event_list(session_id=session_id, after=after)[:limit]) as rows:
         items, complete = bounded_items(
             rows,
@@ -103,7 +103,7 @@ async def log_items(session_id, after: int):
     """Lists of the items after `after` in sequence order, each stored one once, live-only ones as they come;
     KEEPALIVE when nothing came for SSE_KEEPALIVE_SECONDS. First an empty list, once the listener is
     registered (live-only events published from then on reach this stream). Endless: the caller stops."""
-    read = functools.partial(on_stream_thread, read_events_after)
+    read = functools.partial(on_db_thread, read_events_after)
     channel = channel_for(session_id)
     listener = Listener()
     listener.channels = {channel}
