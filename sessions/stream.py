@@ -46,6 +46,19 @@ def read_events_after(session_id, after: int, limit: int = BATCH) -> tuple[list[
     return items, last, len(items) == limit or not complete
 
 
+_reads: asyncio.Semaphore | None = None
+
+
+async def _read(fn, *args):
+    """A stream's read of the log on the web threads, at most WEB_THREADS - 2 at once: when thousands of streams
+    read together (a Redis reconnect sends them all back to the log), two threads stay free for requests."""
+    global _reads
+    if _reads is None:
+        _reads = asyncio.Semaphore(max(1, settings.WEB_THREADS - 2))
+    async with _reads:
+        return await on_db_thread(fn, *args)
+
+
 def encode(event: dict) -> str:
     return encode_raw(event["type"], event.get("sequence"), json.dumps(event, separators=(",", ":")))
 
@@ -103,7 +116,7 @@ async def log_items(session_id, after: int):
     """Lists of the items after `after` in sequence order, each stored one once, live-only ones as they come;
     KEEPALIVE when nothing came for SSE_KEEPALIVE_SECONDS. First an empty list, once the listener is
     registered (live-only events published from then on reach this stream). Endless: the caller stops."""
-    read = functools.partial(on_db_thread, read_events_after)
+    read = functools.partial(_read, read_events_after)
     channel = channel_for(session_id)
     listener = Listener()
     listener.channels = {channel}
