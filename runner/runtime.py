@@ -3,8 +3,9 @@
 A turn that waits on its model holds no thread and no database connection. Its database steps are
 short transactions on a small pool of threads, each keeping one persistent connection
 (`WORKER_DB_THREADS`); tools run on their own bounded pool (`WORKER_TOOL_THREADS`). One heartbeat
-per process renews the leases of all its turns in one statement, and cancels the task of a turn
-whose lease it lost (deleted, taken over), which abandons its in-flight LLM call at once.
+per process renews the leases of all its turns in one statement, reads their stored cancel and
+interrupt requests in another (a lost wake-up's backstop), and cancels the task of a turn whose lease
+it lost (deleted, taken over), which abandons its in-flight LLM call at once.
 """
 
 import asyncio
