@@ -11,6 +11,7 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 import httpx
+from redis.asyncio import Redis
 
 TOOL_TURN = "What is 7 + 8?"  # with `test_math`: llmsim calls `add`, then answers (two LLM calls)
 TURN_END_TYPES = {"turn.completed", "turn.failed", "turn.cancelled"}
@@ -153,10 +154,19 @@ class SseClient:
     `retry_seconds` (Chrome's default is 3 s) with `Last-Event-ID`, so a dropped stream costs delay,
     and a resume that loses or repeats an event shows in the exactly-once check; an answer other than
     200 ends it for good. Every drop is kept in `errors`.
+
+    It reads the socket itself, like RawHttp: a thousand httpx streams in the bench's one process took
+    about half a core and put the bench's own queueing into the delivery figures. It reads the `\n`
+    line endings our server writes (not `\r\n`), with a chunked, Content-Length or until-close body.
     """
 
-    def __init__(self, http: httpx.AsyncClient, path: str, reconnect: bool = True, retry_seconds: float = 3.0):
-        self.http = http
+    def __init__(
+        self, base_url: str, path: str, headers: dict | None = None, reconnect: bool = True, retry_seconds: float = 3.0
+    ):
+        parts = urlsplit(base_url)
+        self.host, self.port = parts.hostname, parts.port or 80
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        self._head = f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nAccept: text/event-stream\r\n{extra}"
         self.path = path
         self.reconnect = reconnect
         self.retry_seconds = retry_seconds
@@ -206,27 +216,49 @@ class SseClient:
             self._arrived.set()
 
     async def _read_once(self) -> None:
-        headers = {"Accept": "text/event-stream"}
         stored = self.stored()
-        if stored:
-            headers["Last-Event-ID"] = str(stored[-1][2])
-        # Read timeout 60 s: the contract promises a keep-alive at least every 15 s.
-        async with self.http.stream("GET", self.path, headers=headers, timeout=httpx.Timeout(60.0)) as response:
-            if response.status_code != 200:
-                raise Refused(f"HTTP {response.status_code}")
-            if self.opened_at is None:
-                self.opened_at = time.time()
-                self.opened.set()
-            fields: dict[str, str] = {}
-            async for line in response.aiter_lines():
-                if line:
-                    if not line.startswith(":"):
-                        name, _, value = line.partition(":")
-                        fields[name] = value[1:] if value.startswith(" ") else value
-                    continue
-                if "data" in fields:
-                    self._dispatch(fields)
-                fields = {}
+        resume = f"Last-Event-ID: {stored[-1][2]}\r\n" if stored else ""
+        reader, writer = await asyncio.open_connection(self.host, self.port, limit=1 << 20)
+        try:
+            # Read timeout 60 s: the contract promises a keep-alive at least every 15 s.
+            async with asyncio.timeout(60) as idle:
+                writer.write(f"{self._head}{resume}\r\n".encode())
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head[9:12])
+                if status != 200:
+                    raise Refused(f"HTTP {status}")
+                if self.opened_at is None:
+                    self.opened_at = time.time()
+                    self.opened.set()
+                lowered = head.lower()
+                chunked = b"transfer-encoding: chunked" in lowered
+                buffer = b""
+                while True:
+                    if chunked:
+                        size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                        if size == 0:
+                            return
+                        data = (await reader.readexactly(size + 2))[:-2]
+                    else:
+                        data = await reader.read(65536)
+                        if not data:
+                            return
+                    idle.reschedule(asyncio.get_running_loop().time() + 60)
+                    *blocks, buffer = (buffer + data).split(b"\n\n")
+                    for block in blocks:
+                        self._message(block)
+        finally:
+            writer.close()
+
+    def _message(self, block: bytes) -> None:
+        fields: dict[str, str] = {}
+        for line in block.decode().split("\n"):
+            if line and not line.startswith(":"):
+                name, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                fields[name] = f"{fields[name]}\n{value}" if name == "data" and name in fields else value
+        if "data" in fields:
+            self._dispatch(fields)
 
     def _dispatch(self, fields: dict) -> None:
         received = time.time()
@@ -336,3 +368,48 @@ class RawHttp:
         if headers.get(b"connection") == b"close":
             await self.close()
         return status, payload
+
+
+class PublishProbe:
+    """Subscribes to the deployment's Redis fan-out channel and keeps, for every stored event published, the time
+    from its created_at to its arrival on Redis: the worker's share (commit, then publish) of a delivery delay.
+    Measures nothing (stop() returns None) when the bench did not start the services (--target)."""
+
+    CHANNEL = "events_channel"  # django-eventstream's Redis channel (sessions/live.py publishes on it)
+
+    def __init__(self, deployment):
+        self.url = deployment.services.redis_url() if deployment.services is not None else None
+        self.delays: list[float] = []
+        self._task: asyncio.Task | None = None
+        self._subscribed = asyncio.Event()
+
+    def start(self) -> "PublishProbe":
+        if self.url:
+            self._task = asyncio.create_task(self._run())
+        return self
+
+    async def _run(self) -> None:
+        client = Redis.from_url(self.url)
+        pubsub = client.pubsub()
+        try:
+            await pubsub.subscribe(self.CHANNEL)
+            self._subscribed.set()
+            async for message in pubsub.listen():
+                if message["type"] != "message":
+                    continue
+                arrived = time.time()
+                outer = json.loads(message["data"])
+                if outer.get("pub_id") is not None:
+                    self.delays.append((arrived - parse_time(json.loads(outer["data"])["created_at"])) * 1000)
+        finally:
+            await client.aclose()
+
+    async def stop(self) -> list[float] | None:
+        if self._task is None:
+            return None
+        self._task.cancel()
+        try:
+            await self._task
+        except (asyncio.CancelledError, Exception):  # stopping: whatever it was reading is over
+            pass
+        return self.delays

@@ -14,6 +14,7 @@ import httpx
 from bench.client import (
     Api,
     BenchError,
+    PublishProbe,
     RawHttp,
     SseClient,
     bounded,
@@ -232,12 +233,6 @@ async def streams(ctx: Context) -> Result:
     clients_total = sessions * per_session
     d = ctx.deploy("streams")
     api = Api(d.base_url, ctx.api_key, max_connections=120)
-    sse_http = httpx.AsyncClient(
-        base_url=d.base_url,
-        headers=api.headers,
-        limits=httpx.Limits(max_connections=clients_total + 10, max_keepalive_connections=0),
-        timeout=httpx.Timeout(60.0),
-    )
     clients: list[SseClient] = []
     try:
         with Sampler(d, ctx.pg_dsn) as sampler:
@@ -248,10 +243,11 @@ async def streams(ctx: Context) -> Result:
             started = time.time()
             client_cpu = own_cpu()
             deadline = started + cap
+            probe = PublishProbe(d).start()
             owner: dict[SseClient, str] = {}
             for s in ids:
                 for _ in range(per_session):
-                    client = SseClient(sse_http, f"{api.session_path(agent_id, s)}/events").start()
+                    client = SseClient(d.base_url, f"{api.session_path(agent_id, s)}/events", api.headers).start()
                     clients.append(client)
                     owner[client] = s
             try:
@@ -281,6 +277,7 @@ async def streams(ctx: Context) -> Result:
                 await c.wait_for(lambda e, last=last: e[2] is not None and e[2] >= last, grace_until - time.time())
             maxima = dict(sampler.maxima)
         finished = time.time()
+        published = await probe.stop()
         client_cpu = own_cpu() - client_cpu
         for c in clients:
             await c.stop()
@@ -315,6 +312,9 @@ async def streams(ctx: Context) -> Result:
             "bench_client_cpu_s": client_cpu,
             "bench_client_cpu_pct": client_cpu / (finished - started) * 100,
             "delivery_ms": delivery,
+            # created_at to the moment the event is on Redis (the worker's commit and publish): the part of the
+            # delivery delay that is the worker's, not the web process's or the bench client's
+            "published_ms": summary(published) if published is not None else None,
             "resources": maxima,
             "sampler_errors": sampler.errors[:5],
         }
@@ -347,7 +347,6 @@ async def streams(ctx: Context) -> Result:
     finally:
         for c in clients:
             await c.stop()
-        await sse_http.aclose()
         await api.close()
         ctx.undeploy(d)
     return result
@@ -475,19 +474,15 @@ async def instant(ctx: Context) -> Result:
     sessions, turns, sequential, cap = (5, 3, 5, 40) if ctx.quick else (20, 5, 20, 120)
     d = ctx.deploy("instant")
     api = Api(d.base_url, ctx.api_key)
-    sse_http = httpx.AsyncClient(
-        base_url=d.base_url,
-        headers=api.headers,
-        limits=httpx.Limits(max_connections=sessions + 10, max_keepalive_connections=0),
-        timeout=httpx.Timeout(60.0),
-    )
     streams: list[SseClient] = []
     try:
         with Sampler(d, ctx.pg_dsn) as sampler:
             agent_id = await api.agent("bench instant", ["test_math"])
             await warm_up(api, agent_id, turns=3)
             ids = await api.sessions(agent_id, sessions + 1)
-            streams = [SseClient(sse_http, f"{api.session_path(agent_id, s)}/events").start() for s in ids]
+            streams = [
+                SseClient(d.base_url, f"{api.session_path(agent_id, s)}/events", api.headers).start() for s in ids
+            ]
             await asyncio.wait_for(asyncio.gather(*(s.opened.wait() for s in streams)), 60)
             if any(s.opened_at is None for s in streams):
                 raise BenchError(f"streams did not open: {[s.error for s in streams if s.opened_at is None][:3]}")
@@ -567,7 +562,6 @@ async def instant(ctx: Context) -> Result:
     finally:
         for s in streams:
             await s.stop()
-        await sse_http.aclose()
         await api.close()
         ctx.undeploy(d)
     return result

@@ -10,6 +10,7 @@ as our SSE, and the front-end protocol streams (sessions/chat_sse.py) map them t
 
 import asyncio
 import functools
+import itertools
 import json
 import time
 from collections.abc import Iterable
@@ -18,7 +19,7 @@ from django.conf import settings
 from django_eventstream.event import Event as LiveItem
 from django_eventstream.views import Listener, get_listener_manager
 
-from everruns.api.pagination import bounded_items, streamed
+from everruns.api.pagination import FETCH_ROWS, bounded_items, streamed
 from everruns.bridge import on_db_thread
 from sessions.live import channel_for
 from sessions.log import event_to_dict
@@ -34,24 +35,56 @@ Item = tuple[str, int | None, str]
 def read_events_after(session_id, after: int, limit: int = BATCH) -> tuple[list[Item], int, bool]:
     """One read of the log: the items of the events after `after`, the sequence of the last one, and
     whether the log may hold more (the batch is full by count or by size). An open stream holds no
-    connection: its reads run on the web threads (everruns.bridge.on_db_thread), on theirs."""
-    with streamed(event_list(session_id=session_id, after=after)[:limit]) as rows:
-        items, complete = bounded_items(
-            rows,
-            lambda e: (e.type, e.sequence, json.dumps(event_to_dict(e), separators=(",", ":"))),
-            settings.MAX_PAGE_BYTES,
-            size=lambda item: len(item[2]),
-        )
+    connection: its reads run on the web threads (everruns.bridge.on_db_thread), on theirs.
+
+    A live stream's read mostly finds a few events or none: the first FETCH_ROWS come from one plain
+    query; only a longer catch-up goes on with a cursor in a transaction (pagination.streamed), a few
+    round trips more."""
+    first = list(event_list(session_id=session_id, after=after)[: min(FETCH_ROWS, limit)])
+    if len(first) < min(FETCH_ROWS, limit) or len(first) == limit:
+        return _batch(first, after, limit)
+    with streamed(event_list(session_id=session_id, after=first[-1].sequence)[: limit - len(first)]) as rest:
+        return _batch(itertools.chain(first, rest), after, limit)
+
+
+def _batch(rows, after: int, limit: int) -> tuple[list[Item], int, bool]:
+    items, complete = bounded_items(
+        rows,
+        lambda e: (e.type, e.sequence, json.dumps(event_to_dict(e), separators=(",", ":"))),
+        settings.MAX_PAGE_BYTES,
+        size=lambda item: len(item[2]),
+    )
     last = items[-1][1] if items else after
     return items, last, len(items) == limit or not complete
 
 
 _reads: asyncio.Semaphore | None = None
+_in_flight: dict[tuple, asyncio.Task] = {}
 
 
 async def _read(fn, *args):
-    """A stream's read of the log on the web threads, at most WEB_THREADS - 2 at once: when thousands of streams
-    read together (a Redis reconnect sends them all back to the log), two threads stay free for requests."""
+    """A stream's read of the log. Streams of one session that read from the same cursor while such a read is
+    under way share it (the viewers of one session mostly stand at the same place): one query, not one per
+    stream. The read is a task of its own, so a stream that goes away leaves it to the others."""
+    key = (fn, *args)
+    task = _in_flight.get(key)
+    if task is None or task.get_loop() is not asyncio.get_running_loop():  # (a test's loop that ended)
+        task = asyncio.ensure_future(_read_on_thread(fn, *args))
+        _in_flight[key] = task
+        task.add_done_callback(functools.partial(_read_done, key))
+    return await asyncio.shield(task)
+
+
+def _read_done(key: tuple, task: asyncio.Task) -> None:
+    if _in_flight.get(key) is task:
+        del _in_flight[key]
+    if not task.cancelled():
+        task.exception()  # retrieved here too: no warning when every stream that wanted it went away
+
+
+async def _read_on_thread(fn, *args):
+    """On the web threads, at most WEB_THREADS - 2 reads at once: when thousands of streams read together (a
+    Redis reconnect sends them all back to the log), two threads stay free for requests."""
     global _reads
     if _reads is None:
         _reads = asyncio.Semaphore(max(1, settings.WEB_THREADS - 2))

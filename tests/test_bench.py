@@ -3,7 +3,6 @@
 import asyncio
 import os
 
-import httpx
 from django.test import Client
 from rest_framework.test import APIRequestFactory
 
@@ -46,7 +45,7 @@ def test_procfile_processes_listen_on_loopback_only():
 
 
 def _client_with(events: list[tuple[int, str]]) -> SseClient:
-    client = SseClient(http=None, path="/s/events")
+    client = SseClient("http://127.0.0.1:9", "/s/events")
     client.events = [(0.0, "x", seq, {"id": eid, "sequence": seq}) for seq, eid in events]
     return client
 
@@ -121,14 +120,14 @@ def test_sse_client_keeps_events_with_their_sequence_and_skips_comments():
         await reader.readuntil(b"\r\n\r\n")
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" + body)
         await writer.drain()
+        await reader.read()  # open until the client goes away: no "stream ended" error
         writer.close()
 
     async def scenario():
         server, url = await _serve(handler)
-        async with httpx.AsyncClient(base_url=url) as http:
-            client = SseClient(http, "/events", reconnect=False).start()
-            found = await client.wait_for(lambda e: e[2] == 2, timeout=5)
-            await client.stop()
+        client = SseClient(url, "/events", reconnect=False).start()
+        found = await client.wait_for(lambda e: e[2] == 2, timeout=5)
+        await client.stop()
         server.close()
         return client, found
 
@@ -140,6 +139,41 @@ def test_sse_client_keeps_events_with_their_sequence_and_skips_comments():
         ("session.status", 2),
     ]
     assert [e[2] for e in client.stored()] == [1, 2]
+
+
+def test_sse_client_reads_a_chunked_body_with_events_split_across_chunks():
+    chunks = [
+        b": stream open\n\n",
+        b'event: a\nid: 1\ndata: {"sequence"',
+        b': 1}\n\nevent: b\nid: 2\ndata: {"sequence": 2}\n\n',
+    ]
+
+    async def handler(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for chunk in chunks:
+            writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            await writer.drain()
+            await asyncio.sleep(0.01)
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def scenario():
+        server, url = await _serve(handler)
+        client = SseClient(url, "/events", reconnect=False).start()
+        await client.wait_for(lambda e: e[2] == 2, timeout=5)
+        for _ in range(500):  # then the end of the body ends the stream
+            if client.closed:
+                break
+            await asyncio.sleep(0.01)
+        await client.stop()
+        server.close()
+        return client
+
+    client = asyncio.run(scenario())
+    assert [(e[1], e[2]) for e in client.events] == [("a", 1), ("b", 2)]
+    assert client.errors == ["stream ended by the server"]
 
 
 def test_sse_client_resumes_a_broken_stream_from_its_last_event():
@@ -157,10 +191,9 @@ def test_sse_client_resumes_a_broken_stream_from_its_last_event():
 
     async def scenario():
         server, url = await _serve(handler)
-        async with httpx.AsyncClient(base_url=url) as http:
-            client = SseClient(http, "/events", retry_seconds=0.01).start()
-            await client.wait_for(lambda e: e[2] == 3, timeout=5)
-            await client.stop()
+        client = SseClient(url, "/events", retry_seconds=0.01).start()
+        await client.wait_for(lambda e: e[2] == 3, timeout=5)
+        await client.stop()
         server.close()
         return client
 
@@ -190,11 +223,10 @@ def test_sse_client_gives_up_on_a_refused_stream_like_eventsource():
 
     async def scenario():
         server, url = await _serve(handler)
-        async with httpx.AsyncClient(base_url=url) as http:
-            client = SseClient(http, "/events", retry_seconds=0.01).start()
-            await asyncio.wait_for(client.opened.wait(), 5)
-            await asyncio.sleep(0.1)
-            await client.stop()
+        client = SseClient(url, "/events", retry_seconds=0.01).start()
+        await asyncio.wait_for(client.opened.wait(), 5)
+        await asyncio.sleep(0.1)
+        await client.stop()
         server.close()
         return client
 

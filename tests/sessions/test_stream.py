@@ -15,9 +15,11 @@ from django_eventstream.event import Event as EsEvent
 from django_eventstream.views import get_listener_manager
 from rest_framework.test import APIClient
 
+from everruns.api.pagination import FETCH_ROWS
 from sessions.live import channel_for
 from sessions.log import append_event, event_to_dict
-from sessions.stream import BATCH, event_stream, parse_cursor
+from sessions.stream import BATCH, event_stream, parse_cursor, read_events_after
+from sessions.stream import _read as stream_read
 from tests.factories import make_session
 
 pytestmark = pytest.mark.usefixtures("seeded_tx")
@@ -279,3 +281,36 @@ def test_the_channel_colon_sequence_cursor_of_django_eventstream_is_accepted():
     assert [e["sequence"] for e in header["items"]] == [4, 5]
     query = api.get(f"{url}?lastEventId={channel_for(session.pk)}:4").json()
     assert [e["sequence"] for e in query["items"]] == [5]
+
+
+def test_a_short_read_of_the_log_is_one_query_and_a_long_one_reads_on(django_assert_num_queries):
+    session = make_session()
+    stored(session, FETCH_ROWS + 3)
+    with django_assert_num_queries(1):
+        items, last, more = read_events_after(session.pk, 5)
+    assert [i[1] for i in items] == list(range(6, FETCH_ROWS + 4)) and last == FETCH_ROWS + 3 and not more
+    items, last, more = read_events_after(session.pk, 0)
+    assert [i[1] for i in items] == list(range(1, FETCH_ROWS + 4)) and not more
+    items, last, more = read_events_after(session.pk, 0, limit=FETCH_ROWS + 1)
+    assert len(items) == FETCH_ROWS + 1 and last == FETCH_ROWS + 1 and more
+
+
+def test_streams_reading_from_the_same_place_share_one_read_even_when_the_first_goes_away():
+    calls = []
+
+    def slow_read(session_id, after):
+        calls.append((session_id, after))
+        time.sleep(0.2)
+        return [("x", after + 1, "{}")], after + 1, False
+
+    async def scenario():
+        first = asyncio.ensure_future(stream_read(slow_read, "s", 7))
+        await asyncio.sleep(0.05)
+        others = [asyncio.ensure_future(stream_read(slow_read, "s", 7)) for _ in range(3)]
+        elsewhere = asyncio.ensure_future(stream_read(slow_read, "s", 9))
+        first.cancel()  # the stream that started the read goes away: the others still get it
+        return await asyncio.gather(*others), await elsewhere
+
+    shared, elsewhere = asyncio.run(scenario())
+    assert shared == [([("x", 8, "{}")], 8, False)] * 3 and elsewhere == ([("x", 10, "{}")], 10, False)
+    assert sorted(calls) == [("s", 7), ("s", 9)]
