@@ -6,8 +6,9 @@ from everruns.errors import NotFound, ValidationError
 from everruns.selectors import get_object, json_list_contains
 
 
-def agent_get(*, agent_id) -> Agent:
-    return get_object(Agent, "Agent not found", pk=agent_id)
+def agent_get(*, agent_id, fields: tuple[str, ...] = ()) -> Agent:
+    """The agent; with `fields`, only those columns are read (the rest load on first use)."""
+    return get_object(Agent.objects.only(*fields) if fields else Agent, "Agent not found", pk=agent_id)
 
 
 def agent_list(*, status: str | None = None, tag: str | None = None, search: str | None = None) -> QuerySet[Agent]:
