@@ -14,8 +14,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("debug", RedirectView.as_view(url="/debug/")),
     path("debug/", include("everruns.debug.urls")),
-    path("v1/", include("agents.urls")),
+    # Sessions first: their routes are the hot ones (a request tries the patterns in order), and no agent
+    # route starts with `agents/<id>/sessions` or `agents/<id>/ag-ui`.
     path("v1/", include("sessions.urls")),
+    path("v1/", include("agents.urls")),
     path("v1/", include("everruns.api.urls")),
 ]
 urlpatterns += [path("bench/ping", PingView.as_view())] if settings.BENCH_ROUTES else []

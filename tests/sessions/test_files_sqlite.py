@@ -9,6 +9,7 @@ from agents.models import Agent, LlmModel, LlmProvider
 from everruns.errors import PayloadTooLarge
 from sessions import files
 from sessions.models import Session, SessionFile, Turn
+from sessions.selectors import session_get
 
 
 @pytest.fixture
@@ -62,3 +63,10 @@ def test_paths_count_against_the_byte_quota_on_sqlite(sqlite_session, settings):
     files.create(sqlite_session, "/b", content="xxx")  # 2 + 3: 10 in all
     with pytest.raises(PayloadTooLarge):
         files.create(sqlite_session, "/c", content="")
+
+
+def test_written_out_reads_convert_sqlites_columns(sqlite_session):
+    """everruns/rows.py on SQLite: its UUIDs are hex text and its dates text; the instances come back typed."""
+    session = Session.objects.get(pk=sqlite_session)
+    fetched = session_get(agent_id=session.agent_id, session_id=session.pk)
+    assert fetched.pk == session.pk and fetched.created_at == session.created_at and fetched.tags == []

@@ -1,0 +1,46 @@
+"""everruns/rows.py: written-out reads give the instances the ORM would."""
+
+import pytest
+
+from everruns import rows
+from sessions.models import Message, Session, Turn
+from sessions.selectors import session_get
+from tests.factories import make_session
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_fetched_row_equals_the_orm_instance_field_by_field():
+    session = make_session(title="t", tags=["a", "b"], limits={"max_tokens": 5})
+    (fetched,) = rows.fetch(Session, '"id" = %s', [rows.prep(Session, "id", session.pk)])
+    stored = Session.objects.get(pk=session.pk)
+    for field in Session._meta.concrete_fields:
+        assert getattr(fetched, field.attname) == getattr(stored, field.attname), field.name
+    assert fetched.tags == ["a", "b"] and fetched.limits == {"max_tokens": 5}  # JSON comes back decoded
+
+
+def test_only_the_named_fields_are_read_and_the_rest_load_on_use(django_assert_num_queries):
+    session = make_session(title="later")
+    with django_assert_num_queries(1):
+        fetched = rows.fetch_one(Session, '"id" = %s', [rows.prep(Session, "id", session.pk)], fields=("status",))
+        assert fetched.status == "pending"
+    assert fetched.get_deferred_fields() >= {"title"}
+    with django_assert_num_queries(1):
+        assert fetched.title == "later"
+
+
+def test_the_tail_orders_and_limits_and_none_matches_is_none():
+    session = make_session()
+    for n in range(3):
+        Message.objects.create(session=session, sequence=n + 1, role="user", content=[{"type": "text", "text": str(n)}])
+    where, params = '"session_id" = %s', [rows.prep(Message, "session", session.pk)]
+    assert [m.sequence for m in rows.fetch(Message, where, params, tail='ORDER BY "sequence" DESC LIMIT 2')] == [3, 2]
+    assert rows.fetch_one(Turn, '"session_id" = %s', params) is None
+
+
+def test_session_get_is_scoped_to_its_agent():
+    session = make_session()
+    assert session_get(agent_id=session.agent_id, session_id=session.pk) == session
+    other = make_session()
+    with pytest.raises(Exception, match="Session not found"):
+        session_get(agent_id=other.agent_id, session_id=session.pk)
