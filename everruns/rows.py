@@ -17,30 +17,52 @@ from django.db.models import Model
 
 
 @dataclass(frozen=True)
-class _Select:
-    sql: str  # SELECT <columns> FROM <table>
+class _Part:
+    """One model's columns in the select list: the slice of the row, their attnames, how to attach it."""
+
+    model: type[Model]
+    start: int
+    end: int
     attnames: list[str]
+    setters: tuple = ()  # a related part: (local_setter, remote_setter) from the compiler's klass_info
+
+
+@dataclass(frozen=True)
+class _Select:
+    sql: str  # SELECT <columns> FROM <table> [JOIN <related table>]
+    parts: list[_Part]  # the model's own columns first, then the related model's
     converters: list[tuple[int, list, object]]  # (position, converters, expression), as the compiler gives them
 
 
 _selects: dict[tuple, _Select] = {}
 
 
-def _select(model: type[Model], fields: tuple[str, ...], using: str) -> _Select:
-    key = (model, fields, using, connections[using].vendor)  # the converters differ (SQLite's UUIDs, dates)
+def _select(model: type[Model], fields: tuple[str, ...], related: str | None, using: str) -> _Select:
+    key = (model, fields, related, using, connections[using].vendor)  # the converters differ (SQLite's UUIDs, dates)
     found = _selects.get(key)
     if found is None:
         queryset = model._default_manager.using(using).order_by()
         if fields:
             queryset = queryset.only(*fields)
+        if related:
+            queryset = queryset.select_related(related)
         compiler = queryset.query.get_compiler(using)
         sql, params = compiler.as_sql()
         if params:
             raise ValueError(f"{model.__name__}'s manager filters its rows: not a plain read")
         columns = [expression for expression, _, _ in compiler.select]
+        infos = [(compiler.klass_info, ())] + [
+            (info, (info["local_setter"], info["remote_setter"]))
+            for info in compiler.klass_info.get("related_klass_infos", [])
+        ]
+        parts = []
+        for info, setters in infos:
+            start, end = info["select_fields"][0], info["select_fields"][-1] + 1
+            attnames = [expression.target.attname for expression in columns[start:end]]
+            parts.append(_Part(info["model"], start, end, attnames, setters))
         found = _Select(
             sql=sql,
-            attnames=[expression.target.attname for expression in columns],
+            parts=parts,
             converters=[(pos, convs, expr) for pos, (convs, expr) in compiler.get_converters(columns).items()],
         )
         _selects[key] = found
@@ -53,16 +75,26 @@ def prep(model: type[Model], field: str, value):
 
 
 def fetch(
-    model: type[Model], where: str, params: list, *, fields: tuple[str, ...] = (), tail: str = "", using="default"
+    model: type[Model],
+    where: str,
+    params: list,
+    *,
+    fields: tuple[str, ...] = (),
+    related: str | None = None,
+    tail: str = "",
+    using="default",
 ) -> list:
     """The instances of `model` whose rows match `where` (with `params`), in the order `tail` gives
-    (`ORDER BY ... LIMIT ...`, written out too); with `fields`, only those columns are read."""
-    select = _select(model, fields, using)
+    (`ORDER BY ... LIMIT ...`, written out too); with `fields`, only those columns are read; with `related`
+    (a foreign key's name), its row comes in the same query, as select_related gives it. With `related`,
+    `where` qualifies its columns ("table"."column"): both tables have an "id"."""
+    select = _select(model, fields, related, using)
     connection = connections[using]
     with connection.cursor() as cursor:
         cursor.execute(f"{select.sql} WHERE {where} {tail}", params)
         rows = cursor.fetchall()
     made = []
+    main, *joined = select.parts
     for row in rows:
         if select.converters:
             row = list(row)
@@ -71,13 +103,22 @@ def fetch(
                 for convert in convs:
                     value = convert(value, expression, connection)
                 row[pos] = value
-        made.append(model.from_db(using, select.attnames, row))
+        instance = model.from_db(using, main.attnames, row[main.start : main.end])
+        for part in joined:
+            values = row[part.start : part.end]
+            missing = values[part.attnames.index(part.model._meta.pk.attname)] is None  # a LEFT JOIN found no row
+            other = None if missing else part.model.from_db(using, part.attnames, values)
+            local_setter, remote_setter = part.setters
+            local_setter(instance, other)
+            if other is not None:
+                remote_setter(other, instance)
+        made.append(instance)
     return made
 
 
-def fetch_one(model: type[Model], where: str, params: list, *, fields: tuple[str, ...] = ()):
+def fetch_one(model: type[Model], where: str, params: list, **options):
     """The one instance whose row matches, or None."""
-    found = fetch(model, where, params, fields=fields, tail="LIMIT 2")
+    found = fetch(model, where, params, tail="LIMIT 2", **options)
     if len(found) > 1:
         raise model.MultipleObjectsReturned(f"{model.__name__}: {where}")
     return found[0] if found else None

@@ -7,6 +7,7 @@ from django.conf import settings
 
 from agents import provider_types, secrets
 from agents.models import LlmModel, LlmProvider, endpoint_refusal
+from everruns import rows
 from runner.errors import TurnError, TurnErrorCode
 
 
@@ -89,7 +90,9 @@ def to_litellm(model: LlmModel) -> ResolvedModel:
 def resolve(*, controls_model_id=None, session_model_id=None, agent_model_id=None) -> ResolvedModel:
     for model_id in (controls_model_id, session_model_id, agent_model_id):
         if model_id:
-            model = LlmModel.objects.select_related("provider").filter(pk=model_id).first()
+            # Written out (everruns/rows.py): every step of a turn resolves its model.
+            params = [rows.prep(LlmModel, "id", model_id)]
+            model = rows.fetch_one(LlmModel, f'"{LlmModel._meta.db_table}"."id" = %s', params, related="provider")
             if model is None:
                 raise ModelUnavailable(TurnErrorCode.MODEL_NOT_FOUND, f"Model {model_id} does not exist")
             return to_litellm(model)

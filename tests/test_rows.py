@@ -44,3 +44,20 @@ def test_session_get_is_scoped_to_its_agent():
     other = make_session()
     with pytest.raises(Exception, match="Session not found"):
         session_get(agent_id=other.agent_id, session_id=session.pk)
+
+
+def test_a_related_row_comes_in_the_same_query(django_assert_num_queries):
+    session = make_session()
+    table = Session._meta.db_table
+    with django_assert_num_queries(1):
+        fetched = rows.fetch_one(
+            Session, f'"{table}"."id" = %s', [rows.prep(Session, "id", session.pk)], related="agent"
+        )
+        assert fetched.agent.pk == session.agent_id and fetched.agent.name == session.agent.name
+
+
+def test_a_missing_nullable_related_row_is_none():
+    session = make_session()
+    table = Session._meta.db_table
+    fetched = rows.fetch_one(Session, f'"{table}"."id" = %s', [rows.prep(Session, "id", session.pk)], related="model")
+    assert fetched.model_id is None and fetched.model is None
