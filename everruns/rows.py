@@ -82,14 +82,18 @@ def fetch(
     fields: tuple[str, ...] = (),
     related: str | None = None,
     tail: str = "",
+    lock: bool = False,
     using="default",
 ) -> list:
     """The instances of `model` whose rows match `where` (with `params`), in the order `tail` gives
     (`ORDER BY ... LIMIT ...`, written out too); with `fields`, only those columns are read; with `related`
     (a foreign key's name), its row comes in the same query, as select_related gives it. With `related`,
-    `where` qualifies its columns ("table"."column"): both tables have an "id"."""
+    `where` qualifies its columns ("table"."column"): both tables have an "id". `lock`: FOR UPDATE, where the
+    database has it (inside a transaction)."""
     select = _select(model, fields, related, using)
     connection = connections[using]
+    if lock and connection.features.has_select_for_update:
+        tail += " FOR UPDATE"
     with connection.cursor() as cursor:
         cursor.execute(f"{select.sql} WHERE {where} {tail}", params)
         rows = cursor.fetchall()

@@ -19,10 +19,11 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import BooleanField, DateTimeField, ExpressionWrapper, Q
+from django.db.models import DateTimeField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from everruns import rows
 from everruns.celery import RUN_TURN_TASK
 from everruns.celery import app as celery_app
 from everruns.errors import Conflict, NotFound
@@ -62,10 +63,19 @@ def queue_deadline():
 
 def set_session_status(*, session_id, status: str, error: dict | None = None, turn_id=None, **fields) -> None:
     """Change the session's status and log `session.status`; call inside a transaction."""
-    previous = Session.objects.select_for_update().filter(pk=session_id).values_list("status", flat=True).first()
-    if previous is None:
+    session_param = _uuid(session_id)
+    locked = rows.fetch_one(Session, '"id" = %s', [session_param], fields=("status",), lock=True)
+    if locked is None:
         raise SessionGone(str(session_id))
-    Session.objects.filter(pk=session_id).update(status=status, error=error, updated_at=timezone.now(), **fields)
+    previous = locked.status
+    values = {"status": status, "error": error, "updated_at": timezone.now(), **fields}
+    columns, params = [], []
+    for name, value in values.items():
+        field = Session._meta.get_field(name)
+        columns.append(f'"{field.column}" = %s')
+        params.append(field.get_db_prep_save(value.pk if isinstance(value, Turn) else value, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(f'UPDATE "{SESSION}" SET {", ".join(columns)} WHERE "id" = %s', [*params, session_param])
     if previous != status or error:
         append_event(
             session_id=session_id,
@@ -131,11 +141,10 @@ def turn_claim(turn_id, owner: str) -> Claim | None:
     """Take the turn with a fresh lease unless it ended or another owner's lease is alive; None when not
     taken. `turn.started` is emitted the first time only."""
     with transaction.atomic():
-        alive = ExpressionWrapper(Q(lease_expires_at__gt=Now()), output_field=BooleanField())
-        turn = Turn.objects.select_for_update().filter(pk=turn_id).annotate(alive=alive).first()
+        turn = rows.fetch_one(Turn, '"id" = %s', [_uuid(turn_id)], fields=CLAIM_FIELDS, lock=True)
         if turn is None or turn.status not in Turn.ACTIVE:
             return None
-        if turn.status == Turn.Status.RUNNING and turn.lease_owner not in ("", owner) and turn.alive:
+        if turn.status == Turn.Status.RUNNING and turn.lease_owner not in ("", owner) and _lease_alive(turn):
             return None
         Turn.objects.filter(pk=turn_id).update(
             status=Turn.Status.RUNNING,
@@ -153,6 +162,9 @@ def turn_claim(turn_id, owner: str) -> Claim | None:
             return Claim(turn.session_id, resumed=False)
         logger.info("turn %s resumed by %s", turn_id, owner)
     return Claim(turn.session_id, resumed=True)
+
+
+CLAIM_FIELDS = ("id", "session_id", "status", "lease_owner", "started_at", "input_message_ids")
 
 
 def leases_renew(owner: str, turn_ids) -> set:
@@ -202,6 +214,14 @@ COUNT_ABANDONED_SQL = (
 )
 
 
+MESSAGE = Message._meta.db_table
+NEWS_SQL = f'SELECT 1 FROM "{MESSAGE}" WHERE "session_id" = %s AND "role" IN (%s, %s) AND "sequence" > %s LIMIT 1'
+COMPLETE_SQL = (
+    f'UPDATE "{TURN}" SET "status" = %s, "finished_at" = %s, "lease_owner" = \'\' WHERE "id" = %s '
+    'RETURNING "iterations", "input_tokens", "output_tokens", "cost_usd"'
+)
+
+
 def _uuid(value):
     return Turn._meta.pk.get_db_prep_value(value, connection)
 
@@ -248,18 +268,21 @@ def turn_complete(*, turn_id, session_id, owner: str, last_seen: int, client_cal
         # The turn's row lock is enough: a message for this session takes it first too (lock_open_turn).
         turn_guard(turn_id, owner)
         # A user message, or a front-end's tool result, came since the last LLM call: the model goes on.
-        news = (Message.Role.USER, Message.Role.TOOL_RESULT)
-        if Message.objects.filter(session_id=session_id, role__in=news, sequence__gt=last_seen).exists():
-            return False
-        turn = Turn.objects.get(pk=turn_id)
-        Turn.objects.filter(pk=turn_id).update(status=Turn.Status.COMPLETED, finished_at=timezone.now(), lease_owner="")
-        usage = {"input_tokens": turn.input_tokens, "output_tokens": turn.output_tokens, "cost_usd": turn.cost_usd}
+        news = [Message.Role.USER.value, Message.Role.TOOL_RESULT.value]
+        finished_at = Turn._meta.get_field("finished_at").get_db_prep_save(timezone.now(), connection)
+        with connection.cursor() as cursor:
+            cursor.execute(NEWS_SQL, [_uuid(session_id), *news, last_seen])
+            if cursor.fetchone() is not None:
+                return False
+            cursor.execute(COMPLETE_SQL, [Turn.Status.COMPLETED.value, finished_at, _uuid(turn_id)])
+            iterations, input_tokens, output_tokens, cost_usd = cursor.fetchone()
+        usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "cost_usd": cost_usd}
         pending = {"pending_tool_calls": client_calls} if client_calls else {}
         append_event(
             session_id=session_id,
             turn_id=turn_id,
             type="turn.completed",
-            data={"iterations": turn.iterations, "usage": usage, **pending},
+            data={"iterations": iterations, "usage": usage, **pending},
         )
         set_session_status(session_id=session_id, status=Session.Status.PENDING, turn_id=turn_id, active_turn=None)
     return True

@@ -39,11 +39,11 @@ def test_a_plain_turn_takes_a_fixed_number_of_statements(count_turn_queries):
     session = new_session()
     post_user(session, "hello")
     run_active_turn(session)
-    assert len(count_turn_queries.statements) == 23, "\n".join(count_turn_queries.statements)
+    assert len(count_turn_queries.statements) == 22, "\n".join(count_turn_queries.statements)
 
 
 def test_a_two_call_tool_turn_takes_a_fixed_number_of_statements(count_turn_queries):
     session = new_session(capabilities=["test_math"])
     post_user(session, "What is 7 + 8?")
     run_active_turn(session)
-    assert len(count_turn_queries.statements) == 41, "\n".join(count_turn_queries.statements)
+    assert len(count_turn_queries.statements) == 40, "\n".join(count_turn_queries.statements)
