@@ -13,6 +13,7 @@ from django.conf import settings  # noqa: E402
 
 from everruns.api.cors import Cors  # noqa: E402
 from everruns.bridge import DjangoBridge  # noqa: E402
+from everruns.startup import freeze_loaded_objects  # noqa: E402
 from sessions.chat_sse import ChatRouter  # noqa: E402
 from sessions.sse import StreamRouter  # noqa: E402
 
@@ -28,3 +29,5 @@ if settings.EMBEDDED_WORKER:
     from everruns.embedded import start_embedded_worker
 
     start_embedded_worker(settings.EMBEDDED_WORKER_CONCURRENCY)
+
+freeze_loaded_objects()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from agents.secrets import redact
+from everruns.startup import freeze_loaded_objects
 from runner.errors import TurnError, TurnErrorCode
 from runner.resolution import ResolvedModel
 
@@ -49,6 +50,7 @@ def _lib():
             litellm.disable_streaming_logging = True
             litellm.custom_provider_map = [{"provider": "llmsim", "custom_handler": LlmSim()}]
             _litellm = litellm
+            freeze_loaded_objects()  # litellm's ~300,000 objects live as long as the process
     return _litellm
 
 

@@ -6,6 +6,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 
 from everruns.celery import RUN_TURN_TASK
+from everruns.startup import freeze_loaded_objects
 
 
 @shared_task(name=RUN_TURN_TASK, ignore_result=True)
@@ -24,6 +25,7 @@ def on_worker_start() -> None:
     from runner.runtime import runtime  # noqa: PLC0415
 
     runtime().start_sweeper()
+    freeze_loaded_objects()
     # Import litellm now (~5 s) rather than inside the first turn's first LLM call.
     threading.Thread(target=llm.warm_up, name="litellm-warm-up", daemon=True).start()
 

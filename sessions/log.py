@@ -66,6 +66,21 @@ def message_to_dict(message: Message) -> dict:
     }
 
 
+@functools.cache
+def _insert_statement(model, counter: str, names: tuple[str, ...]) -> tuple[str, list]:
+    """The CTE of `_insert` for these fields, and the fields, built once per shape (PostgreSQL only)."""
+    session_table, column = Session._meta.db_table, Session._meta.get_field(counter).column
+    model_fields = [model._meta.get_field(name) for name in names]
+    columns = ", ".join(f'"{field.column}"' for field in model_fields)
+    casts = ", ".join(f"%s::{field.db_type(connection)}" for field in model_fields)
+    sql = (
+        f'WITH seq AS (UPDATE "{session_table}" SET "{column}" = "{column}" + 1 WHERE "id" = %s RETURNING "{column}") '
+        f'INSERT INTO "{model._meta.db_table}" ("sequence", {columns}) '
+        f'SELECT seq."{column}", {casts} FROM seq RETURNING "sequence"'
+    )
+    return sql, model_fields
+
+
 def _insert(model, counter: str, fields: dict):
     """Create a `model` row whose `sequence` is the session's next `counter` value.
 
@@ -75,18 +90,9 @@ def _insert(model, counter: str, fields: dict):
     fields = {"id": uuid7(), "created_at": timezone.now(), **fields}
     if connection.vendor != "postgresql":
         return model.objects.create(sequence=_next_sequence(session_id, counter), **fields)
-    session_table, column = Session._meta.db_table, Session._meta.get_field(counter).column
-    names, casts, params = [], [], []
-    for name, value in fields.items():
-        field = model._meta.get_field(name)
-        names.append(f'"{field.column}"')
-        casts.append(f"%s::{field.db_type(connection)}")
-        params.append(field.get_db_prep_save(value, connection))
-    sql = (
-        f'WITH seq AS (UPDATE "{session_table}" SET "{column}" = "{column}" + 1 WHERE "id" = %s RETURNING "{column}") '
-        f'INSERT INTO "{model._meta.db_table}" ("sequence", {", ".join(names)}) '
-        f'SELECT seq."{column}", {", ".join(casts)} FROM seq RETURNING "sequence"'
-    )
+    sql, model_fields = _insert_statement(model, counter, tuple(fields))
+    values = zip(model_fields, fields.values(), strict=True)
+    params = [field.get_db_prep_save(value, connection) for field, value in values]
     with connection.cursor() as cursor:
         cursor.execute(sql, [Session._meta.pk.get_db_prep_value(session_id, connection), *params])
         row = cursor.fetchone()

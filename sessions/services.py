@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from agents.models import Agent, LlmModel
+from everruns import rows
 from everruns.errors import Conflict, NotFound, TooManyRequests, ValidationError
 from everruns.services import instance_update
 from sessions import control, turns
@@ -149,7 +150,7 @@ def _message_store(
 ) -> tuple[Message, bool]:
     with transaction.atomic():
         open_turn = turns.lock_open_turn(session.pk, active_turn_id=known_turn_id)
-        locked = Session.objects.select_for_update().filter(pk=session.pk).first()
+        locked = rows.fetch_one(Session, '"id" = %s', [rows.prep(Session, "id", session.pk)], lock=True)
         if locked is None:
             raise NotFound("Session not found")
         active = open_turn if open_turn and open_turn.pk == locked.active_turn_id else None
@@ -178,9 +179,7 @@ def _message_store(
             if client_tools is not None:
                 Turn.objects.filter(pk=active.pk).update(client_tools=client_tools)
         else:
-            if api_key_id and Turn.objects.filter(api_key_id=api_key_id, status__in=Turn.ACTIVE).count() >= (
-                settings.MAX_TURNS_PER_KEY
-            ):
+            if api_key_id and turns.turn_count_of_key(api_key_id) >= settings.MAX_TURNS_PER_KEY:
                 raise TooManyRequests(
                     f"This API key already has {settings.MAX_TURNS_PER_KEY} turns running; wait for one to end",
                     retry_after=5,
@@ -188,8 +187,17 @@ def _message_store(
             turns.turn_create(
                 session_id=session.pk, message=message, api_key_id=api_key_id or "", client_tools=client_tools
             )
-    session.refresh_from_db()
+    _refresh(session)
     return message, True
+
+
+def _refresh(session: Session) -> None:
+    """The session's row as it is now, into `session` (a caller may post again with it). Written out."""
+    fresh = rows.fetch_one(Session, '"id" = %s', [rows.prep(Session, "id", session.pk)])
+    if fresh is None:
+        raise NotFound("Session not found")
+    for field in Session._meta.concrete_fields:
+        setattr(session, field.attname, getattr(fresh, field.attname))
 
 
 def tool_result_post(
@@ -208,7 +216,7 @@ def tool_result_post(
         raise Conflict("Agent is archived; its sessions are read-only")
     with transaction.atomic():
         open_turn = turns.lock_open_turn(session.pk)
-        locked = Session.objects.select_for_update().filter(pk=session.pk).first()
+        locked = rows.fetch_one(Session, '"id" = %s', [rows.prep(Session, "id", session.pk)], lock=True)
         if locked is None:
             raise NotFound("Session not found")
         if locked.active_turn_id and (open_turn is None or open_turn.pk != locked.active_turn_id):

@@ -56,6 +56,17 @@ def lease_expiry():
     return _from_now(settings.TURN_LEASE_SECONDS)
 
 
+def turn_count_of_key(api_key_id: str) -> int:
+    """The turns started for an API key that have not ended (MAX_TURNS_PER_KEY)."""
+    active = [status.value for status in Turn.ACTIVE]
+    marks = ", ".join(["%s"] * len(active))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT COUNT(*) FROM "{TURN}" WHERE "api_key_id" = %s AND "status" IN ({marks})', [api_key_id, *active]
+        )
+        return cursor.fetchone()[0]
+
+
 def queue_deadline():
     """When a queued turn counts as lost (database clock): now + TURN_QUEUED_GRACE_SECONDS."""
     return _from_now(settings.TURN_QUEUED_GRACE_SECONDS)
@@ -97,7 +108,8 @@ def turn_create(*, session_id, message: Message, api_key_id: str = "", client_to
         api_key_id=api_key_id,
         client_tools=client_tools or [],
     )
-    Message.objects.filter(pk=message.pk).update(turn=turn)
+    with connection.cursor() as cursor:
+        cursor.execute(f'UPDATE "{MESSAGE}" SET "turn_id" = %s WHERE "id" = %s', [_uuid(turn.pk), _uuid(message.pk)])
     set_session_status(session_id=session_id, status=Session.Status.RUNNING, turn_id=turn.id, active_turn=turn)
     transaction.on_commit(lambda: turn_queue(turn.id))
     return turn
