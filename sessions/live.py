@@ -66,6 +66,20 @@ async def _listen_forever(manager) -> None:
     await subscribe_forever("events_channel", deliver, on_subscribed=lambda: rewind_all(manager))
 
 
+def listen_now() -> None:
+    """Start this process's Redis listener now, at the web's start-up, not with the first stream (as
+    django-eventstream would): a burst of streams opening while it subscribes would all be sent back to the
+    log when it does (rewind_all), and their reads would queue behind the requests (1,000 streams: ~1 s)."""
+    manager = es_views.get_listener_manager()
+    if manager.redis_listener is None:
+        return
+    with manager.lock:
+        if manager.redis_listener_started:
+            return
+        manager.redis_listener_started = True
+    asyncio.get_running_loop().create_task(manager.start_redis_listener())
+
+
 def rewind_all(manager) -> None:
     """Make every open stream of this process re-read the log before it goes on live."""
     with manager.lock:

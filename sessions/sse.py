@@ -24,6 +24,7 @@ from everruns.api.auth import Denied, Principal, authenticate
 from everruns.api.errors import DATABASE_ERRORS, RETRY_UNAVAILABLE_SECONDS, UNAVAILABLE, envelope
 from everruns.api.limits import stream_slots
 from everruns.bridge import on_db_thread
+from sessions import live
 from sessions.models import Session
 from sessions.stream import event_stream, parse_cursor
 
@@ -162,7 +163,9 @@ class StreamRouter:
         self.django_app = django_app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["method"] == "GET":
+        if scope["type"] == "lifespan":
+            live.listen_now()  # then Django's side (everruns/bridge.py) answers the lifespan messages
+        elif scope["type"] == "http" and scope["method"] == "GET":
             match = STREAM_PATH.match(scope["path"])
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             accept = dict(scope.get("headers") or []).get(b"accept", b"").decode("latin-1")
