@@ -75,7 +75,7 @@ class Turn(models.Model):
     # which a worker should have taken it, after which the sweeper queues it again.
     lease_owner = models.CharField(max_length=128, blank=True, default="")
     # The API key whose message started the turn ("" when none did): turns at once are capped per key.
-    api_key_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    api_key_id = models.CharField(max_length=64, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     # Control, stored so that a worker resuming the turn after a crash sees it too.
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
@@ -95,6 +95,14 @@ class Turn(models.Model):
 
     class Meta:
         ordering = ["id"]
+        indexes = [
+            # MAX_TURNS_PER_KEY counts a key's active turns on every message: only those are in this index. An
+            # index of every turn's key (and one of every turn's status) made the count visit all of the key's
+            # turns, ended ones and dead row versions included: ~6 ms at 35,000 turns, growing with each.
+            models.Index(
+                fields=["api_key_id"], condition=models.Q(status__in=["queued", "running"]), name="turn_active_key"
+            )
+        ]
 
 
 class Message(models.Model):

@@ -10,7 +10,7 @@ from everruns import rows
 from everruns.errors import Conflict, NotFound, TooManyRequests, ValidationError
 from everruns.services import instance_update
 from sessions import control, turns
-from sessions.log import append_message
+from sessions.log import append_message, publishing_together
 from sessions.models import Message, Session, Turn
 
 logger = logging.getLogger(__name__)
@@ -102,6 +102,32 @@ def message_post(
     if controls and controls.get("model_id"):
         _model_or_error(controls["model_id"])
     known_turn_id = session.active_turn_id
+    with publishing_together():  # the message's events and the status change: one Redis round trip
+        return _message_post(
+            session=session,
+            known_turn_id=known_turn_id,
+            content=content,
+            controls=controls,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+            idempotency_hash=idempotency_hash,
+            api_key_id=api_key_id,
+            client_tools=client_tools,
+        )
+
+
+def _message_post(
+    *,
+    session,
+    known_turn_id,
+    content,
+    controls,
+    metadata,
+    idempotency_key,
+    idempotency_hash,
+    api_key_id,
+    client_tools,
+) -> tuple[Message, bool]:
     for attempt in range(3):
         try:
             return _message_store(
@@ -184,20 +210,18 @@ def _message_store(
                     f"This API key already has {settings.MAX_TURNS_PER_KEY} turns running; wait for one to end",
                     retry_after=5,
                 )
-            turns.turn_create(
-                session_id=session.pk, message=message, api_key_id=api_key_id or "", client_tools=client_tools
+            active = turns.turn_create(
+                session_id=session.pk,
+                message=message,
+                api_key_id=api_key_id or "",
+                client_tools=client_tools,
+                session_status=locked.status,
             )
-    _refresh(session)
+            session.status = Session.Status.RUNNING
+    # What a caller that posts again with `session` needs (its open turn: message_post's hint); its other
+    # fields are as the caller read them.
+    session.active_turn_id = active.pk if active else None
     return message, True
-
-
-def _refresh(session: Session) -> None:
-    """The session's row as it is now, into `session` (a caller may post again with it). Written out."""
-    fresh = rows.fetch_one(Session, '"id" = %s', [rows.prep(Session, "id", session.pk)])
-    if fresh is None:
-        raise NotFound("Session not found")
-    for field in Session._meta.concrete_fields:
-        setattr(session, field.attname, getattr(fresh, field.attname))
 
 
 def tool_result_post(

@@ -72,13 +72,17 @@ def queue_deadline():
     return _from_now(settings.TURN_QUEUED_GRACE_SECONDS)
 
 
-def set_session_status(*, session_id, status: str, error: dict | None = None, turn_id=None, **fields) -> None:
-    """Change the session's status and log `session.status`; call inside a transaction."""
+def set_session_status(
+    *, session_id, status: str, error: dict | None = None, turn_id=None, previous: str | None = None, **fields
+) -> None:
+    """Change the session's status and log `session.status`; call inside a transaction. `previous`: the status,
+    when the caller holds the session's row lock and read it in this transaction (saves reading it again)."""
     session_param = _uuid(session_id)
-    locked = rows.fetch_one(Session, '"id" = %s', [session_param], fields=("status",), lock=True)
-    if locked is None:
-        raise SessionGone(str(session_id))
-    previous = locked.status
+    if previous is None:
+        locked = rows.fetch_one(Session, '"id" = %s', [session_param], fields=("status",), lock=True)
+        if locked is None:
+            raise SessionGone(str(session_id))
+        previous = locked.status
     values = {"status": status, "error": error, "updated_at": timezone.now(), **fields}
     columns, params = [], []
     for name, value in values.items():
@@ -97,10 +101,18 @@ def set_session_status(*, session_id, status: str, error: dict | None = None, tu
 
 
 # --- create and queue ---------------------------------------------------------------------------
-def turn_create(*, session_id, message: Message, api_key_id: str = "", client_tools: list | None = None) -> Turn:
+def turn_create(
+    *,
+    session_id,
+    message: Message,
+    api_key_id: str = "",
+    client_tools: list | None = None,
+    session_status: str | None = None,
+) -> Turn:
     """Inside the caller's transaction (which holds the session row): a queued turn for `message` (a user
     message, or a client's tool result), the session `running`, and the turn sent to a worker once the
-    transaction commits. `client_tools`: front-end tools offered to the model for this turn."""
+    transaction commits. `client_tools`: front-end tools offered to the model for this turn. `session_status`:
+    the session's status as the caller read it under its lock, if it did."""
     turn = Turn.objects.create(
         session_id=session_id,
         input_message_ids=[str(message.id)],
@@ -110,7 +122,9 @@ def turn_create(*, session_id, message: Message, api_key_id: str = "", client_to
     )
     with connection.cursor() as cursor:
         cursor.execute(f'UPDATE "{MESSAGE}" SET "turn_id" = %s WHERE "id" = %s', [_uuid(turn.pk), _uuid(message.pk)])
-    set_session_status(session_id=session_id, status=Session.Status.RUNNING, turn_id=turn.id, active_turn=turn)
+    set_session_status(
+        session_id=session_id, status=Session.Status.RUNNING, turn_id=turn.id, active_turn=turn, previous=session_status
+    )
     transaction.on_commit(lambda: turn_queue(turn.id))
     return turn
 
