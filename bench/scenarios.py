@@ -173,6 +173,8 @@ async def _waiting_run(ctx, result: Result, key, sessions: int, latency_ms: int,
                 "turns_failed": failed,
                 "post_errors": len(errors),
                 "post_error_samples": [p.get("error") for p in errors[:3]],
+                # POSTs whose connection broke before the answer and were sent again (same Idempotency-Key)
+                "post_retries": sum(1 for p in posted.values() if p.get("retried_after")),
                 "observed_s": finished - started,
                 "turn_latency_ms": summary(latencies),
                 "resources": dict(sampler.maxima),
