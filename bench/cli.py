@@ -60,6 +60,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="auto",
         help="PostgreSQL and Redis of the bench's own (private; auto when installed) or the running ones (shared)",
     )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="py-spy (--gil) of the web and worker during each measured phase: collapsed stacks and summaries in DIR",
+    )
     parser.add_argument("--pg-admin-url", default="postgres://postgres@127.0.0.1:5432/postgres", help="shared only")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="shared only")
     args = parser.parse_args(argv)
@@ -171,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
                 pg_dsn=services.admin_dsn(),
                 reuse=args.quick,
             )
+        ctx.profile_dir = Path(args.profile).resolve() if args.profile else None
+        if ctx.profile_dir:
+            results["meta"]["profile_dir"] = str(ctx.profile_dir)
+        if not args.target:
             results["meta"].update(
                 {
                     "mode": f"managed, {services.kind} PostgreSQL and Redis",

@@ -8,6 +8,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -24,6 +25,7 @@ from bench.client import (
     turn_started_by,
 )
 from bench.metrics import Sampler, cpu_delta, own_cpu
+from bench.profile import Profiler
 from bench.report import Target, distribution, percentile, summary
 from bench.stack import Deployment, Stack
 
@@ -41,6 +43,11 @@ class Context:
     reuse: bool = False
     _kept: Deployment | None = None
     started: list = field(default_factory=list)  # start-up figures of the deployments made, for the JSON
+    profile_dir: Path | None = None  # --profile: py-spy of the processes during each measured phase
+
+    def profiling(self, phase: str, d: Deployment) -> Profiler:
+        pids = {"web": d.web_pid, **{f"worker{i}": pid for i, pid in enumerate(d.worker_pids)}}
+        return Profiler(self.profile_dir, phase, pids)
 
     def deploy(self, name: str, **kwargs) -> Deployment:
         if not self.stack:
@@ -136,23 +143,24 @@ async def _waiting_run(ctx, result: Result, key, sessions: int, latency_ms: int,
                 posted[session_id] = await api.post_message(agent_id, session_id)
 
             # Every session's client posts at once (100 in flight at most: a burst, not a stampede).
-            posting = asyncio.create_task(bounded(100, [lambda s=s: post(s) for s in ids]))
-            done: dict[str, dict] = {}
-            deadline = started + cap
-            # Listing 1,000 sessions costs the server real work: poll a large run less often. The wall time
-            # comes from the sessions' updated_at, so the poll interval does not change the figure.
-            poll = POLL_SECONDS if sessions <= 100 else 4 * POLL_SECONDS
-            while time.time() < deadline:
-                await asyncio.sleep(poll)
-                # Only sessions whose POST had returned before the list was asked for: an older answer
-                # would show a session still `pending` from before its message.
-                accepted = {sid for sid, p in posted.items() if p["status"] == 201}
-                all_posted = posting.done()
-                for s in await api.all_sessions(agent_id):
-                    if s["id"] in accepted and s["status"] in ("pending", "failed") and s["id"] not in done:
-                        done[s["id"]] = s
-                if all_posted and len(done) == len(accepted):
-                    break
+            with ctx.profiling(f"waiting-{key}", d):
+                posting = asyncio.create_task(bounded(100, [lambda s=s: post(s) for s in ids]))
+                done: dict[str, dict] = {}
+                deadline = started + cap
+                # Listing 1,000 sessions costs the server real work: poll a large run less often. The wall time
+                # comes from the sessions' updated_at, so the poll interval does not change the figure.
+                poll = POLL_SECONDS if sessions <= 100 else 4 * POLL_SECONDS
+                while time.time() < deadline:
+                    await asyncio.sleep(poll)
+                    # Only sessions whose POST had returned before the list was asked for: an older answer
+                    # would show a session still `pending` from before its message.
+                    accepted = {sid for sid, p in posted.items() if p["status"] == 201}
+                    all_posted = posting.done()
+                    for s in await api.all_sessions(agent_id):
+                        if s["id"] in accepted and s["status"] in ("pending", "failed") and s["id"] not in done:
+                            done[s["id"]] = s
+                    if all_posted and len(done) == len(accepted):
+                        break
             finished = time.time()
             errors = [p for p in posted.values() if p["status"] != 201]
             complete = posting.done() and len(done) == len(posted) - len(errors)  # every accepted turn ended
@@ -258,15 +266,16 @@ async def streams(ctx: Context) -> Result:
                 pass
             opened = [c for c in clients if c.opened_at]
             open_s = max((c.opened_at for c in opened), default=started) - started
-            turns_started = time.time()
-            posts = await bounded(100, [lambda s=s: api.post_message(agent_id, s) for s in ids])
-            accepted = {s for s, p in zip(ids, posts, strict=True) if p["status"] == 201}
-            # Until every session is idle again...
-            while time.time() < deadline:
-                await asyncio.sleep(POLL_SECONDS)
-                idle = {s["id"] for s in await api.all_sessions(agent_id) if s["status"] in ("pending", "failed")}
-                if accepted <= idle:
-                    break
+            with ctx.profiling("streams", d):
+                turns_started = time.time()
+                posts = await bounded(100, [lambda s=s: api.post_message(agent_id, s) for s in ids])
+                accepted = {s for s, p in zip(ids, posts, strict=True) if p["status"] == 201}
+                # Until every session is idle again...
+                while time.time() < deadline:
+                    await asyncio.sleep(POLL_SECONDS)
+                    idle = {s["id"] for s in await api.all_sessions(agent_id) if s["status"] in ("pending", "failed")}
+                    if accepted <= idle:
+                        break
             turns_s = time.time() - turns_started
             # ...then until every client has the last stored event of its session (or the cap).
             expected = dict(
@@ -400,7 +409,8 @@ async def api_rates(ctx: Context) -> Result:
                 await _hammer(d.base_url, api.headers, clients, warm, method, path, body)
                 sampler.reset()
                 before = sampler.cpu()
-                measured = await _hammer(d.base_url, api.headers, clients, seconds, method, path, body)
+                with ctx.profiling(f"api-{name}", d):
+                    measured = await _hammer(d.base_url, api.headers, clients, seconds, method, path, body)
                 latencies, statuses, elapsed = measured
                 cpu = cpu_delta(before, sampler.cpu())
                 good = sum(n for code, n in statuses.items() if 200 <= code < 300)
@@ -494,9 +504,10 @@ async def instant(ctx: Context) -> Result:
             sampler.reset()
             before = sampler.cpu()
             started = time.time()
-            outcomes = await asyncio.gather(
-                *(_turns(api, agent_id, ids[i], streams[i], turns, deadline) for i in range(sessions))
-            )
+            with ctx.profiling("instant", d):
+                outcomes = await asyncio.gather(
+                    *(_turns(api, agent_id, ids[i], streams[i], turns, deadline) for i in range(sessions))
+                )
             wall = time.time() - started
             cpu = cpu_delta(before, sampler.cpu())
             concurrent = [o for client in outcomes for o in client]

@@ -8,6 +8,7 @@ from rest_framework.test import APIRequestFactory
 
 from bench import procs
 from bench.client import RawHttp, SseClient, turn_ended, turn_started_by
+from bench.profile import summarize
 from bench.report import Target, percentile, summary, table
 from bench.scenarios import _exactly_once
 from bench.stack import procfile
@@ -238,3 +239,16 @@ def test_a_target_whose_run_refused_requests_is_not_met_whatever_its_figure():
     target = Target("w", "waiting", ">=", 90, "%", 95.0, "3 POSTs refused")
     target.broken = True
     assert target.met is False and target.to_dict()["met"] is False
+
+
+def test_a_profile_summary_gives_each_functions_share_of_the_samples():
+    collapsed = (
+        "main (app.py:1);handle (views.py:10);query (db.py:5) 6\n"
+        "main (app.py:1);handle (views.py:10) 2\n"
+        "main (app.py:1);render (views.py:20) 2\n"
+    )
+    text = summarize(collapsed, "api-get: web")
+    assert text.startswith("api-get: web: 10 samples")
+    inclusive, own = text.split("self:")
+    assert "100.0%  main (app.py)" in inclusive and " 80.0%  handle (views.py)" in inclusive
+    assert " 60.0%  query (db.py)" in own and " 20.0%  render (views.py)" in own
