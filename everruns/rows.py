@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from django.db import connections
 from django.db.models import Model
+from django.db.models.sql import Query
 
 
 @dataclass(frozen=True)
@@ -126,3 +127,38 @@ def fetch_one(model: type[Model], where: str, params: list, **options):
     if len(found) > 1:
         raise model.MultipleObjectsReturned(f"{model.__name__}: {where}")
     return found[0] if found else None
+
+
+_inserts: dict[tuple, tuple[str, list[str], list]] = {}
+
+
+def insert(instance: Model, using: str = "default") -> Model:
+    """Store a new `instance` (defaults and `auto_now_add` filled in as `save()` would) with a written-out
+    INSERT of every concrete column; the instance is then saved, as after `Model.objects.create`. A value that
+    is an expression (a time on the database's clock) is compiled in place of its placeholder."""
+    model = type(instance)
+    connection = connections[using]
+    key = (model, using, connection.vendor)
+    statement = _inserts.get(key)
+    if statement is None:
+        fields = [f for f in model._meta.concrete_fields if not f.generated]
+        table = connection.ops.quote_name(model._meta.db_table)
+        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+        statement = (f"INSERT INTO {table} ({columns}) VALUES ", ["%s"] * len(fields), fields)
+        _inserts[key] = statement
+    head, marks, fields = statement
+    params = []
+    for i, field in enumerate(fields):
+        value = field.pre_save(instance, True)
+        if hasattr(value, "resolve_expression"):
+            marks = list(marks) if marks is statement[1] else marks
+            query = Query(model)
+            expression = value.resolve_expression(query, allow_joins=False, for_save=True)
+            marks[i], expression_params = query.get_compiler(using=using).compile(expression)
+            params.extend(expression_params)
+        else:
+            params.append(field.get_db_prep_save(value, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(f"{head}({', '.join(marks)})", params)
+    instance._state.adding, instance._state.db = False, using
+    return instance

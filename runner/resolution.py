@@ -100,7 +100,10 @@ def resolve(*, controls_model_id=None, session_model_id=None, agent_model_id=Non
         secrets.remember_environment_keys()  # litellm takes the key from the environment
         name = settings.EVERRUNS_DEFAULT_MODEL
         return ResolvedModel(litellm_model=name, display=name, provider_type=name.split("/", 1)[0])
-    model = LlmModel.objects.select_related("provider").filter(is_default=True).first()
+    table = LlmModel._meta.db_table
+    newest = f'ORDER BY "{table}"."id" DESC LIMIT 1'  # as LlmModel.Meta.ordering, which .first() followed
+    found = rows.fetch(LlmModel, f'"{table}"."is_default"', [], related="provider", tail=newest)
+    model = found[0] if found else None
     if model is None:
         raise ModelUnavailable(TurnErrorCode.NO_DEFAULT_MODEL, "No model chosen and no default model configured")
     return to_litellm(model)

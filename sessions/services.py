@@ -38,13 +38,16 @@ def session_create(
 ) -> Session:
     if agent.status == Agent.Status.ARCHIVED:
         raise Conflict("Agent is archived; it takes no new sessions")
-    return Session.objects.create(
-        agent=agent,
-        title=title,
-        tags=tags or [],
-        model=_model_or_error(model_id),
-        limits=limits or {},
-        external_id=external_id,
+    # Written out (everruns/rows.py): creating sessions is one of the hot writes.
+    return rows.insert(
+        Session(
+            agent=agent,
+            title=title,
+            tags=tags or [],
+            model=_model_or_error(model_id),
+            limits=limits or {},
+            external_id=external_id,
+        )
     )
 
 
@@ -185,7 +188,8 @@ def _message_store(
                 raise _StaleTurn(locked.active_turn_id)  # roll back: taking its row now could deadlock
             active = Turn.objects.select_for_update().filter(pk=locked.active_turn_id, status__in=Turn.OPEN).first()
         if idempotency_key:
-            existing = Message.objects.filter(session_id=session.pk, idempotency_key=idempotency_key).first()
+            params = [rows.prep(Message, "session", session.pk), idempotency_key]
+            existing = rows.fetch_one(Message, '"session_id" = %s AND "idempotency_key" = %s', params)
             if existing:
                 return _replayed(existing, idempotency_hash), False
         message = append_message(

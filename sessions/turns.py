@@ -113,12 +113,14 @@ def turn_create(
     message, or a client's tool result), the session `running`, and the turn sent to a worker once the
     transaction commits. `client_tools`: front-end tools offered to the model for this turn. `session_status`:
     the session's status as the caller read it under its lock, if it did."""
-    turn = Turn.objects.create(
-        session_id=session_id,
-        input_message_ids=[str(message.id)],
-        lease_expires_at=queue_deadline(),
-        api_key_id=api_key_id,
-        client_tools=client_tools or [],
+    turn = rows.insert(
+        Turn(
+            session_id=session_id,
+            input_message_ids=[str(message.id)],
+            lease_expires_at=queue_deadline(),
+            api_key_id=api_key_id,
+            client_tools=client_tools or [],
+        )
     )
     with connection.cursor() as cursor:
         cursor.execute(f'UPDATE "{MESSAGE}" SET "turn_id" = %s WHERE "id" = %s', [_uuid(turn.pk), _uuid(message.pk)])

@@ -1,6 +1,9 @@
 """everruns/rows.py: written-out reads give the instances the ORM would."""
 
+from datetime import timedelta
+
 import pytest
+from django.db.models.functions import Now
 
 from everruns import rows
 from sessions.models import Message, Session, Turn
@@ -61,3 +64,20 @@ def test_a_missing_nullable_related_row_is_none():
     table = Session._meta.db_table
     fetched = rows.fetch_one(Session, f'"{table}"."id" = %s', [rows.prep(Session, "id", session.pk)], related="model")
     assert fetched.model_id is None and fetched.model is None
+
+
+def test_an_inserted_row_reads_back_as_the_orm_would_have_stored_it(django_assert_num_queries):
+    agent = make_session().agent
+    with django_assert_num_queries(1):
+        session = rows.insert(Session(agent=agent, title="t", tags=["x"], limits={"max_tokens": 3}))
+    stored = Session.objects.get(pk=session.pk)
+    assert not session._state.adding and stored.created_at == session.created_at and stored.updated_at
+    assert (stored.title, stored.tags, stored.limits, stored.status) == ("t", ["x"], {"max_tokens": 3}, "pending")
+
+
+def test_an_expression_value_is_computed_by_the_database():
+    session = make_session()
+    turn = rows.insert(Turn(session=session, input_message_ids=["m"], lease_expires_at=Now() + timedelta(seconds=60)))
+    stored = Turn.objects.annotate(now=Now()).get(pk=turn.pk)
+    assert timedelta(seconds=55) < stored.lease_expires_at - stored.now <= timedelta(seconds=60)
+    assert stored.input_message_ids == ["m"] and stored.status == "queued"

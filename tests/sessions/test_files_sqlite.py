@@ -6,6 +6,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.utils import ConnectionHandler, load_backend
 
 from agents.models import Agent, LlmModel, LlmProvider
+from everruns import rows
 from everruns.errors import PayloadTooLarge
 from sessions import files
 from sessions.models import Session, SessionFile, Turn
@@ -70,3 +71,9 @@ def test_written_out_reads_convert_sqlites_columns(sqlite_session):
     session = Session.objects.get(pk=sqlite_session)
     fetched = session_get(agent_id=session.agent_id, session_id=session.pk)
     assert fetched.pk == session.pk and fetched.created_at == session.created_at and fetched.tags == []
+
+
+def test_a_written_out_insert_on_sqlite(sqlite_session):
+    agent = Session.objects.get(pk=sqlite_session).agent
+    session = rows.insert(Session(agent=agent, tags=["a"]))
+    assert Session.objects.get(pk=session.pk).tags == ["a"]
