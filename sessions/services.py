@@ -1,5 +1,6 @@
 """Session actions: views call these; they decide, write, and queue turns after commit."""
 
+import functools
 import logging
 
 from django.conf import settings
@@ -104,55 +105,30 @@ def message_post(
         raise Conflict("Agent is archived; its sessions are read-only")
     if controls and controls.get("model_id"):
         _model_or_error(controls["model_id"])
+    store = functools.partial(
+        _message_store,
+        session=session,
+        content=content,
+        controls=controls,
+        metadata=metadata,
+        idempotency_key=idempotency_key,
+        idempotency_hash=idempotency_hash,
+        api_key_id=api_key_id,
+        client_tools=client_tools,
+    )
     known_turn_id = session.active_turn_id
     with publishing_together():  # the message's events and the status change: one Redis round trip
-        return _message_post(
-            session=session,
-            known_turn_id=known_turn_id,
-            content=content,
-            controls=controls,
-            metadata=metadata,
-            idempotency_key=idempotency_key,
-            idempotency_hash=idempotency_hash,
-            api_key_id=api_key_id,
-            client_tools=client_tools,
-        )
-
-
-def _message_post(
-    *,
-    session,
-    known_turn_id,
-    content,
-    controls,
-    metadata,
-    idempotency_key,
-    idempotency_hash,
-    api_key_id,
-    client_tools,
-) -> tuple[Message, bool]:
-    for attempt in range(3):
-        try:
-            return _message_store(
-                session=session,
-                known_turn_id=known_turn_id,
-                content=content,
-                controls=controls,
-                metadata=metadata,
-                idempotency_key=idempotency_key,
-                idempotency_hash=idempotency_hash,
-                api_key_id=api_key_id,
-                client_tools=client_tools,
-                last_attempt=attempt == 2,
-            )
-        except _StaleTurn as stale:
-            known_turn_id = stale.turn_id
-        except IntegrityError:
-            # Two requests with one Idempotency-Key raced; the other one stored the message.
-            existing = Message.objects.filter(session_id=session.pk, idempotency_key=idempotency_key).first()
-            if existing is None:
-                raise
-            return _replayed(existing, idempotency_hash), False
+        for attempt in range(3):
+            try:
+                return store(known_turn_id=known_turn_id, last_attempt=attempt == 2)
+            except _StaleTurn as stale:
+                known_turn_id = stale.turn_id
+            except IntegrityError:
+                # Two requests with one Idempotency-Key raced; the other one stored the message.
+                existing = Message.objects.filter(session_id=session.pk, idempotency_key=idempotency_key).first()
+                if existing is None:
+                    raise
+                return _replayed(existing, idempotency_hash), False
     raise AssertionError("unreachable: the last attempt does not retry")
 
 
