@@ -11,7 +11,7 @@ from everruns import rows
 from everruns.errors import Conflict, NotFound, TooManyRequests, ValidationError
 from everruns.services import instance_update
 from sessions import control, turns
-from sessions.log import append_message, publishing_together
+from sessions.log import append_message
 from sessions.models import Message, Session, Turn
 
 logger = logging.getLogger(__name__)
@@ -117,18 +117,20 @@ def message_post(
         client_tools=client_tools,
     )
     known_turn_id = session.active_turn_id
-    with publishing_together():  # the message's events and the status change: one Redis round trip
-        for attempt in range(3):
-            try:
-                return store(known_turn_id=known_turn_id, last_attempt=attempt == 2)
-            except _StaleTurn as stale:
-                known_turn_id = stale.turn_id
-            except IntegrityError:
-                # Two requests with one Idempotency-Key raced; the other one stored the message.
-                existing = Message.objects.filter(session_id=session.pk, idempotency_key=idempotency_key).first()
-                if existing is None:
-                    raise
-                return _replayed(existing, idempotency_hash), False
+    # The events are published one by one as the transaction commits, before the turn is queued (the hooks run
+    # in order): published together after it, a worker's `turn.started` could reach the streams before the
+    # message's own events, and a gap sends every stream of the session back to the log.
+    for attempt in range(3):
+        try:
+            return store(known_turn_id=known_turn_id, last_attempt=attempt == 2)
+        except _StaleTurn as stale:
+            known_turn_id = stale.turn_id
+        except IntegrityError:
+            # Two requests with one Idempotency-Key raced; the other one stored the message.
+            existing = Message.objects.filter(session_id=session.pk, idempotency_key=idempotency_key).first()
+            if existing is None:
+                raise
+            return _replayed(existing, idempotency_hash), False
     raise AssertionError("unreachable: the last attempt does not retry")
 
 

@@ -1,5 +1,7 @@
 import pytest
+from rest_framework.test import APIClient
 
+from sessions import live, turns
 from sessions.models import Event, Message, Session, Turn
 from tests.factories import make_agent, make_session, text
 
@@ -122,3 +124,15 @@ def test_request_body_too_large_is_413(api, session, settings):
     response = post(api, session, text("x" * 5000))
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_the_messages_events_are_published_before_its_turn_is_queued(seeded_tx, monkeypatch):
+    """A worker takes a queued turn at once and publishes `turn.started`: the message's own events must be on
+    their way first, or every stream of the session sees a gap and goes back to the log. (Real commits: the
+    hooks run when the request's transaction ends, as in production.)"""
+    session = make_session(make_agent())
+    order = []
+    monkeypatch.setattr(live, "publish_many", lambda items: order.extend(event["type"] for _, event in items))
+    monkeypatch.setattr(turns.celery_app, "send_task", lambda *args, **kwargs: order.append("queued"))
+    assert post(APIClient(), session, text("Hello")).status_code == 201
+    assert order == ["message.user", "session.status", "queued"]
