@@ -183,6 +183,11 @@ async def _waiting_run(ctx, result: Result, key, sessions: int, latency_ms: int,
                 "post_error_samples": [p.get("error") for p in errors[:3]],
                 # POSTs whose connection broke before the answer and were sent again (same Idempotency-Key)
                 "post_retries": sum(1 for p in posted.values() if p.get("retried_after")),
+                # How the wall time splits: the burst of POSTs (the last answered this long after the first was
+                # sent), and each turn from its POST's answer to its end (ideal: the two calls, 2 x latency).
+                "posts_answered_s": max((p["finished"] for p in posted.values()), default=started) - started,
+                "post_latency_ms": summary([(p["finished"] - p["started"]) * 1000 for p in posted.values()]),
+                "after_post_ms": summary([(ends[sid] - posted[sid]["finished"]) * 1000 for sid in ends]),
                 "observed_s": finished - started,
                 "turn_latency_ms": summary(latencies),
                 "resources": dict(sampler.maxima),
