@@ -3,6 +3,7 @@
     python bench/run.py --scenario all --out bench/results/2026-11-29.json   # or `make bench`
     python bench/run.py --quick                                               # smoke run, about a minute
     python bench/run.py --target http://127.0.0.1:9000 --scenario api         # processes already running
+    python bench/run.py --scenario api,waiting --profile /tmp/profiles        # py-spy of each measured phase
 
 Without --target the bench starts the Procfile shape itself, for each scenario afresh: a new database
 (a copy of one migrated template), the web process and a worker process from the Procfile's command
