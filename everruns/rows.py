@@ -129,6 +129,30 @@ def fetch_one(model: type[Model], where: str, params: list, **options):
     return found[0] if found else None
 
 
+def by_pk(model: type[Model], pk, **options):
+    """The instance whose primary key is `pk`, or None (options as for `fetch`)."""
+    ops = connections[options.get("using", "default")].ops
+    column = f"{ops.quote_name(model._meta.db_table)}.{ops.quote_name(model._meta.pk.column)}"
+    return fetch_one(model, f"{column} = %s", [prep(model, model._meta.pk.name, pk)], **options)
+
+
+def update(model: type[Model], pk, using: str = "default", **values) -> int:
+    """Set `values` (field names; a related instance stands for its key) on the row whose primary key is `pk`, in
+    one written-out UPDATE; the number of rows changed."""
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    columns, params = [], []
+    for name, value in values.items():
+        field = model._meta.get_field(name)
+        columns.append(f"{quote(field.column)} = %s")
+        params.append(field.get_db_prep_save(value.pk if isinstance(value, Model) else value, connection))
+    params.append(prep(model, model._meta.pk.name, pk))
+    sql = f"UPDATE {quote(model._meta.db_table)} SET {', '.join(columns)} WHERE {quote(model._meta.pk.column)} = %s"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
 _inserts: dict[tuple, tuple[str, list[str], list]] = {}
 
 

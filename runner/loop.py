@@ -41,7 +41,6 @@ DB_RETRY_DELAYS = (0.5, 1, 2, 4, 8, 8, 8)
 DB_ERRORS = (OperationalError, InterfaceError)
 
 
-SESSION_TABLE = Session._meta.db_table
 TURN_STATE_FIELDS = (
     "iterations",
     "input_tokens",
@@ -188,17 +187,15 @@ class TurnRunner:
         """Everything the next step needs, read in one go on a database thread."""
         # Written out (everruns/rows.py): every step of every turn reads these; compiling them was a fifth
         # of the worker's CPU (py-spy).
-        session = rows.fetch_one(
-            Session, f'"{SESSION_TABLE}"."id" = %s', [rows.prep(Session, "id", self.session_id)], related="agent"
-        )
+        session = rows.by_pk(Session, self.session_id, related="agent")
         if session is None:
             raise SessionGone(str(self.session_id))
         agent = session.agent
         system_prompt, tools = registry.system_prompt_and_tools(agent)
         messages = rows.fetch(
-            Message, '"session_id" = %s', [rows.prep(Session, "id", self.session_id)], tail='ORDER BY "sequence"'
+            Message, '"session_id" = %s', [rows.prep(Message, "session", self.session_id)], tail='ORDER BY "sequence"'
         )
-        found = rows.fetch_one(Turn, '"id" = %s', [rows.prep(Turn, "id", self.turn_id)], fields=TURN_STATE_FIELDS)
+        found = rows.by_pk(Turn, self.turn_id, fields=TURN_STATE_FIELDS)
         turn = {name: getattr(found, name) for name in TURN_STATE_FIELDS} if found else None
         if turn is None:
             raise turns.LeaseLost(str(self.turn_id))

@@ -91,8 +91,7 @@ def resolve(*, controls_model_id=None, session_model_id=None, agent_model_id=Non
     for model_id in (controls_model_id, session_model_id, agent_model_id):
         if model_id:
             # Written out (everruns/rows.py): every step of a turn resolves its model.
-            params = [rows.prep(LlmModel, "id", model_id)]
-            model = rows.fetch_one(LlmModel, f'"{LlmModel._meta.db_table}"."id" = %s', params, related="provider")
+            model = rows.by_pk(LlmModel, model_id, related="provider")
             if model is None:
                 raise ModelUnavailable(TurnErrorCode.MODEL_NOT_FOUND, f"Model {model_id} does not exist")
             return to_litellm(model)

@@ -157,7 +157,7 @@ def _message_store(
 ) -> tuple[Message, bool]:
     with transaction.atomic():
         open_turn = turns.lock_open_turn(session.pk, active_turn_id=known_turn_id)
-        locked = rows.fetch_one(Session, '"id" = %s', [rows.prep(Session, "id", session.pk)], lock=True)
+        locked = rows.by_pk(Session, session.pk, lock=True)
         if locked is None:
             raise NotFound("Session not found")
         active = open_turn if open_turn and open_turn.pk == locked.active_turn_id else None
@@ -222,7 +222,7 @@ def tool_result_post(
         raise Conflict("Agent is archived; its sessions are read-only")
     with transaction.atomic():
         open_turn = turns.lock_open_turn(session.pk)
-        locked = rows.fetch_one(Session, '"id" = %s', [rows.prep(Session, "id", session.pk)], lock=True)
+        locked = rows.by_pk(Session, session.pk, lock=True)
         if locked is None:
             raise NotFound("Session not found")
         if locked.active_turn_id and (open_turn is None or open_turn.pk != locked.active_turn_id):

@@ -77,20 +77,12 @@ def set_session_status(
 ) -> None:
     """Change the session's status and log `session.status`; call inside a transaction. `previous`: the status,
     when the caller holds the session's row lock and read it in this transaction (saves reading it again)."""
-    session_param = _uuid(session_id)
     if previous is None:
-        locked = rows.fetch_one(Session, '"id" = %s', [session_param], fields=("status",), lock=True)
+        locked = rows.by_pk(Session, session_id, fields=("status",), lock=True)
         if locked is None:
             raise SessionGone(str(session_id))
         previous = locked.status
-    values = {"status": status, "error": error, "updated_at": timezone.now(), **fields}
-    columns, params = [], []
-    for name, value in values.items():
-        field = Session._meta.get_field(name)
-        columns.append(f'"{field.column}" = %s')
-        params.append(field.get_db_prep_save(value.pk if isinstance(value, Turn) else value, connection))
-    with connection.cursor() as cursor:
-        cursor.execute(f'UPDATE "{SESSION}" SET {", ".join(columns)} WHERE "id" = %s', [*params, session_param])
+    rows.update(Session, session_id, status=status, error=error, updated_at=timezone.now(), **fields)
     if previous != status or error:
         append_event(
             session_id=session_id,
@@ -122,8 +114,7 @@ def turn_create(
             client_tools=client_tools or [],
         )
     )
-    with connection.cursor() as cursor:
-        cursor.execute(f'UPDATE "{MESSAGE}" SET "turn_id" = %s WHERE "id" = %s', [_uuid(turn.pk), _uuid(message.pk)])
+    rows.update(Message, message.pk, turn=turn)
     set_session_status(
         session_id=session_id, status=Session.Status.RUNNING, turn_id=turn.id, active_turn=turn, previous=session_status
     )
@@ -169,7 +160,7 @@ def turn_claim(turn_id, owner: str) -> Claim | None:
     """Take the turn with a fresh lease unless it ended or another owner's lease is alive; None when not
     taken. `turn.started` is emitted the first time only."""
     with transaction.atomic():
-        turn = rows.fetch_one(Turn, '"id" = %s', [_uuid(turn_id)], fields=CLAIM_FIELDS, lock=True)
+        turn = rows.by_pk(Turn, turn_id, fields=CLAIM_FIELDS, lock=True)
         if turn is None or turn.status not in Turn.ACTIVE:
             return None
         if turn.status == Turn.Status.RUNNING and turn.lease_owner not in ("", owner) and _lease_alive(turn):

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import connection as db_connection
-from django.http import QueryDict, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, viewsets
@@ -77,8 +77,7 @@ class SessionViewSet(viewsets.ViewSet):
     )
     def create(self, request, agent_id):
         agent = agent_get(agent_id=agent_id, fields=("id", "status"))  # what session_create reads of it
-        body = {} if isinstance(request.data, QueryDict) else request.data  # no body at all is `{}`
-        data = validated(SessionInputSerializer, body)
+        data = validated(SessionInputSerializer, request.data)
         session = services.session_create(agent=agent, **data)
         return Response(SessionSerializer(session).data, status=201)
 
@@ -113,8 +112,7 @@ class SessionViewSet(viewsets.ViewSet):
     )
     def cancel(self, request, agent_id, session_id):
         session = selectors.session_get(agent_id=agent_id, session_id=session_id)
-        body = {} if isinstance(request.data, QueryDict) else request.data  # no body at all is `{}`
-        reason = validated(CancelInputSerializer, body).get("reason") or None
+        reason = validated(CancelInputSerializer, request.data).get("reason") or None
         return Response(SessionSerializer(turns.turn_cancel_request(session_id=session.pk, reason=reason)).data, 202)
 
 
@@ -162,8 +160,9 @@ class StreamTokenViewSet(viewsets.ViewSet):
     )
     def create(self, request, agent_id, session_id):
         session = selectors.session_get(agent_id=agent_id, session_id=session_id)
-        body = {} if isinstance(request.data, QueryDict) else request.data  # no body at all is `{}`
-        ttl = validated(StreamTokenInputSerializer, body).get("ttl_seconds") or settings.STREAM_TOKEN_TTL_SECONDS
+        ttl = (
+            validated(StreamTokenInputSerializer, request.data).get("ttl_seconds") or settings.STREAM_TOKEN_TTL_SECONDS
+        )
         token, expires = stream_token_create(session.pk, min(ttl, MAX_STREAM_TOKEN_SECONDS))
         return Response({"token": token, "expires_at": rfc3339(datetime.fromtimestamp(expires, UTC))}, status=201)
 

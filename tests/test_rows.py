@@ -81,3 +81,14 @@ def test_an_expression_value_is_computed_by_the_database():
     stored = Turn.objects.annotate(now=Now()).get(pk=turn.pk)
     assert timedelta(seconds=55) < stored.lease_expires_at - stored.now <= timedelta(seconds=60)
     assert stored.input_message_ids == ["m"] and stored.status == "queued"
+
+
+def test_by_pk_reads_one_row_by_its_key_and_update_writes_named_fields():
+    session = make_session()
+    assert rows.by_pk(Session, session.pk, related="agent").agent_id == session.agent_id
+    assert rows.by_pk(Turn, session.pk) is None
+    turn = Turn.objects.create(session=session, input_message_ids=[])
+    assert rows.update(Session, session.pk, status="running", active_turn=turn) == 1
+    stored = Session.objects.get(pk=session.pk)
+    assert (stored.status, stored.active_turn_id) == ("running", turn.pk)
+    assert rows.update(Session, turn.pk, status="failed") == 0  # no such session

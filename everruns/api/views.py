@@ -1,5 +1,6 @@
 """Shared view helpers."""
 
+from django.http import QueryDict
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
@@ -31,6 +32,10 @@ _EMPTY_IS_EMPTY: dict[type, bool] = {}
 
 
 def validated(serializer_class, data, *, partial: bool = False) -> dict:
+    """The request body (`request.data`) through an input serializer. No body at all is `{}` (DRF gives an empty
+    QueryDict for it; the JSON parser is the only one, so a QueryDict is never a body)."""
+    if isinstance(data, QueryDict):
+        data = {}
     if not isinstance(data, dict):
         raise ValidationError("Request body must be a JSON object", details={"body": ["Expected a JSON object."]})
     if not data and _EMPTY_IS_EMPTY.get(serializer_class):

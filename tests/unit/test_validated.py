@@ -1,6 +1,7 @@
 """`validated`: the request body through an input serializer, with the empty body's shortcut."""
 
 import pytest
+from django.http import QueryDict
 from rest_framework import serializers
 
 from everruns.api.views import validated
@@ -49,3 +50,10 @@ def test_a_serializer_with_defaults_builds_them_for_every_empty_body():
 def test_a_body_that_is_not_an_object_is_refused():
     with pytest.raises(ValidationError):
         validated(Optional, [])
+
+
+def test_no_body_at_all_is_an_empty_object():
+    """DRF's `request.data` is an empty QueryDict when a request has no body."""
+    assert validated(Optional, QueryDict()) == {}
+    with pytest.raises(serializers.ValidationError):
+        validated(Required, QueryDict())
