@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from agents.models import Agent
-from everruns.api.errors import _flatten
+from everruns.api.errors import field_errors
 from everruns.errors import Conflict, NotFound, ValidationError
 from sessions import services, turns
 from sessions.models import Event, Message, Session, Turn
@@ -94,7 +94,7 @@ def chat_post(
     for message in new_users:
         body = MessageBodySerializer(data={"role": "user", "content": message["content"]})
         if not body.is_valid():
-            details = {f"messages.{message['id']}.{k}": v for k, v in _flatten(body.errors).items()}
+            details = {f"messages.{message['id']}.{k}": v for k, v in field_errors(body.errors).items()}
             raise ValidationError("Invalid message", details=details)
     foreign_calls = {
         c for m in messages if m["role"] == "assistant" and m["id"] not in known for c in m.get("tool_call_ids") or []

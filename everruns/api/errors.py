@@ -30,7 +30,7 @@ def unavailable(exc) -> JsonResponse:
     return response
 
 
-def _flatten(detail) -> dict:
+def field_errors(detail) -> dict:
     """DRF error details -> {field: [messages]}."""
     if isinstance(detail, dict):
         return {str(k): _messages(v) for k, v in detail.items()}
@@ -72,7 +72,7 @@ def exception_handler(exc, context):
     if isinstance(exc, PermissionDenied):
         return Response(envelope("forbidden", "Forbidden"), status=403)
     if isinstance(exc, drf.ValidationError):
-        return Response(envelope("validation_error", "Invalid request", _flatten(exc.detail)), status=400)
+        return Response(envelope("validation_error", "Invalid request", field_errors(exc.detail)), status=400)
     for cls, (status, code) in _DRF_CODES.items():
         if isinstance(exc, cls):
             headers = {}
