@@ -1,7 +1,7 @@
 """How an LLM call's exception becomes an LlmError: code, transient or not, status, Retry-After, redaction.
 
-These need litellm's exception classes, so the first test here pays for importing litellm (~5 s);
-no service is involved.
+These need litellm's exception classes, so the first test here pays for importing litellm (~5 s): they live here,
+not in tests/unit (which must stay seconds). No service is involved.
 """
 
 import httpx
