@@ -133,7 +133,7 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "celery")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 # Turns are acknowledged when they start. Durability comes from the database, not the broker: a
-# turn whose worker dies is re-queued by the sweeper once its lease expires (runner/recovery.py).
+# turn whose worker dies is re-queued by the sweeper once its lease expires (runner/runtime.py, sessions/turns.py).
 # Holding an unacked message for a whole turn buys nothing, and with kombu 5.7 a Redis restart while
 # a message is unacked kills the worker ("Unrecoverable error: 'NoneType' object has no attribute
 # 'hostname'" while restoring unacked messages).

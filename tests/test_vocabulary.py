@@ -79,9 +79,10 @@ def test_rest_items_are_the_log_encoding_that_sse_sends(api):
     assert list(MessageSerializer().fields) == list(message_to_dict(message))
 
 
-def readme_turn_error_codes() -> list[str]:
-    """The codes in the README's bullet "Error codes on failed turns: ..." (its line and the indented ones after)."""
-    lines = (Path(__file__).resolve().parents[1] / "README.md").read_text().splitlines()
+def documented_turn_error_codes() -> list[str]:
+    """The codes in docs/decisions.md's bullet "Error codes on failed turns: ..." (its line and the indented ones
+    after)."""
+    lines = (Path(__file__).resolve().parents[1] / "docs" / "decisions.md").read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if "Error codes on failed turns:" in line)
     end = start + 1
     while end < len(lines) and lines[end].startswith("  "):
@@ -89,7 +90,7 @@ def readme_turn_error_codes() -> list[str]:
     return re.findall(r"`([a-z_]+)`", " ".join(lines[start:end]))
 
 
-def test_the_readme_lists_every_turn_error_code_and_no_other():
-    listed = readme_turn_error_codes()
+def test_the_docs_list_every_turn_error_code_and_no_other():
+    listed = documented_turn_error_codes()
     assert len(listed) == len(set(listed))
     assert set(listed) == {code.value for code in TurnErrorCode}
