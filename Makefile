@@ -75,7 +75,7 @@ chaos: $(STAMP)
 # most, with the fast in-process tests: ~390 mutants, about 25 minutes on one core. Survivors are
 # listed at the end; `$(VENV)/bin/mutmut show NAME` shows one. Choose others with MUTANTS="runner.loop.*"
 # (fnmatch patterns over mutant names; `mutmut results --all true` lists them all).
-MUTANTS ?= sessions.stream.x_parse_cursor* sessions.stream.x_event_stream* sessions.stream.x_encode_raw* \
+MUTANTS ?= sessions.streams.stream.x_parse_cursor* sessions.streams.stream.x_event_stream* sessions.streams.stream.x_encode_raw* \
 	runner.history.x_unanswered_tool_calls* runner.history.x_tool_result_text* runner.toolexec.x_parse_arguments* \
 	runner.loop.x_retry_delay_ms* runner.llm.x__classify* runner.llm.x__retry_after* runner.llm.x__connection_failed*
 mutation: $(STAMP) services

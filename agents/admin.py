@@ -9,7 +9,7 @@ from rest_framework.exceptions import ValidationError as InvalidAgent
 
 from agents import capabilities, llm_services, policies, secrets, services, transfer
 from agents.models import Agent, LlmModel, LlmProvider
-from everruns.errors import Conflict
+from everruns.core.errors import Conflict
 
 
 class AgentAdminForm(forms.ModelForm):

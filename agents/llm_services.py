@@ -4,7 +4,7 @@ from django.db import transaction
 
 from agents import secrets
 from agents.models import LlmModel, LlmProvider
-from everruns.errors import Conflict, ValidationError
+from everruns.core.errors import Conflict, ValidationError
 from everruns.services import full_clean, instance_update
 
 PROVIDER_FIELDS = ["name", "provider_type", "base_url", "api_key_encrypted", "settings", "status"]

@@ -6,8 +6,8 @@ from django.db import models
 from django.db.models import Q
 
 from agents import policies, provider_types
-from everruns import netguard
-from everruns.ids import uuid7
+from everruns.core import netguard
+from everruns.core.ids import uuid7
 
 
 class Agent(models.Model):

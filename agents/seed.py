@@ -1,6 +1,6 @@
 """The providers and models of a fresh install (used by the data migration and by tests)."""
 
-from everruns.ids import uuid7
+from everruns.core.ids import uuid7
 
 SEED = [
     ("llmsim", "Simulated LLM (llmsim)", [("llmsim-1", "llmsim 1 (simulated, offline)", True)]),

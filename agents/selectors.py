@@ -2,7 +2,7 @@ from django.db.models import QuerySet
 
 from agents import capabilities
 from agents.models import Agent, LlmModel, LlmProvider
-from everruns.errors import NotFound, ValidationError
+from everruns.core.errors import NotFound, ValidationError
 from everruns.selectors import get_object, json_list_contains
 
 

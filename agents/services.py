@@ -1,5 +1,5 @@
 from agents.models import Agent
-from everruns.errors import NotFound
+from everruns.core.errors import NotFound
 from everruns.services import instance_update
 
 AGENT_FIELDS = [

@@ -23,7 +23,7 @@ import yaml
 from agents import services
 from agents.models import Agent, LlmModel
 from agents.serializers import AgentInputSerializer
-from everruns.errors import ValidationError
+from everruns.core.errors import ValidationError
 
 # The front matter's vocabulary, in the order an export writes it. `max_iterations` only when it is set.
 FRONT_MATTER_FIELDS = [

@@ -391,7 +391,7 @@ class PublishProbe:
     from its created_at to its arrival on Redis: the worker's share (commit, then publish) of a delivery delay.
     Measures nothing (stop() returns None) when the bench did not start the services (--target)."""
 
-    CHANNEL = "events_channel"  # django-eventstream's Redis channel (sessions/live.py publishes on it)
+    CHANNEL = "events_channel"  # django-eventstream's Redis channel (sessions/streams/live.py publishes on it)
 
     def __init__(self, deployment):
         self.url = deployment.services.redis_url() if deployment.services is not None else None

@@ -1,5 +1,6 @@
-"""The ASGI application: event streams and the chat front-ends' routes on the event loop (sessions/sse.py,
-sessions/chat_sse.py), everything else through Django's handler on a bounded pool of threads (everruns/bridge.py)."""
+"""The ASGI application: event streams and the chat front-ends' routes on the event loop
+(sessions/streams/sse.py, sessions/chat/sse.py), everything else through Django's handler on a bounded pool of
+threads (everruns/front/bridge.py)."""
 
 import logging
 import os
@@ -11,11 +12,11 @@ django.setup(set_prefix=False)
 
 from django.conf import settings  # noqa: E402
 
-from everruns.api.cors import Cors  # noqa: E402
-from everruns.bridge import DjangoBridge  # noqa: E402
+from everruns.front.bridge import DjangoBridge  # noqa: E402
+from everruns.front.cors import Cors  # noqa: E402
 from everruns.startup import freeze_loaded_objects  # noqa: E402
-from sessions.chat_sse import ChatRouter  # noqa: E402
-from sessions.sse import StreamRouter  # noqa: E402
+from sessions.chat.sse import ChatRouter  # noqa: E402
+from sessions.streams.sse import StreamRouter  # noqa: E402
 
 application = Cors(ChatRouter(StreamRouter(DjangoBridge())))
 

@@ -1,6 +1,6 @@
 from django.db import models
 
-from everruns.ids import uuid7
+from everruns.core.ids import uuid7
 
 
 class ApiKey(models.Model):

@@ -6,7 +6,7 @@ from typing import TypeVar
 from django.db import NotSupportedError
 from django.db.models import F, Lookup, Model, Q, QuerySet
 
-from everruns.errors import NotFound
+from everruns.core.errors import NotFound
 
 M = TypeVar("M", bound=Model)
 

@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 
-from everruns.errors import ValidationError
+from everruns.core.errors import ValidationError
 
 
 def full_clean(instance: models.Model) -> None:

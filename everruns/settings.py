@@ -284,7 +284,7 @@ SECRETS_ENCRYPTION_KEY_PREVIOUS = [
     k.strip() for k in os.environ.get("SECRETS_ENCRYPTION_KEY_PREVIOUS", "").split(",") if k.strip()
 ]
 # Host names (or host:port) of private LLM servers that providers' base URLs may reach (a local vLLM or
-# Ollama); every other base URL must resolve to public addresses only (everruns/netguard.py).
+# Ollama); every other base URL must resolve to public addresses only (everruns/core/netguard.py).
 LLM_ALLOWED_HOSTS = [h.strip().lower() for h in os.environ.get("LLM_ALLOWED_HOSTS", "").split(",") if h.strip()]
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 3)
 LLM_RETRY_BASE_MS = env_int("LLM_RETRY_BASE_MS", 1000)

@@ -17,16 +17,17 @@ import threading
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 
-from everruns import rows
-from everruns.ids import uuid7
+from everruns.core import rows
+from everruns.core.ids import uuid7
 from runner import history, llm, toolexec
 from runner.errors import TurnError, TurnErrorCode
 from runner.resolution import resolve
 from runner.tools import registry
 from runner.tools.base import ToolContext
-from sessions import live, turns
+from sessions import turns
 from sessions.log import SessionGone, append_event, append_message
 from sessions.models import Event, Message, Session, Turn
+from sessions.streams import live
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +186,7 @@ class TurnRunner:
 
     def _read_state(self) -> dict:
         """Everything the next step needs, read in one go on a database thread."""
-        # Written out (everruns/rows.py): every step of every turn reads these; compiling them was a fifth
+        # Written out (everruns/core/rows.py): every step of every turn reads these; compiling them was a fifth
         # of the worker's CPU (py-spy).
         session = rows.by_pk(Session, self.session_id, related="agent")
         if session is None:

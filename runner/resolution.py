@@ -7,7 +7,7 @@ from django.conf import settings
 
 from agents import provider_types, secrets
 from agents.models import LlmModel, LlmProvider, endpoint_refusal
-from everruns import rows
+from everruns.core import rows
 from runner.errors import TurnError, TurnErrorCode
 
 
@@ -90,7 +90,7 @@ def to_litellm(model: LlmModel) -> ResolvedModel:
 def resolve(*, controls_model_id=None, session_model_id=None, agent_model_id=None) -> ResolvedModel:
     for model_id in (controls_model_id, session_model_id, agent_model_id):
         if model_id:
-            # Written out (everruns/rows.py): every step of a turn resolves its model.
+            # Written out (everruns/core/rows.py): every step of a turn resolves its model.
             model = rows.by_pk(LlmModel, model_id, related="provider")
             if model is None:
                 raise ModelUnavailable(TurnErrorCode.MODEL_NOT_FOUND, f"Model {model_id} does not exist")

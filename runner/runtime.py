@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
-from everruns.ids import uuid7
+from everruns.core.ids import uuid7
 from runner.loop import TurnRunner
 from sessions import control, turns
 from sessions.log import publishing_together

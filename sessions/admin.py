@@ -4,7 +4,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from agents import policies
-from everruns.errors import AppError
+from everruns.core.errors import AppError
 from sessions import turns
 from sessions.models import Event, Message, Session, Turn
 

@@ -12,7 +12,7 @@ import logging
 from django.conf import settings
 from redis import Redis
 
-from sessions import live
+from sessions.streams import live
 
 logger = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ import uuid
 from django.db import connection, transaction
 from django.utils import timezone
 
-from everruns.dates import rfc3339
-from everruns.ids import uuid7
-from sessions import live
+from everruns.core.dates import rfc3339
+from everruns.core.ids import uuid7
 from sessions.models import Event, Message, Session
+from sessions.streams import live
 
 
 class SessionGone(Exception):

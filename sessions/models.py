@@ -2,7 +2,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from agents import policies
-from everruns.ids import uuid7
+from everruns.core.ids import uuid7
 
 
 class Session(models.Model):

@@ -1,7 +1,7 @@
 from django.db.models import QuerySet
 
-from everruns import rows
-from everruns.errors import NotFound
+from everruns.core import rows
+from everruns.core.errors import NotFound
 from sessions.models import Event, Message, Session
 
 TABLE = Session._meta.db_table
@@ -10,7 +10,7 @@ TABLE = Session._meta.db_table
 def session_get(*, agent_id, session_id, with_agent: bool = False) -> Session:
     """The session under its agent, or NotFound. `with_agent`: read the agent in the same query (for the
     views that use it; the join costs the others time: GET session is the hottest read)."""
-    # Written out: the hottest reads of the API (everruns/rows.py).
+    # Written out: the hottest reads of the API (everruns/core/rows.py).
     params = [rows.prep(Session, "id", session_id), rows.prep(Session, "agent", agent_id)]
     where = f'"{TABLE}"."id" = %s AND "{TABLE}"."agent_id" = %s'
     session = rows.fetch_one(Session, where, params, related="agent" if with_agent else None)

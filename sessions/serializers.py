@@ -3,7 +3,7 @@ from rest_framework import serializers
 
 from agents import policies
 from everruns.api.fields import CheckedObjectField, StrictBooleanField, StrictSerializer, TagsField, limits_schema
-from everruns.dates import rfc3339
+from everruns.core.dates import rfc3339
 from sessions.log import event_to_dict, message_to_dict
 from sessions.models import Event, Message, Session
 

@@ -7,8 +7,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from agents.models import Agent, LlmModel
-from everruns import rows
-from everruns.errors import Conflict, NotFound, TooManyRequests, ValidationError
+from everruns.core import rows
+from everruns.core.errors import Conflict, NotFound, TooManyRequests, ValidationError
 from everruns.services import instance_update
 from sessions import control, turns
 from sessions.log import append_message
@@ -39,7 +39,7 @@ def session_create(
 ) -> Session:
     if agent.status == Agent.Status.ARCHIVED:
         raise Conflict("Agent is archived; it takes no new sessions")
-    # Written out (everruns/rows.py): creating sessions is one of the hot writes.
+    # Written out (everruns/core/rows.py): creating sessions is one of the hot writes.
     return rows.insert(
         Session(
             agent=agent,

@@ -23,10 +23,10 @@ from django.db.models import DateTimeField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from everruns import rows
 from everruns.celery import RUN_TURN_TASK
 from everruns.celery import app as celery_app
-from everruns.errors import Conflict, NotFound
+from everruns.core import rows
+from everruns.core.errors import Conflict, NotFound
 from sessions import control
 from sessions.log import SessionGone, append_event, append_message
 from sessions.models import Message, Session, Turn

@@ -1,8 +1,8 @@
 from django.urls import path
 
 from everruns.api.routes import detail_route, list_route
-from sessions.chat_views import AguiViewSet, ChatViewSet
-from sessions.fs_views import SessionFileViewSet
+from sessions.chat.views import AguiViewSet, ChatViewSet
+from sessions.fs.views import SessionFileViewSet
 from sessions.views import EventViewSet, MessageViewSet, SessionViewSet, StreamTokenViewSet, ToolCallViewSet
 
 session = "agents/<uuid:agent_id>/sessions/<uuid:session_id>"
@@ -16,7 +16,7 @@ urlpatterns = [
     list_route(f"{session}/messages", MessageViewSet),
     list_route(f"{session}/events", EventViewSet),
     list_route(f"{session}/stream-token", StreamTokenViewSet),
-    # The chat front-ends' routes; sessions/chat_sse.py serves them in front of Django (these document them).
+    # The chat front-ends' routes; sessions/chat/sse.py serves them in front of Django (these document them).
     path("agents/<uuid:agent_id>/ag-ui", AguiViewSet.as_view({"post": "create"})),
     path(f"{session}/chat", ChatViewSet.as_view({"post": "create"})),
     path(f"{session}/chat/stream", ChatViewSet.as_view({"get": "stream"})),

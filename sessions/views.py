@@ -16,8 +16,8 @@ from everruns.api.auth import OPEN, stream_token_create
 from everruns.api.fields import StrictBooleanField, StrictSerializer
 from everruns.api.pagination import list_schema, page_parameters, paginated
 from everruns.api.views import errors, validated
-from everruns.dates import rfc3339
-from everruns.errors import ValidationError
+from everruns.core.dates import rfc3339
+from everruns.core.errors import ValidationError
 from sessions import selectors, services, turns
 from sessions.serializers import (
     EventSerializer,
@@ -26,7 +26,7 @@ from sessions.serializers import (
     SessionInputSerializer,
     SessionSerializer,
 )
-from sessions.stream import event_stream, parse_cursor
+from sessions.streams.stream import event_stream, parse_cursor
 
 PAGE = page_parameters()
 MAX_STREAM_TOKEN_SECONDS = 3600

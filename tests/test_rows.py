@@ -1,11 +1,11 @@
-"""everruns/rows.py: written-out reads give the instances the ORM would."""
+"""everruns/core/rows.py: written-out reads give the instances the ORM would."""
 
 from datetime import timedelta
 
 import pytest
 from django.db.models.functions import Now
 
-from everruns import rows
+from everruns.core import rows
 from sessions.models import Message, Session, Turn
 from sessions.selectors import session_get
 from tests.factories import make_session

@@ -8,7 +8,7 @@ from django.db import connections
 from django.db.utils import ConnectionHandler, load_backend
 
 from agents.models import Agent, LlmModel, LlmProvider
-from everruns.errors import NotFound
+from everruns.core.errors import NotFound
 from everruns.selectors import get_object, json_list_contains
 from tests.agents.test_agent_tags import TAGGED
 

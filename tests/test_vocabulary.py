@@ -8,9 +8,9 @@ import pytest
 from rest_framework import serializers
 
 from agents.models import Agent, LlmModel, LlmProvider
-from everruns.dates import rfc3339
+from everruns.core.dates import rfc3339
 from runner.errors import TurnErrorCode
-from sessions import files
+from sessions.fs import files
 from sessions.log import append_event, append_message, event_to_dict, message_to_dict
 from sessions.models import Event, Message, Session, SessionFile
 from sessions.serializers import EventSerializer, MessageSerializer
@@ -65,7 +65,7 @@ def test_the_dict_payloads_write_dates_as_drf_does(value):
 
 
 def test_rest_items_are_the_log_encoding_that_sse_sends(api):
-    """The SSE stream sends event_to_dict (sessions.stream and the live publish); the REST lists must be
+    """The SSE stream sends event_to_dict (sessions.streams.stream and the live publish); the REST lists must be
     the same objects, and the serializers must document exactly those keys."""
     session = make_session()
     message = append_message(session_id=session.pk, role="user", content=[{"type": "text", "text": "hi"}])

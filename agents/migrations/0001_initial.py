@@ -3,7 +3,7 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-import everruns.ids
+import everruns.core.ids
 
 
 class Migration(migrations.Migration):
@@ -15,7 +15,12 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="LlmModel",
             fields=[
-                ("id", models.UUIDField(default=everruns.ids.uuid7, editable=False, primary_key=True, serialize=False)),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=everruns.core.ids.uuid7, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
                 (
                     "model_id",
                     models.CharField(help_text="The provider's model name, e.g. gpt-4o-mini.", max_length=255),
@@ -38,7 +43,12 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="LlmProvider",
             fields=[
-                ("id", models.UUIDField(default=everruns.ids.uuid7, editable=False, primary_key=True, serialize=False)),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=everruns.core.ids.uuid7, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
                 ("name", models.CharField(max_length=255)),
                 ("provider_type", models.CharField(max_length=64)),
                 ("base_url", models.CharField(blank=True, max_length=2048, null=True)),
@@ -60,7 +70,12 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="Agent",
             fields=[
-                ("id", models.UUIDField(default=everruns.ids.uuid7, editable=False, primary_key=True, serialize=False)),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=everruns.core.ids.uuid7, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
                 ("name", models.CharField(db_index=True, max_length=255)),
                 ("description", models.TextField(blank=True, null=True)),
                 ("system_prompt", models.TextField()),

@@ -8,7 +8,7 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
-from everruns.errors import AppError, TooManyRequests
+from everruns.core.errors import AppError, TooManyRequests
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from everruns.errors import ValidationError
+from everruns.core.errors import ValidationError
 from everruns.models import ApiKey
 
 KEY_PREFIX = "evr_"

@@ -17,7 +17,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
-from everruns.errors import ValidationError
+from everruns.core.errors import ValidationError
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500

@@ -4,7 +4,7 @@ from django.http import QueryDict
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
-from everruns.errors import ValidationError
+from everruns.core.errors import ValidationError
 
 ERROR_SCHEMA = inline_serializer(
     name="Error",

@@ -3,7 +3,7 @@ writes through the JSON API and follows a session live over its event stream.
 
 Access: open with AUTH_MODE=none; otherwise a logged-in active staff user (Django's admin login). The
 pages' own API calls then use the same session cookie, with the CSRF token for writes
-(everruns/api/auth.py), and the event stream accepts the cookie too (sessions/sse.py): no key or token is
+(everruns/api/auth.py), and the event stream accepts the cookie too (sessions/streams/sse.py): no key or token is
 ever put in a page.
 """
 
@@ -21,8 +21,8 @@ from django.views.decorators.http import require_GET
 
 from agents import selectors as agent_selectors
 from agents.models import Agent
+from everruns.core.errors import NotFound
 from everruns.debug import context, selectors
-from everruns.errors import NotFound
 from sessions import selectors as session_selectors
 from sessions.models import Session
 

@@ -2,7 +2,7 @@
 
 from django.db import migrations, models
 
-import everruns.ids
+import everruns.core.ids
 
 
 class Migration(migrations.Migration):
@@ -14,7 +14,12 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="ApiKey",
             fields=[
-                ("id", models.UUIDField(default=everruns.ids.uuid7, editable=False, primary_key=True, serialize=False)),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=everruns.core.ids.uuid7, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
                 ("name", models.CharField(max_length=255)),
                 (
                     "scope",

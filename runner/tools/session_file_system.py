@@ -1,8 +1,8 @@
-"""Tools over the session's own file system (sessions.files)."""
+"""Tools over the session's own file system (sessions.fs.files)."""
 
-from everruns.errors import AppError
+from everruns.core.errors import AppError
 from runner.tools.base import Capability, Tool, ToolError, obj
-from sessions import files
+from sessions.fs import files
 
 PATH = {"type": "string", "description": "Absolute or relative path inside the session, e.g. /notes/todo.md"}
 LIST_PAGE = 200  # entries one list_directory call returns at most; `offset` pages on

@@ -25,7 +25,7 @@ import httpcore
 import httpx
 from django.conf import settings
 
-from everruns.netguard import RefusedAddress, resolve_checked
+from everruns.core.netguard import RefusedAddress, resolve_checked
 from runner.tools.base import Capability, Tool, ToolError, obj
 
 

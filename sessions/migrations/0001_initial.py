@@ -3,7 +3,7 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-import everruns.ids
+import everruns.core.ids
 
 
 class Migration(migrations.Migration):
@@ -17,7 +17,12 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="Session",
             fields=[
-                ("id", models.UUIDField(default=everruns.ids.uuid7, editable=False, primary_key=True, serialize=False)),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=everruns.core.ids.uuid7, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
                 ("title", models.CharField(blank=True, max_length=255, null=True)),
                 ("tags", models.JSONField(blank=True, default=list)),
                 (
@@ -61,7 +66,12 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="Turn",
             fields=[
-                ("id", models.UUIDField(default=everruns.ids.uuid7, editable=False, primary_key=True, serialize=False)),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=everruns.core.ids.uuid7, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
                 (
                     "status",
                     models.CharField(
@@ -113,7 +123,12 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="Event",
             fields=[
-                ("id", models.UUIDField(default=everruns.ids.uuid7, editable=False, primary_key=True, serialize=False)),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=everruns.core.ids.uuid7, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
                 ("turn_id", models.UUIDField(blank=True, null=True)),
                 ("sequence", models.BigIntegerField()),
                 ("type", models.CharField(max_length=64)),
@@ -134,7 +149,12 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="Message",
             fields=[
-                ("id", models.UUIDField(default=everruns.ids.uuid7, editable=False, primary_key=True, serialize=False)),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=everruns.core.ids.uuid7, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
                 ("sequence", models.BigIntegerField()),
                 (
                     "role",

@@ -3,7 +3,7 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-import everruns.ids
+import everruns.core.ids
 
 
 class Migration(migrations.Migration):
@@ -15,7 +15,12 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="SessionFile",
             fields=[
-                ("id", models.UUIDField(default=everruns.ids.uuid7, editable=False, primary_key=True, serialize=False)),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=everruns.core.ids.uuid7, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
                 ("path", models.CharField(max_length=1024)),
                 ("is_directory", models.BooleanField(default=False)),
                 ("content", models.BinaryField(default=b"")),

@@ -15,7 +15,7 @@ from django.utils import timezone
 from runner import llm
 from runner.loop import INTERRUPTED_TOOL_ERROR
 from runner.runtime import run_turn, runtime
-from sessions import files
+from sessions.fs import files
 from sessions.models import Event, Message, Session, Turn
 from tests.conftest import wait_for
 from tests.factories import make_agent, make_model, make_session

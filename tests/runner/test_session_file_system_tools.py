@@ -8,7 +8,7 @@ import pytest
 from runner.tools import registry
 from runner.tools.base import ToolContext, ToolError
 from runner.tools.session_file_system import LIST_PAGE
-from sessions import files
+from sessions.fs import files
 from tests.factories import make_session
 
 

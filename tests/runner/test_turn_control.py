@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from agents.models import Agent
-from everruns.errors import Conflict, NotFound
+from everruns.core.errors import Conflict, NotFound
 from runner import llm
 from runner.loop import CLIENT_TOOL_UNANSWERED
 from runner.runtime import run_turn, runtime

@@ -14,7 +14,8 @@ from django.db.models import F
 
 from runner import llm
 from runner.runtime import runtime
-from sessions import files, services, turns
+from sessions import services, turns
+from sessions.fs import files
 from sessions.models import Event, Message, Session, Turn
 from tests.conftest import wait_for
 from tests.factories import make_agent, make_model, make_session

@@ -4,8 +4,8 @@ results for their calls (turns run in this process against the fake OpenAI-compa
 
 import pytest
 
-from everruns.errors import ValidationError
-from sessions.chat_services import chat_post, thread_session
+from everruns.core.errors import ValidationError
+from sessions.chat.services import chat_post, thread_session
 from sessions.models import Event, Message, Session, Turn
 from tests.factories import make_agent, make_session
 from tests.runner.helpers import run_active_turn

@@ -6,9 +6,9 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.utils import ConnectionHandler, load_backend
 
 from agents.models import Agent, LlmModel, LlmProvider
-from everruns import rows
-from everruns.errors import PayloadTooLarge
-from sessions import files
+from everruns.core import rows
+from everruns.core.errors import PayloadTooLarge
+from sessions.fs import files
 from sessions.models import Session, SessionFile, Turn
 from sessions.selectors import session_get
 
@@ -67,7 +67,7 @@ def test_paths_count_against_the_byte_quota_on_sqlite(sqlite_session, settings):
 
 
 def test_written_out_reads_convert_sqlites_columns(sqlite_session):
-    """everruns/rows.py on SQLite: its UUIDs are hex text and its dates text; the instances come back typed."""
+    """everruns/core/rows.py on SQLite: its UUIDs are hex text and its dates text; the instances come back typed."""
     session = Session.objects.get(pk=sqlite_session)
     fetched = session_get(agent_id=session.agent_id, session_id=session.pk)
     assert fetched.pk == session.pk and fetched.created_at == session.created_at and fetched.tags == []

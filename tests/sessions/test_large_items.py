@@ -8,7 +8,7 @@ import pytest
 
 from sessions.log import append_message
 from sessions.models import Event, Message
-from sessions.stream import event_stream
+from sessions.streams.stream import event_stream
 from tests.factories import make_session
 
 MIB = 1024 * 1024

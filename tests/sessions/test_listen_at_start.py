@@ -4,7 +4,7 @@ import asyncio
 
 from django_eventstream import views as es_views
 
-from sessions.sse import StreamRouter
+from sessions.streams.sse import StreamRouter
 
 
 class Manager(es_views.ListenerManager):

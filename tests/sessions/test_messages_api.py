@@ -1,8 +1,9 @@
 import pytest
 from rest_framework.test import APIClient
 
-from sessions import live, turns
+from sessions import turns
 from sessions.models import Event, Message, Session, Turn
+from sessions.streams import live
 from tests.factories import make_agent, make_session, text
 
 

@@ -16,10 +16,10 @@ from django_eventstream.views import get_listener_manager
 from rest_framework.test import APIClient
 
 from everruns.api.pagination import FETCH_ROWS
-from sessions.live import channel_for
 from sessions.log import append_event, event_to_dict
-from sessions.stream import BATCH, event_stream, parse_cursor, read_events_after
-from sessions.stream import _read as stream_read
+from sessions.streams.live import channel_for
+from sessions.streams.stream import BATCH, event_stream, parse_cursor, read_events_after
+from sessions.streams.stream import _read as stream_read
 from tests.factories import make_session
 
 pytestmark = pytest.mark.usefixtures("seeded_tx")

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from everruns.errors import Conflict, ValidationError
-from sessions import agui, aisdk
-from sessions.chat import Cursor
+from everruns.core.errors import Conflict, ValidationError
+from sessions.chat import agui, aisdk
+from sessions.chat.run import Cursor
 
 M1, M2 = "01900000-0000-7000-8000-000000000001", "01900000-0000-7000-8000-000000000002"
 TOOL_MESSAGE = "01900000-0000-7000-8000-0000000000aa"

@@ -1,10 +1,10 @@
 """The Redis fan-out message and the channel read from its raw bytes, which lets a web process skip decoding the
-events of sessions it has no stream for (sessions/live.py)."""
+events of sessions it has no stream for (sessions/streams/live.py)."""
 
 import json
 import uuid
 
-from sessions.live import channel_for, channel_of, fan_out_message
+from sessions.streams.live import channel_for, channel_of, fan_out_message
 
 
 def test_the_channel_is_read_from_the_message_as_published():

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from everruns import ids
+from everruns.core import ids
 
 MS = 1_790_000_000_123  # a fixed millisecond (2026)
 

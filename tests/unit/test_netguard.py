@@ -5,7 +5,7 @@ import ipaddress
 import pytest
 
 from agents import provider_types
-from everruns import netguard
+from everruns.core import netguard
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import uuid
 import pytest
 from django_eventstream.event import Event as LiveItem
 
-from sessions.stream import accept, encode, encode_raw, parse_cursor
+from sessions.streams.stream import accept, encode, encode_raw, parse_cursor
 
 SESSION = uuid.UUID("01234567-89ab-7def-8123-456789abcdef")
 

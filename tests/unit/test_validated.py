@@ -5,7 +5,7 @@ from django.http import QueryDict
 from rest_framework import serializers
 
 from everruns.api.views import validated
-from everruns.errors import ValidationError
+from everruns.core.errors import ValidationError
 
 
 class Counted(serializers.Serializer):

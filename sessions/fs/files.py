@@ -20,8 +20,8 @@ from django.db.models import BigIntegerField, Count, F, Func, Q, Sum, Value
 from django.db.models.functions import Left, StrIndex, Substr
 from django.db.models.lookups import Exact
 
-from everruns.dates import rfc3339
-from everruns.errors import AppError, Conflict, NotFound, PayloadTooLarge, ValidationError
+from everruns.core.dates import rfc3339
+from everruns.core.errors import AppError, Conflict, NotFound, PayloadTooLarge, ValidationError
 from sessions.models import Session, SessionFile
 
 MAX_PATH = 1024

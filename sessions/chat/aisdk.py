@@ -25,8 +25,8 @@ import binascii
 import json
 import re
 
-from everruns.errors import Conflict, ValidationError
-from sessions.chat import RunView
+from everruns.core.errors import Conflict, ValidationError
+from sessions.chat.run import RunView
 
 HEADERS = [
     (b"content-type", b"text/event-stream"),

@@ -1,4 +1,4 @@
-"""What a chat front-end's request does to the session, for both protocols (sessions/chat_sse.py).
+"""What a chat front-end's request does to the session, for both protocols (sessions/chat/sse.py).
 
 Front-ends send the whole conversation on every request. A message is the session's when its id is one of
 ours (the assistant's messages and tool results the stream showed) or when it was stored from an earlier
@@ -22,7 +22,7 @@ from django.db.models import Q
 
 from agents.models import Agent
 from everruns.api.errors import field_errors
-from everruns.errors import Conflict, NotFound, ValidationError
+from everruns.core.errors import Conflict, NotFound, ValidationError
 from sessions import services, turns
 from sessions.models import Event, Message, Session, Turn
 from sessions.serializers import MessageBodySerializer

@@ -161,7 +161,7 @@ def publish_many(items: list[tuple]) -> None:
 
 # Characters published so far per streamed message, in this process: a delta carries its `offset`, so a
 # reader can tell the first delta of a message from a later one and see a delta it missed (streams that
-# build protocol messages from deltas, sessions/chat.py). A message streams from one process; the
+# build protocol messages from deltas, sessions/chat/run.py). A message streams from one process; the
 # oldest entries give way (each LLM attempt streams under a message id of its own).
 _offsets: OrderedDict[str, int] = OrderedDict()
 _offsets_lock = threading.Lock()

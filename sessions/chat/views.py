@@ -1,6 +1,6 @@
 """The chat front-ends' routes in Django, for the OpenAPI document and for a deployment without the ASGI front.
 
-Served by sessions/chat_sse.py in front of Django (uvicorn, `everruns.asgi:application`): these views only
+Served by sessions/chat/sse.py in front of Django (uvicorn, `everruns.asgi:application`): these views only
 document the routes, and when Django is reached directly (a WSGI server) they check the request the same
 way and then answer 501, since a stream is served only from the event loop."""
 
@@ -10,8 +10,9 @@ from rest_framework import serializers, viewsets
 
 from agents.selectors import agent_get
 from everruns.api.views import errors
-from everruns.errors import AppError
-from sessions import agui, aisdk, selectors
+from everruns.core.errors import AppError
+from sessions import selectors
+from sessions.chat import agui, aisdk
 
 CURSOR = [
     OpenApiParameter(

@@ -7,7 +7,8 @@ from rest_framework.response import Response
 from everruns.api.fields import StrictSerializer
 from everruns.api.pagination import page_parameters, page_params
 from everruns.api.views import errors, validated
-from sessions import files, selectors
+from sessions import selectors
+from sessions.fs import files
 
 FILE_SCHEMA = inline_serializer(
     name="SessionFile",

@@ -1,8 +1,8 @@
-"""The chat front-ends' routes, served from ASGI like the event stream (sessions/sse.py): AG-UI
+"""The chat front-ends' routes, served from ASGI like the event stream (sessions/streams/sse.py): AG-UI
 (`POST /v1/agents/{agent_id}/ag-ui`) and the AI SDK's UI message stream (`POST .../sessions/{session_id}/chat`,
 `GET .../chat/stream` to resume). An open stream is an asyncio task reading the log with the event stream's
-exactly-once loop (sessions.stream.log_items); what a request stores runs on a thread
-(sessions.chat_services). The protocols' mappings are sessions/agui.py and sessions/aisdk.py.
+exactly-once loop (sessions.streams.stream.log_items); what a request stores runs on a thread
+(sessions.chat.services). The protocols' mappings are sessions/chat/agui.py and sessions/chat/aisdk.py.
 
 A response's messages carry a cursor as their SSE `id:`; sending it back as `Last-Event-ID` (or
 `?lastEventId=`) with the same request, or to `GET .../chat/stream`, goes on after it: nothing shown twice,
@@ -21,13 +21,14 @@ from agents.models import Agent
 from everruns.api.auth import Denied, Principal, authenticate
 from everruns.api.errors import DATABASE_ERRORS, envelope
 from everruns.api.limits import stream_slots, write_allowed
-from everruns.bridge import on_db_thread, read_body
-from everruns.errors import AppError, NotFound, TooManyRequests, ValidationError
-from sessions import agui, aisdk, chat_services
-from sessions.chat import Cursor, RunView
+from everruns.core.errors import AppError, NotFound, TooManyRequests, ValidationError
+from everruns.front.bridge import on_db_thread, read_body
+from sessions.chat import agui, aisdk
+from sessions.chat import services as chat_services
+from sessions.chat.run import Cursor, RunView
 from sessions.models import Session
-from sessions.sse import _json, _principal, _unavailable, until_disconnect
-from sessions.stream import KEEPALIVE, log_items, read_events_after
+from sessions.streams.sse import _json, _principal, _unavailable, until_disconnect
+from sessions.streams.stream import KEEPALIVE, log_items, read_events_after
 
 AGUI_PATH = re.compile(r"^/v1/agents/(?P<agent_id>[^/]+)/ag-ui$")
 CHAT_PATH = re.compile(r"^/v1/agents/(?P<agent_id>[^/]+)/sessions/(?P<session_id>[^/]+)/chat$")
@@ -78,7 +79,7 @@ async def _guarded(handler, send) -> None:
 
 
 def _db(fn):
-    """`fn` on the web threads (everruns.bridge.on_db_thread), like every database read of a stream."""
+    """`fn` on the web threads (everruns.front.bridge.on_db_thread), like every database read of a stream."""
     return functools.partial(on_db_thread, fn)
 
 

@@ -5,7 +5,7 @@ read is queued for it; queued events are matched against the cursor by sequence:
 dropped, a gap (an event whose wake-up is late or was lost) sends the stream back to the log.
 
 `log_items` is that loop over items `(sequence or None, type, data_json)`; `event_stream` writes them
-as our SSE, and the front-end protocol streams (sessions/chat_sse.py) map them to AG-UI or the AI SDK.
+as our SSE, and the front-end protocol streams (sessions/chat/sse.py) map them to AG-UI or the AI SDK.
 """
 
 import asyncio
@@ -20,10 +20,10 @@ from django_eventstream.event import Event as LiveItem
 from django_eventstream.views import Listener, get_listener_manager
 
 from everruns.api.pagination import FETCH_ROWS, bounded_items, streamed
-from everruns.bridge import on_db_thread
-from sessions.live import channel_for
+from everruns.front.bridge import on_db_thread
 from sessions.log import event_to_dict
 from sessions.selectors import event_list
+from sessions.streams.live import channel_for
 
 BATCH = 500  # events per read of the log, at most; and at most MAX_PAGE_BYTES of them past the first
 KEEPALIVE = None  # what log_items yields when the stream was idle for SSE_KEEPALIVE_SECONDS
@@ -35,7 +35,7 @@ Item = tuple[str, int | None, str]
 def read_events_after(session_id, after: int, limit: int = BATCH) -> tuple[list[Item], int, bool]:
     """One read of the log: the items of the events after `after`, the sequence of the last one, and
     whether the log may hold more (the batch is full by count or by size). An open stream holds no
-    connection: its reads run on the web threads (everruns.bridge.on_db_thread), on theirs.
+    connection: its reads run on the web threads (everruns.front.bridge.on_db_thread), on theirs.
 
     A live stream's read mostly finds a few events or none: the first FETCH_ROWS come from one plain
     query; only a longer catch-up goes on with a cursor in a transaction (pagination.streamed), a few

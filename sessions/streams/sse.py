@@ -23,10 +23,10 @@ from rest_framework.utils.mediatypes import media_type_matches, order_by_precede
 from everruns.api.auth import Denied, Principal, authenticate
 from everruns.api.errors import DATABASE_ERRORS, RETRY_UNAVAILABLE_SECONDS, UNAVAILABLE, envelope
 from everruns.api.limits import stream_slots
-from everruns.bridge import on_db_thread
-from sessions import live
+from everruns.front.bridge import on_db_thread
 from sessions.models import Session
-from sessions.stream import event_stream, parse_cursor
+from sessions.streams import live
+from sessions.streams.stream import event_stream, parse_cursor
 
 STREAM_PATH = re.compile(r"^/v1/agents/(?P<agent_id>[^/]+)/sessions/(?P<session_id>[^/]+)/events$")
 STREAM_HEADERS = [
@@ -164,7 +164,7 @@ class StreamRouter:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
-            live.listen_now()  # then Django's side (everruns/bridge.py) answers the lifespan messages
+            live.listen_now()  # then Django's side (everruns/front/bridge.py) answers the lifespan messages
         elif scope["type"] == "http" and scope["method"] == "GET":
             match = STREAM_PATH.match(scope["path"])
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))

@@ -2,7 +2,7 @@
 
 A run is the part of the log after `start` up to the end of its turn (completed, failed, cancelled, or
 parked waiting for an approval). `RunView` turns those events, and the live `message.delta`s, into the
-protocol's messages through hooks that sessions/agui.py and sessions/aisdk.py implement. It is pure:
+protocol's messages through hooks that sessions/chat/agui.py and sessions/chat/aisdk.py implement. It is pure:
 no database, no I/O.
 
 Exactly once. Every message goes out with a cursor (the SSE `id:`) that says how far the client got:

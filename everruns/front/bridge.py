@@ -4,7 +4,7 @@ Django's own ASGI handler runs each request's sync middleware and view on a thre
 request, hopping between the event loop and that thread for every middleware, and so opens a
 database connection per request (connections belong to threads). Here the body is read on the loop,
 then the whole request runs on one of `WEB_THREADS` long-lived threads, each keeping its database
-connection open between requests (`DB_CONN_MAX_AGE`). Event streams never come here (sessions/sse.py),
+connection open between requests (`DB_CONN_MAX_AGE`). Event streams never come here (sessions/streams/sse.py),
 but their database reads run on the same threads (`on_db_thread`): a web process holds at most
 `WEB_THREADS` connections, and a stream's reads reuse them instead of opening one each.
 """
@@ -132,8 +132,9 @@ class DjangoBridge:
 
         response = self.handler(environ, start_response)
         if getattr(response, "is_async", False):
-            # An endless async stream (the events route reached with a format sessions/sse.py did not route) would
-            # hold this thread, which stream reads need too, for ever: streams are served on the event loop only.
+            # An endless async stream (the events route reached with a format sessions/streams/sse.py did not
+            # route) would hold this thread, which stream reads need too, for ever: streams are served on the
+            # event loop only.
             response.close()
             payload = json.dumps(
                 envelope("not_acceptable", "Event streams are served with Accept: text/event-stream")

@@ -45,8 +45,8 @@ from ag_ui.core import (
 from ag_ui.encoder import EventEncoder
 from pydantic import ValidationError as PydanticError
 
-from everruns.errors import ValidationError
-from sessions.chat import RunView, result_text
+from everruns.core.errors import ValidationError
+from sessions.chat.run import RunView, result_text
 
 APPROVAL_REASON = "tool_approval"
 # What an answer to a tool-approval interrupt holds (its resume entry's `payload`).
