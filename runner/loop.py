@@ -15,7 +15,7 @@ import random
 import threading
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError
 
 from everruns.core import rows
 from everruns.core.ids import uuid7
@@ -323,8 +323,7 @@ class TurnRunner:
             return message_id, result
 
     def _append_guarded(self, *, type: str, data: dict) -> None:
-        with transaction.atomic():
-            turns.turn_guard(self.turn_id, self.owner)
+        with turns.turn_step(self.turn_id, self.owner):
             append_event(session_id=self.session_id, turn_id=self.turn_id, type=type, data=data)
 
     async def _step(self, *, type: str, data: dict) -> None:
@@ -346,8 +345,7 @@ class TurnRunner:
     def _store_interrupted(self, message_id, text: str, usage: dict) -> None:
         """An interrupted call: its partial text, marked, and its estimated usage counted (it is an LLM call of
         the turn, toward max_iterations and the budgets)."""
-        with transaction.atomic():
-            turns.turn_guard(self.turn_id, self.owner)
+        with turns.turn_step(self.turn_id, self.owner):
             turns.turn_count_abandoned(turn_id=self.turn_id, session_id=self.session_id, usage=usage)
             if text:
                 append_message(
@@ -421,8 +419,7 @@ class TurnRunner:
             data["unstored_usage"] = {**estimate, "cost_usd": estimate_cost, "estimated": True}
             counted = {k: int(result.usage.get(k, 0)) + estimate[k] for k in estimate}
             cost = None if result.cost_usd is None else result.cost_usd + estimate_cost
-        with transaction.atomic():
-            turns.turn_guard(self.turn_id, self.owner)
+        with turns.turn_step(self.turn_id, self.owner):
             append_event(session_id=self.session_id, turn_id=self.turn_id, type="llm.completed", data=data)
             append_message(
                 session_id=self.session_id,
@@ -447,8 +444,7 @@ class TurnRunner:
 
     def _tools_started(self, calls: list[dict]) -> None:
         """Every `tool.started` of one response in one transaction."""
-        with transaction.atomic():
-            turns.turn_guard(self.turn_id, self.owner)
+        with turns.turn_step(self.turn_id, self.owner):
             for call in calls:
                 data = {"tool_call_id": call["id"], "name": call["name"], "arguments": call["arguments"]}
                 append_event(session_id=self.session_id, turn_id=self.turn_id, type="tool.started", data=data)
@@ -464,8 +460,7 @@ class TurnRunner:
             "result": result,
             "error": error,
         }
-        with transaction.atomic():
-            turns.turn_guard(self.turn_id, self.owner)
+        with turns.turn_step(self.turn_id, self.owner):
             append_message(
                 session_id=self.session_id,
                 turn_id=self.turn_id,

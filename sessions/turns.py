@@ -14,6 +14,7 @@ These are short, synchronous transactions; the runner calls them on its database
 import logging
 import time
 import uuid
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import NamedTuple
 
@@ -245,6 +246,16 @@ def _uuid(value):
     return Turn._meta.pk.get_db_prep_value(value, connection)
 
 
+@contextmanager
+def turn_step(turn_id, owner: str, *, cancelling: bool = False):
+    """The one way a worker stores a step of a running turn: a transaction that first locks the turn and
+    checks that `owner` still holds its lease and no cancel is stored (`turn_guard`), then runs the step's
+    writes. LeaseLost / CancelRequested leave nothing of the step behind."""
+    with transaction.atomic():
+        turn_guard(turn_id, owner, cancelling=cancelling)
+        yield
+
+
 def turn_guard(turn_id, owner: str, *, cancelling: bool = False) -> None:
     """Inside a transaction: lock the turn and make sure `owner` still holds it, and that no cancel
     is stored (unless this is the cancel being carried out)."""
@@ -283,9 +294,8 @@ def turn_count_abandoned(*, turn_id, session_id, usage: dict) -> None:
 def turn_complete(*, turn_id, session_id, owner: str, last_seen: int, client_calls: list | None = None) -> bool:
     """End the turn unless a user message arrived since the last LLM call (then it goes on: False).
     `client_calls`: calls of front-end tools the client is to answer (`turn.completed.pending_tool_calls`)."""
-    with transaction.atomic():
+    with turn_step(turn_id, owner):
         # The turn's row lock is enough: a message for this session takes it first too (lock_open_turn).
-        turn_guard(turn_id, owner)
         # A user message, or a front-end's tool result, came since the last LLM call: the model goes on.
         news = [Message.Role.USER.value, Message.Role.TOOL_RESULT.value]
         finished_at = Turn._meta.get_field("finished_at").get_db_prep_save(timezone.now(), connection)
@@ -337,8 +347,7 @@ def turn_fail(*, turn_id, session_id, owner: str, code: str, message: str, detai
 # --- approval -------------------------------------------------------------------------------------
 def approvals_request(*, turn_id, session_id, owner: str, calls: list[dict]) -> None:
     """Record the calls that need a person's approval and emit `tool.approval_requested` for each."""
-    with transaction.atomic():
-        turn_guard(turn_id, owner)
+    with turn_step(turn_id, owner):
         approvals = Turn.objects.get(pk=turn_id).approvals or {}
         for call in calls:
             approvals[call["id"]] = {"name": call["name"], "status": "pending", "reason": None}
@@ -354,8 +363,7 @@ def approvals_request(*, turn_id, session_id, owner: str, calls: list[dict]) -> 
 def turn_wait(*, turn_id, session_id, owner: str) -> bool:
     """Park the turn while a call awaits approval: `waiting`, no lease, no worker. False (keep
     going) when every approval was given while the worker ran the other tools."""
-    with transaction.atomic():
-        turn_guard(turn_id, owner)
+    with turn_step(turn_id, owner):
         turn = Turn.objects.get(pk=turn_id)
         pending = [i for i, a in (turn.approvals or {}).items() if a["status"] == "pending"]
         if not pending:
@@ -487,8 +495,7 @@ def turn_cancel(
 ) -> bool:
     """The worker holding the turn carries out its stored cancel: the partial assistant text of the call in
     flight is kept, and that call's estimated `usage` counted."""
-    with transaction.atomic():
-        turn_guard(turn_id, owner, cancelling=True)
+    with turn_step(turn_id, owner, cancelling=True):
         turn = Turn.objects.get(pk=turn_id)
         if message_id is not None and Message.objects.filter(pk=message_id).exists():
             partial_text, usage = None, None  # stored and counted already (an interrupt kept it)
