@@ -385,7 +385,9 @@ def interactive(api: Api, agent_id: str, session_id: str, show) -> None:
     while True:
         try:
             line = input("you> " if tty else "")
-        except EOFError:
+        except EOFError:  # Ctrl-D, or the end of piped input
+            if tty:
+                out.print()
             return
         except KeyboardInterrupt:
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
@@ -397,9 +399,9 @@ def interactive(api: Api, agent_id: str, session_id: str, show) -> None:
             )
         except KeyboardInterrupt:
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
-        if outcome.end == "turn.failed":
-            err.print(f"turn failed: {error_text(outcome.data.get('error'))}", markup=False)
-        elif outcome.end == "waiting":
+        # A failed or cancelled turn was shown with its events and the prompt comes back; an approval that
+        # could not be answered (input ended) leaves the turn waiting and ends the chat with the hint.
+        if outcome.end == "waiting":
             exit_code_of(outcome, session_id)
             return
 

@@ -67,6 +67,17 @@ def test_chat_json_prints_one_event_per_line_tokens_included(cli, embedded):
     assert done.stderr == ""  # --json: nothing for a person on stderr either
 
 
+def test_chat_without_text_holds_a_conversation_line_by_line(cli, embedded):
+    agent_id = make_agent(cli, "--capability", "test_math")
+    done = cli.run("chat", agent_id, input="What is 7 + 8?\n\nWhat about 3 + 3?\n")  # then end of input
+    assert done.returncode == 0, done.stderr
+    assert "  → add(a=7, b=8)" in done.stdout and "  → add(a=3, b=3)" in done.stdout
+    assert done.stdout.count("[turn completed") == 2
+    session = session_of(embedded, agent_id)  # one session holds both turns
+    messages = requests.get(f"{embedded}/v1/agents/{agent_id}/sessions/{session['id']}/messages", timeout=10).json()
+    assert messages["total"] == 8
+
+
 def test_json_may_stand_anywhere_on_the_line(cli):
     agent_id = make_agent(cli)
     for argv in (["--json", "agents", "list"], ["agents", "--json", "list"], ["agents", "list", "--json"]):
