@@ -2,7 +2,7 @@
 3 the turn failed (or was cancelled elsewhere), 130 interrupted (Ctrl-C)."""
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -30,13 +30,13 @@ class State:
     json: bool = False
     url: str | None = None
     api_key: str | None = None
-    clients: list = field(default_factory=list)
+    client: Api | None = None
 
     def api(self) -> Api:
-        if not self.clients:
+        if self.client is None:
             target = resolve(url=self.url, api_key=self.api_key)
-            self.clients.append(Api(target.url, target.api_key))
-        return self.clients[0]
+            self.client = Api(target.url, target.api_key)
+        return self.client
 
 
 def _store(name: str):
