@@ -1,13 +1,16 @@
 """The command line's pure parts, no server: how events and resources are printed, when a chat turn is over,
 cursors, the config file and its precedence, error lines, and resuming a stream (over httpx's MockTransport)."""
 
+import ast
 import io
 import json
+from pathlib import Path
 
 import httpx
 import pytest
 from rich.console import Console
 
+import everruns_cli
 from everruns_cli.chat import TurnTracker
 from everruns_cli.client import Api, ApiError
 from everruns_cli.config import DEFAULT_URL, ConfigError, read_config, resolve, write_config
@@ -226,3 +229,18 @@ def test_a_stream_refused_with_a_4xx_is_final_and_a_5xx_is_retried():
     with pytest.raises(ApiError, match="Session not found"):
         follower.open()
     assert drops == ["503 later; retrying in 0.2s"]
+
+
+def test_the_cli_imports_nothing_of_the_server():
+    """A client of the public API only: no module of the Django project, Django or the runner's libraries."""
+    server = {"everruns", "agents", "sessions", "runner", "django", "rest_framework", "celery", "litellm"}
+    package = Path(everruns_cli.__file__).parent
+    imported = set()
+    for source in package.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+    assert imported & server == set()
+    assert "everruns_cli" in imported and "httpx" in imported  # the walk saw the imports
