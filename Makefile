@@ -8,10 +8,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test test-unit lint format install services browser frontends serve-prod worker bench chaos spectacular clean mutation
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt cli/pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	# The command line (.venv/bin/everruns); editable, so cli/ changes need no reinstall. Its dependencies are
+	# the exact pins above (--no-deps).
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e ./cli
 	@touch $(STAMP)
 
 install: $(STAMP)

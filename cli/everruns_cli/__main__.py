@@ -1,0 +1,3 @@
+from everruns_cli.main import main
+
+main()
