@@ -15,6 +15,8 @@ urlpatterns = [
     path(f"{session}/tool-calls/<str:tool_call_id>/approval", ToolCallViewSet.as_view({"post": "approval"})),
     list_route(f"{session}/messages", MessageViewSet),
     list_route(f"{session}/events", EventViewSet),
+    # The stream under upstream Everruns' name; sessions/sse.py serves it in front of Django (this documents it).
+    path(f"{session}/sse", EventViewSet.as_view({"get": "sse"})),
     list_route(f"{session}/stream-token", StreamTokenViewSet),
     # The chat front-ends' routes; sessions/chat_sse.py serves them in front of Django (these document them).
     path("agents/<uuid:agent_id>/ag-ui", AguiViewSet.as_view({"post": "create"})),
