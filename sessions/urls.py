@@ -23,6 +23,11 @@ urlpatterns = [
     path(f"{session}/chat", ChatViewSet.as_view({"post": "create"})),
     path(f"{session}/chat/stream", ChatViewSet.as_view({"get": "stream"})),
     path(f"{session}/chat/<str:chat_id>/stream", ChatViewSet.as_view({"get": "stream"}, schema=None)),
+    # The file actions (upstream Everruns' routes) come before the paths they would otherwise be.
+    *[
+        path(f"{session}/fs/_/{action}", SessionFileViewSet.as_view({"post": action}))
+        for action in ("stat", "copy", "move", "grep")
+    ],
     path(f"{session}/fs/<path:path>", SessionFileViewSet.as_view(file_actions)),
     # The root directory, documented once as `.../fs/{path}` (schema=None leaves these out of the document).
     path(f"{session}/fs", SessionFileViewSet.as_view(file_actions, schema=None)),
