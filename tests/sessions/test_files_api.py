@@ -1,7 +1,9 @@
 import base64
+import tracemalloc
 
 import pytest
 
+from sessions import files
 from sessions.models import SessionFile
 from tests.factories import make_session
 
@@ -173,3 +175,33 @@ def test_control_and_bidi_characters_in_names_are_400(api, fs, name):
     assert response.status_code == 400, (name, response.content)
     assert response.json()["error"]["code"] == "validation_error"
     assert SessionFile.objects.filter(session=session).count() == 0
+
+
+@pytest.mark.parametrize(
+    "name", ["zero\u200bwidth", "join\u200dme", "bom\ufeff", "soft\u00adhyphen", "word\u2060joiner", "filler\u3164"]
+)
+def test_invisible_characters_in_names_are_400(api, fs, name):
+    """Two names that look the same are the same name: zero-width and other invisible characters are refused."""
+    base, session = fs
+    response = api.post(f"{base}/{name}.txt", {"content": "x"}, format="json")
+    assert response.status_code == 400, (name, response.content)
+    assert "not allowed" in response.json()["error"]["details"]["path"][0]
+    assert SessionFile.objects.filter(session=session).count() == 0
+
+
+def test_grep_holds_one_files_content_at_a_time(seeded_tx):
+    """16 files of 1 MiB: the search's peak of Python memory stays near one file's worth (reading them all at
+    once, as a plain queryset loop does, peaks above 16 MiB)."""
+    session = make_session()
+    line = "y" * 1023 + "\n"
+    for i in range(16):
+        files.create(session.pk, f"/big/{i:02}.txt", content=line * 1024)
+    files.create(session.pk, "/big/needle.txt", content="a needle here\n")
+    tracemalloc.start()
+    try:
+        matches = files.grep(session.pk, "needle", "/big")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert matches == [{"path": "/big/needle.txt", "line_number": 1, "line": "a needle here"}]
+    assert peak < 6 * 1024 * 1024, f"grep peaked at {peak / 2**20:.1f} MiB"
