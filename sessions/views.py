@@ -76,7 +76,7 @@ class SessionViewSet(viewsets.ViewSet):
         responses={201: SessionSerializer, **errors(400, 404, 409, 415)},
     )
     def create(self, request, agent_id):
-        agent = agent_get(agent_id=agent_id, fields=("id", "status"))  # what session_create reads of it
+        agent = agent_get(agent_id=agent_id, fields=("id", "status", "default_model_id"))  # what session_create reads
         data = validated(SessionInputSerializer, request.data)
         session = services.session_create(agent=agent, **data)
         return Response(SessionSerializer(session).data, status=201)

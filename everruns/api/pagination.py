@@ -1,7 +1,7 @@
 """The list envelope: {items, data, total, limit, offset}; `data` is the same array as `items`, the name
 upstream Everruns clients read (API.md, "Conventions").
 
-A page holds at most `limit` items and, past its first item, at most MAX_PAGE_BYTES of them in JSON: a page
+A page holds at most `limit` items and, past its first item, at most MAX_PAGE_BYTES of JSON (the array twice): a page
 of large items (a message may be 4 MiB) stops early. `items` may then be shorter than `limit` although
 `offset + len(items) < total`; a client pages on with `offset + len(items)`, as at any page.
 """
@@ -89,7 +89,10 @@ def paginated(request, queryset, serializer_class) -> Response:
     limit, offset = page_params(request)
     total = queryset.count()
     with streamed(queryset[offset : offset + limit]) as rows:
-        items, _ = bounded_items(rows, serializer_class().to_representation, settings.MAX_PAGE_BYTES)
+        # Each item is sent twice (`items` and `data`): it counts twice against the page's bytes.
+        items, _ = bounded_items(
+            rows, serializer_class().to_representation, settings.MAX_PAGE_BYTES, size=lambda item: 2 * json_size(item)
+        )
     return Response(envelope(items, total=total, limit=limit, offset=offset))
 
 
