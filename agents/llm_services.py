@@ -7,8 +7,8 @@ from agents.models import LlmModel, LlmProvider
 from everruns.core.errors import Conflict, ValidationError
 from everruns.services import full_clean, instance_update
 
-PROVIDER_FIELDS = ["name", "provider_type", "base_url", "api_key_encrypted", "settings", "status"]
-MODEL_FIELDS = ["model_id", "display_name", "is_default", "status"]
+PROVIDER_FIELDS = ["name", "provider_type", "base_url", "api_key_encrypted", "settings", "status", "is_default"]
+MODEL_FIELDS = ["model_id", "display_name", "is_default", "status", "capabilities"]
 
 
 def _encrypted(api_key: str | None) -> str:
@@ -24,15 +24,43 @@ def _encrypted(api_key: str | None) -> str:
 
 
 def provider_create(
-    *, name, provider_type, base_url=None, api_key=None, settings=None, status=LlmProvider.Status.ACTIVE
+    *,
+    name,
+    provider_type,
+    base_url=None,
+    api_key=None,
+    settings=None,
+    status=LlmProvider.Status.ACTIVE,
+    is_default=False,
 ):
     provider = LlmProvider(
-        name=name, provider_type=provider_type, base_url=base_url, settings=settings or {}, status=status
+        name=name,
+        provider_type=provider_type,
+        base_url=base_url,
+        settings=settings or {},
+        status=status,
+        is_default=is_default,
     )
     full_clean(provider)
     provider.api_key_encrypted = _encrypted(api_key)
-    provider.save()
+    with transaction.atomic():
+        _save_provider(provider, provider.save, is_default=provider.is_default)
     return provider
+
+
+def _save_provider(provider: LlmProvider, save, *, is_default: bool) -> None:
+    """Save a provider with `save()` (inside a transaction). There is one default provider: the one saved as
+    the default takes it from the old one, and the global default model moves to its oldest active model unless
+    one of its models has it already."""
+    if is_default:
+        LlmProvider.objects.filter(is_default=True).exclude(pk=provider.pk).update(is_default=False)
+    save()
+    if is_default and not provider.models.filter(is_default=True).exists():
+        model = provider.models.filter(status=LlmModel.Status.ACTIVE).order_by("id").first()
+        if model is not None:
+            LlmModel.objects.filter(is_default=True).update(is_default=False)
+            model.is_default = True
+            model.save(update_fields=["is_default", "updated_at"])
 
 
 def _endpoint(provider_type: str, base_url: str | None) -> tuple[str, str | None]:
@@ -51,7 +79,12 @@ def provider_update(*, provider: LlmProvider, data: dict) -> LlmProvider:
         data.get("provider_type", provider.provider_type), data.get("base_url", provider.base_url)
     ):
         data["api_key_encrypted"] = ""
-    instance_update(provider, fields=PROVIDER_FIELDS, data=data)
+    with transaction.atomic():
+        _save_provider(
+            provider,
+            lambda: instance_update(provider, fields=PROVIDER_FIELDS, data=data),
+            is_default=data.get("is_default", provider.is_default),
+        )
     return provider
 
 
@@ -63,7 +96,8 @@ def provider_save(*, provider: LlmProvider, api_key: str = "", clear_key: bool =
         provider.api_key_encrypted = _encrypted(api_key)
     elif clear_key or (stored and _endpoint(*stored) != _endpoint(provider.provider_type, provider.base_url)):
         provider.api_key_encrypted = ""
-    provider.save()
+    with transaction.atomic():
+        _save_provider(provider, provider.save, is_default=provider.is_default)
     return provider
 
 
@@ -74,8 +108,12 @@ def provider_delete(*, provider: LlmProvider) -> None:
 
 
 def _take_default(model: LlmModel) -> None:
-    """There is one global default: the model about to be saved as the default takes it from the old one."""
+    """There is one global default: the model about to be saved as the default takes it from the old one. A
+    default provider other than the model's hands the provider default on to the model's provider, so that the
+    global default stays one of the default provider's models."""
     LlmModel.objects.filter(is_default=True).exclude(pk=model.pk).update(is_default=False)
+    if LlmProvider.objects.filter(is_default=True).exclude(pk=model.provider_id).update(is_default=False):
+        LlmProvider.objects.filter(pk=model.provider_id).update(is_default=True)
 
 
 def model_save(*, model: LlmModel) -> LlmModel:
@@ -87,12 +125,29 @@ def model_save(*, model: LlmModel) -> LlmModel:
     return model
 
 
-def model_create(*, provider: LlmProvider, model_id, display_name="", is_default=False, status=LlmModel.Status.ACTIVE):
+def model_create(
+    *,
+    provider: LlmProvider,
+    model_id,
+    display_name="",
+    is_default=None,
+    status=LlmModel.Status.ACTIVE,
+    capabilities=(),
+):
+    """`is_default` not given: the first model of the default provider takes the global default (the default
+    provider's models hold it whenever it has any)."""
     with transaction.atomic():
         if LlmModel.objects.filter(provider=provider, model_id=model_id).exists():
             raise Conflict(f"Provider already has a model {model_id}")
+        if is_default is None:
+            is_default = provider.is_default and not provider.models.filter(is_default=True).exists()
         model = LlmModel(
-            provider=provider, model_id=model_id, display_name=display_name or "", is_default=is_default, status=status
+            provider=provider,
+            model_id=model_id,
+            display_name=display_name or "",
+            is_default=is_default,
+            status=status,
+            capabilities=list(capabilities),
         )
         full_clean(model)
         return model_save(model=model)

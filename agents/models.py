@@ -96,11 +96,17 @@ class LlmProvider(models.Model):
     api_key_encrypted = models.TextField(blank=True, default="")
     settings = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    # At most one provider is the default (upstream Everruns' `is_default`); once one is, the global default
+    # model is one of its models whenever it has any (agents.llm_services keeps the two together).
+    is_default = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="one_default_provider")
+        ]
 
     def __str__(self):
         return f"{self.name} ({self.provider_type})"
@@ -122,6 +128,10 @@ class LlmProvider(models.Model):
         if errors:
             raise ValidationError(errors)
 
+    def validate_constraints(self, exclude=None):
+        # A second default is no error: agents.llm_services moves the default to it, as for models.
+        super().validate_constraints(exclude={*(exclude or ()), "is_default"})
+
 
 class LlmModel(models.Model):
     """One of them is the global default. Making another model the default moves it there
@@ -139,6 +149,8 @@ class LlmModel(models.Model):
     display_name = models.CharField(max_length=255, blank=True, default="")
     is_default = models.BooleanField(default=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    # What the model can do, as upstream Everruns lists it (`chat`, `vision`, `tools`, ...): shown, not enforced.
+    capabilities = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

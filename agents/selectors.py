@@ -43,7 +43,7 @@ def model_get(*, model_id) -> LlmModel:
 def model_list(*, provider: LlmProvider | None = None) -> QuerySet[LlmModel]:
     """All models, or one provider's."""
 
-    qs = LlmModel.objects.order_by("-id")
+    qs = LlmModel.objects.select_related("provider").order_by("-id")  # a model's profile needs its provider's type
     return qs if provider is None else qs.filter(provider=provider)
 
 

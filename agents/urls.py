@@ -1,6 +1,6 @@
 from django.urls import path
 
-from agents.capability_views import CapabilityViewSet
+from agents.capability_views import AgentCapabilityViewSet, CapabilityViewSet
 from agents.llm_views import LlmModelViewSet, LlmProviderModelViewSet, LlmProviderViewSet
 from agents.transfer_views import AgentExportView, AgentImportView
 from agents.views import AgentViewSet
@@ -11,6 +11,7 @@ urlpatterns = [
     detail_route("agents/<uuid:agent_id>", AgentViewSet),
     path("agents/import", AgentImportView.as_view()),
     path("agents/<uuid:agent_id>/export", AgentExportView.as_view()),
+    detail_route("agents/<uuid:agent_id>/capabilities", AgentCapabilityViewSet),
     list_route("capabilities", CapabilityViewSet),
     detail_route("capabilities/<str:capability_id>", CapabilityViewSet),
     list_route("llm-providers", LlmProviderViewSet),

@@ -153,6 +153,8 @@ class SessionFile(models.Model):
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="files")
     path = models.CharField(max_length=1024)
     is_directory = models.BooleanField(default=False)
+    # Refuses new content (403) until made writable again; upstream Everruns' `is_readonly`.
+    is_readonly = models.BooleanField(default=False)
     content = models.BinaryField(default=b"")
     size = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -45,7 +45,8 @@ def session_create(
             agent=agent,
             title=title,
             tags=tags or [],
-            model=_model_or_error(model_id),
+            # No model given: the agent's default at creation, shown in the session (as upstream Everruns does).
+            model_id=_model_or_error(model_id).pk if model_id is not None else agent.default_model_id,
             limits=limits or {},
             external_id=external_id,
         )

@@ -76,7 +76,7 @@ class SessionViewSet(viewsets.ViewSet):
         responses={201: SessionSerializer, **errors(400, 404, 409, 415)},
     )
     def create(self, request, agent_id):
-        agent = agent_get(agent_id=agent_id, fields=("id", "status"))  # what session_create reads of it
+        agent = agent_get(agent_id=agent_id, fields=("id", "status", "default_model_id"))  # what session_create reads
         data = validated(SessionInputSerializer, request.data)
         session = services.session_create(agent=agent, **data)
         return Response(SessionSerializer(session).data, status=201)
@@ -241,14 +241,35 @@ class EventViewSet(viewsets.ViewSet):
         session = selectors.session_get(agent_id=agent_id, session_id=session_id)
         after = self._after(request)
         if request.accepted_renderer.format == "event-stream":
-            # Django closes this request's connection only when the response ends; a stream may
-            # last hours, so release it now (the stream reads the log with short-lived connections).
-            db_connection.close()
-            response = StreamingHttpResponse(event_stream(session.pk, after), content_type="text/event-stream")
-            response["Cache-Control"] = "no-cache"
-            response["X-Accel-Buffering"] = "no"
-            return response
+            return self._stream(session, after)
         return paginated(request, selectors.event_list(session_id=session.pk, after=after), EventSerializer)
+
+    @extend_schema(
+        operation_id="events_sse",
+        description=(
+            "The same Server-Sent Events stream as `GET .../events` with `Accept: text/event-stream` (upstream "
+            "Everruns' route for it): same cursor, auth and limits."
+        ),
+        parameters=[OpenApiParameter("after", int), OpenApiParameter("lastEventId", str)],
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description="SSE stream"),
+            **errors(400, 404),
+        },
+    )
+    def sse(self, request, agent_id, session_id):
+        # Served in front of Django (sessions/streams/sse.py); this answers the same in Django's own test client.
+        session = selectors.session_get(agent_id=agent_id, session_id=session_id)
+        return self._stream(session, self._after(request))
+
+    @staticmethod
+    def _stream(session, after: int) -> StreamingHttpResponse:
+        # Django closes this request's connection only when the response ends; a stream may
+        # last hours, so release it now (the stream reads the log with short-lived connections).
+        db_connection.close()
+        response = StreamingHttpResponse(event_stream(session.pk, after), content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+        return response
 
     @staticmethod
     def _after(request) -> int:

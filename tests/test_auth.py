@@ -16,6 +16,7 @@ from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
+from everruns.api.auth import OPEN_ROUTES
 from everruns.api.keys import api_key_create, api_key_revoke
 from everruns.models import ApiKey
 from tests.factories import make_session, text
@@ -73,6 +74,8 @@ def test_every_v1_route_of_the_url_conf_is_covered():
 @pytest.mark.parametrize("path", ROUTES)
 @pytest.mark.parametrize("method", METHODS)
 def test_every_route_without_a_key_is_a_401(api_key_mode, method, path):
+    if (method.upper(), path) in OPEN_ROUTES:
+        return  # test_the_auth_config_is_open_without_a_key
     response = getattr(client_with(None), method)(path)
     assert response.status_code == 401, (method, path, response.status_code)
     assert response.json()["error"]["code"] == "unauthenticated"
@@ -81,6 +84,8 @@ def test_every_route_without_a_key_is_a_401(api_key_mode, method, path):
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS)
 def test_every_documented_operation_refuses_wrong_keys(api_key_mode, method, path):
+    if (method.upper(), path) in OPEN_ROUTES:
+        return  # test_the_auth_config_is_open_without_a_key
     revoked, revoked_secret = api_key_create(name="revoked", scope="admin")
     api_key_revoke(key=revoked)
     expired, expired_secret = api_key_create(name="expired", scope="admin")
@@ -98,6 +103,14 @@ def test_every_documented_operation_refuses_wrong_keys(api_key_mode, method, pat
         assert response.json()["error"]["code"] == "forbidden"
     else:
         assert response.status_code not in (401, 403), (method, path, response.status_code)
+
+
+def test_the_auth_config_is_open_without_a_key(api_key_mode):
+    for secret in (None, "evr_notakeyatall0000"):
+        response = client_with(secret).get("/v1/auth/config")
+        assert response.status_code == 200
+        assert response.json() == {"auth_mode": "api_key", "password_auth_enabled": False, "oauth_providers": []}
+    assert client_with(None).post("/v1/auth/config").status_code == 401  # only reading it is open
 
 
 def test_an_agents_key_uses_agents_and_reads_providers(api_key_mode):

@@ -78,8 +78,10 @@ def _stream_token_session(token: str) -> str | None:
 # routes (AI SDK: POST .../chat, GET .../chat/stream; AG-UI: POST .../ag-ui, whose handler checks that the
 # thread is the token's session).
 TOKEN_SESSION_ROUTE = re.compile(
-    r"^/v1/agents/[^/]+/sessions/(?P<session>[^/]+)/(?:(?P<events>events)|(?P<chat>chat)|chat(?:/[^/]+)?/stream)$"
+    r"^/v1/agents/[^/]+/sessions/(?P<session>[^/]+)/(?:(?P<events>events|sse)|(?P<chat>chat)|chat(?:/[^/]+)?/stream)$"
 )
+# Open in every mode: what a client reads to learn how to sign in (upstream Everruns' auth config).
+OPEN_ROUTES = frozenset({("GET", "/v1/auth/config"), ("HEAD", "/v1/auth/config")})
 AGUI_ROUTE = re.compile(r"^/v1/agents/[^/]+/ag-ui$")
 
 
@@ -94,7 +96,7 @@ def _token_opens(method: str, path: str, session_id: str) -> bool:
 
 def authenticate(*, method: str, path: str, authorization: str, query_string: str, staff: bool) -> Principal:
     """The caller of a `/v1` request, or Denied. `staff`: a logged-in active staff user (session cookie)."""
-    if settings.AUTH_MODE == "none":
+    if settings.AUTH_MODE == "none" or (method, path) in OPEN_ROUTES:
         return OPEN
     principal = None
     if authorization:

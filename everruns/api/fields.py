@@ -7,14 +7,11 @@ MAX_TAG_LENGTH = 100
 
 
 class StrictSerializer(serializers.Serializer):
-    """Rejects fields it does not know, so a typo is a 400 rather than silently ignored."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
+    """The base of every input serializer: strict about the fields it knows (a wrong type or value is a 400),
+    and it ignores the fields it does not know, as upstream Everruns does, so that clients written for it (which
+    send fields such as `is_default` or `is_readonly` wherever their own structs have them) work unchanged
+    (API.md, "Conventions"). DRF's Serializer leaves unknown keys out of `validated_data` by itself; this class
+    is the one place that says so."""
 
 
 class TagsField(serializers.ListField):

@@ -10,7 +10,12 @@ import everruns
 
 HEALTH = inline_serializer(
     name="Health",
-    fields={"status": serializers.CharField(), "version": serializers.CharField(), "checks": serializers.DictField()},
+    fields={
+        "status": serializers.CharField(),
+        "version": serializers.CharField(),
+        "checks": serializers.DictField(),
+        "auth_mode": serializers.ChoiceField(choices=["none", "api_key"]),
+    },
 )
 
 
@@ -43,5 +48,10 @@ class HealthView(APIView):
     def get(self, request):
         checks = {"database": check_database(), "broker": check_broker()}
         ok = all(v == "ok" for v in checks.values())
-        body = {"status": "ok" if ok else "degraded", "version": everruns.__version__, "checks": checks}
+        body = {
+            "status": "ok" if ok else "degraded",
+            "version": everruns.__version__,
+            "checks": checks,
+            "auth_mode": settings.AUTH_MODE,  # what upstream Everruns clients read to know whether to send a key
+        }
         return Response(body, status=200 if ok else 503)

@@ -1,6 +1,7 @@
-"""The list envelope: {items, total, limit, offset}.
+"""The list envelope: {items, data, total, limit, offset}; `data` is the same array as `items`, the name
+upstream Everruns clients read (API.md, "Conventions").
 
-A page holds at most `limit` items and, past its first item, at most MAX_PAGE_BYTES of them in JSON: a page
+A page holds at most `limit` items and, past its first item, at most MAX_PAGE_BYTES of JSON (the array twice): a page
 of large items (a message may be 4 MiB) stops early. `items` may then be shorter than `limit` although
 `offset + len(items) < total`; a client pages on with `offset + len(items)`, as at any page.
 """
@@ -88,8 +89,16 @@ def paginated(request, queryset, serializer_class) -> Response:
     limit, offset = page_params(request)
     total = queryset.count()
     with streamed(queryset[offset : offset + limit]) as rows:
-        items, _ = bounded_items(rows, serializer_class().to_representation, settings.MAX_PAGE_BYTES)
-    return Response({"items": items, "total": total, "limit": limit, "offset": offset})
+        # Each item is sent twice (`items` and `data`): it counts twice against the page's bytes.
+        items, _ = bounded_items(
+            rows, serializer_class().to_representation, settings.MAX_PAGE_BYTES, size=lambda item: 2 * json_size(item)
+        )
+    return Response(envelope(items, total=total, limit=limit, offset=offset))
+
+
+def envelope(items: list, *, total: int, limit: int, offset: int) -> dict:
+    """The one shape of every list: the same array under `items` (the reference client) and `data` (upstream)."""
+    return {"items": items, "data": items, "total": total, "limit": limit, "offset": offset}
 
 
 def page_parameters() -> list:
@@ -111,6 +120,7 @@ def list_schema(serializer_class):
         name=f"{serializer_class.__name__.removesuffix('Serializer')}List",
         fields={
             "items": serializer_class(many=True),
+            "data": serializer_class(many=True, help_text="The same array as `items` (what upstream clients read)."),
             "total": serializers.IntegerField(),
             "limit": serializers.IntegerField(),
             "offset": serializers.IntegerField(),

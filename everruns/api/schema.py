@@ -3,6 +3,8 @@ operation needs a bearer API key and may answer 401 and 403 (and 429 for writes)
 
 from django.conf import settings
 
+from everruns.api.auth import OPEN_ROUTES
+
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 ACCESS = {
     "401": "No valid API key: missing, wrong, revoked or expired.",
@@ -20,8 +22,8 @@ def add_access_control(result, generator, request, public):
         for method, operation in item.items():
             if method not in ("get", "post", "put", "patch", "delete"):
                 continue
-            if not path.startswith("/v1/"):
-                operation["security"] = []  # /health and the documents stay open
+            if not path.startswith("/v1/") or (method.upper(), path) in OPEN_ROUTES:
+                operation["security"] = []  # /health, the documents and the auth config stay open
                 continue
             operation["security"] = [{"ApiKey": []}]
             for status, description in {**ACCESS, **(LIMITED if method != "get" else {})}.items():

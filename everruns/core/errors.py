@@ -15,6 +15,10 @@ class ValidationError(AppError):
     status, code = 400, "validation_error"
 
 
+class Forbidden(AppError):
+    status, code = 403, "forbidden"
+
+
 class NotFound(AppError):
     status, code = 404, "not_found"
 

@@ -33,7 +33,7 @@ def _write(session_id, args):
     if not isinstance(content, str):
         raise ToolError("content must be a string")
     written, created = files.write(session_id, args["path"], content=content)
-    return {"path": written.path, "size": written.size, "created": created}
+    return {"path": written.path, "size_bytes": written.size, "created": created}
 
 
 def _whole_number(args, name, default, low, high):
@@ -66,13 +66,21 @@ def _delete(session_id, args):
 
 
 def _stat(session_id, args):
-    return files.describe(files.get(session_id, args["path"]))
+    return files.describe(files.get(session_id, args["path"]), session_id=session_id)
+
+
+def _copy(session_id, args):
+    return files.describe(files.copy(session_id, args["src"], args["dst"]))
+
+
+def _move(session_id, args):
+    return files.describe(files.move(session_id, args["src"], args["dst"]))
 
 
 CAPABILITY = Capability(
     id="session_file_system",
     name="Session file system",
-    description="Read, write, list, search and delete files in the session's own file system.",
+    description="Read, write, list, search, copy, move and delete files in the session's own file system.",
     category="files",
     system_prompt="You have a private file system for this session. Use it to keep notes and work products.",
     tools=[
@@ -111,5 +119,19 @@ CAPABILITY = Capability(
             idempotent=False,  # a second run finds nothing to delete and reports an error
         ),
         Tool("stat_file", "Size, type and times of a file or directory.", obj({"path": PATH}, ["path"]), _wrap(_stat)),
+        Tool(
+            "copy_file",
+            "Copy a file to a new path; parent directories are created.",
+            obj({"src": PATH, "dst": PATH}, ["src", "dst"]),
+            _wrap(_copy),
+            idempotent=False,  # a second run finds the copy there and reports an error
+        ),
+        Tool(
+            "move_file",
+            "Move (rename) a file, or a directory with everything in it, to a new path.",
+            obj({"src": PATH, "dst": PATH}, ["src", "dst"]),
+            _wrap(_move),
+            idempotent=False,  # a second run finds nothing at src and reports an error
+        ),
     ],
 )

@@ -21,7 +21,7 @@ from django.db.models.functions import Left, StrIndex, Substr
 from django.db.models.lookups import Exact
 
 from everruns.core.dates import rfc3339
-from everruns.core.errors import AppError, Conflict, NotFound, PayloadTooLarge, ValidationError
+from everruns.core.errors import AppError, Conflict, Forbidden, NotFound, PayloadTooLarge, ValidationError
 from sessions.models import Session, SessionFile
 
 MAX_PATH = 1024
@@ -29,9 +29,19 @@ MAX_NAME = 255
 MAX_PATTERN = 1000  # characters of a grep pattern
 # Characters that make a name display as something else: the Unicode bidirectional controls
 # (embeddings, overrides, isolates and marks). Control characters (category Cc, NUL included),
-# lone surrogates (Cs) and line/paragraph separators (Zl, Zp) are refused by category.
+# lone surrogates (Cs), line/paragraph separators (Zl, Zp) and format characters (Cf: zero-width space,
+# joiners, word joiner, byte order mark, soft hyphen, invisible operators) are refused by category, so two names
+# that look the same are the same name. Emoji joined with U+200D are refused with them: a name is not the place.
 BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-REFUSED_CATEGORIES = {"Cc": "Control characters", "Cs": "Surrogates", "Zl": "Line separators", "Zp": "Line separators"}
+# Invisible although not of a refused category: the combining grapheme joiner (Mn) and the Hangul fillers (Lo).
+INVISIBLE = frozenset("\u034f\u115f\u1160\u3164\uffa0")
+REFUSED_CATEGORIES = {
+    "Cc": "Control characters",
+    "Cs": "Surrogates",
+    "Zl": "Line separators",
+    "Zp": "Line separators",
+    "Cf": "Invisible format characters",
+}
 
 
 def _invalid(message: str):
@@ -44,6 +54,8 @@ def _check_characters(path: str) -> None:
     for char in path:
         if char in BIDI_CONTROLS:
             raise _invalid(f"Bidirectional control characters are not allowed (U+{ord(char):04X}).")
+        if char in INVISIBLE:
+            raise _invalid(f"Invisible characters are not allowed (U+{ord(char):04X}).")
         kind = REFUSED_CATEGORIES.get(unicodedata.category(char))
         if kind:
             raise _invalid(f"{kind} are not allowed (U+{ord(char):04X}).")
@@ -150,22 +162,35 @@ def _check_quota(session_id, path: str, data: bytes, new_directories: list[str])
     """Would writing `data` at `path` (and creating `new_directories`) stay within the session's limits?"""
     if len(data) > settings.SESSION_FILE_MAX_BYTES:
         raise PayloadTooLarge(f"A file is at most {settings.SESSION_FILE_MAX_BYTES} bytes")
+    added = len(data) + sum(len(p.encode()) for p in [path, *new_directories])
+    _check_room(session_id, entries=1 + len(new_directories), added=added, replacing=path)
+
+
+def _check_room(session_id, *, entries: int, added: int, replacing: str | None = None) -> None:
+    """Would `entries` more entries and `added` more bytes (content and paths; the entry at `replacing` left out,
+    as it is rewritten) stay within the session's limits?"""
     used = (
         SessionFile.objects.filter(session_id=session_id)
-        .exclude(path=path)
+        .exclude(path=replacing)
         .aggregate(entries=Count("id"), content=Sum("size"), paths=Sum(OctetLength(F("path"))))
     )
-    entries = used["entries"] + 1 + len(new_directories)
-    if entries > settings.SESSION_FS_MAX_FILES:
+    if used["entries"] + entries > settings.SESSION_FS_MAX_FILES:
         raise PayloadTooLarge(f"A session has at most {settings.SESSION_FS_MAX_FILES} files and directories")
-    written = len(data) + sum(len(p.encode()) for p in [path, *new_directories])
-    if (used["content"] or 0) + (used["paths"] or 0) + written > settings.SESSION_FS_MAX_BYTES:
+    if (used["content"] or 0) + (used["paths"] or 0) + added > settings.SESSION_FS_MAX_BYTES:
         raise PayloadTooLarge(
             f"The session's files are at most {settings.SESSION_FS_MAX_BYTES} bytes in all (content and paths)"
         )
 
 
-def create(session_id, path: str, *, content=None, encoding: str = "text", is_directory: bool = False) -> SessionFile:
+def create(
+    session_id,
+    path: str,
+    *,
+    content=None,
+    encoding: str = "text",
+    is_directory: bool = False,
+    is_readonly: bool = False,
+) -> SessionFile:
     path = normalize(path)
     if path == "/":
         raise Conflict("The root directory already exists")
@@ -174,22 +199,38 @@ def create(session_id, path: str, *, content=None, encoding: str = "text", is_di
         _lock_session(session_id)
         if _get(session_id, path):
             raise Conflict(f"{path} already exists")
-        parents = _missing_parents(session_id, path)
-        _check_quota(session_id, path, data, parents)
-        SessionFile.objects.bulk_create(
-            [SessionFile(session_id=session_id, path=directory, is_directory=True) for directory in parents]
+        return _insert(session_id, path, data, is_directory=is_directory, is_readonly=is_readonly and not is_directory)
+
+
+def _insert(session_id, path: str, data: bytes, *, is_directory: bool, is_readonly: bool) -> SessionFile:
+    """A new entry at the free `path` with its missing parents, within the quota (the session is locked)."""
+    parents = _missing_parents(session_id, path)
+    _check_quota(session_id, path, data, parents)
+    SessionFile.objects.bulk_create(
+        [SessionFile(session_id=session_id, path=directory, is_directory=True) for directory in parents]
+    )
+    try:
+        return SessionFile.objects.create(
+            session_id=session_id,
+            path=path,
+            is_directory=is_directory,
+            is_readonly=is_readonly,
+            content=data,
+            size=len(data),
         )
-        try:
-            return SessionFile.objects.create(
-                session_id=session_id, path=path, is_directory=is_directory, content=data, size=len(data)
-            )
-        except IntegrityError:
-            raise Conflict(f"{path} already exists") from None
+    except IntegrityError:
+        raise Conflict(f"{path} already exists") from None
 
 
-def update(session_id, path: str, *, content, encoding: str = "text") -> SessionFile:
+def update(
+    session_id, path: str, *, content=None, encoding: str = "text", is_readonly: bool | None = None
+) -> SessionFile:
+    """New content, or a new read-only flag, or both. A read-only file's content is not written (403), unless
+    the same change makes it writable."""
     path = normalize(path)
-    data = decode_content(content, encoding)
+    if content is None and is_readonly is None:
+        raise ValidationError("Nothing to change", details={"content": ["Give content or is_readonly."]})
+    data = None if content is None else decode_content(content, encoding)
     with transaction.atomic():
         _lock_session(session_id)
         existing = _get(session_id, path)
@@ -197,9 +238,17 @@ def update(session_id, path: str, *, content, encoding: str = "text") -> Session
             raise NotFound(f"{path} does not exist")
         if existing.is_directory:
             raise Conflict(f"{path} is a directory")
-        _check_quota(session_id, path, data, [])
-        existing.content, existing.size = data, len(data)
-        existing.save(update_fields=["content", "size", "updated_at"])
+        fields = ["updated_at"]
+        if is_readonly is not None:
+            existing.is_readonly = is_readonly
+            fields.append("is_readonly")
+        if data is not None:
+            if existing.is_readonly:
+                raise Forbidden(f"{path} is read-only")
+            _check_quota(session_id, path, data, [])
+            existing.content, existing.size = data, len(data)
+            fields += ["content", "size"]
+        existing.save(update_fields=fields)
         return existing
 
 
@@ -222,8 +271,11 @@ def get(session_id, path: str) -> SessionFile | None:
     return found
 
 
-def children(session_id, path: str, *, limit: int, offset: int = 0) -> tuple[list[SessionFile], int]:
-    """One page of a directory's entries, by path, and how many it has in all."""
+def children(
+    session_id, path: str, *, limit: int, offset: int = 0, recursive: bool = False
+) -> tuple[list[SessionFile], int]:
+    """One page of a directory's entries (or, `recursive`, of everything below it), by path, and how many
+    there are in all."""
     path = normalize(path)
     if path != "/":
         directory = _get(session_id, path)
@@ -231,7 +283,7 @@ def children(session_id, path: str, *, limit: int, offset: int = 0) -> tuple[lis
             raise NotFound(f"{path} does not exist")
         if not directory.is_directory:
             raise Conflict(f"{path} is not a directory")
-    rows = _directly_below(session_id, path).defer("content").order_by("path")
+    rows = (_below if recursive else _directly_below)(session_id, path).defer("content").order_by("path")
     return list(rows[offset : offset + limit]), rows.count()
 
 
@@ -246,10 +298,60 @@ def delete(session_id, path: str, *, recursive: bool = False) -> int:
             raise NotFound(f"{path} does not exist")
         below = _below(session_id, path)
         if target.is_directory and below.exists() and not recursive:
-            raise Conflict(f"{path} is not empty; use recursive")
+            raise ValidationError(
+                f"{path} is not empty", details={"recursive": ["Give recursive=true to delete a non-empty directory."]}
+            )
         count = below.count() + 1
         SessionFile.objects.filter(Q(pk=target.pk) | Q(pk__in=below.values("pk"))).delete()
         return count
+
+
+def _source_and_destination(session_id, src: str, dst: str) -> tuple[SessionFile, str]:
+    """The entry at `src` and the free, normalised `dst` (the session is locked)."""
+    src, dst = normalize(src), normalize(dst)
+    if "/" in (src, dst):
+        raise ValidationError(
+            "Invalid path", details={"path": ["The root directory cannot be copied, moved or replaced."]}
+        )
+    source = _get(session_id, src)
+    if source is None:
+        raise NotFound(f"{src} does not exist")
+    if _get(session_id, dst):
+        raise Conflict(f"{dst} already exists")
+    return source, dst
+
+
+def copy(session_id, src: str, dst: str) -> SessionFile:
+    """A copy of the file `src` at `dst` (parents created; a directory cannot be copied). The copy is writable."""
+    with transaction.atomic():
+        _lock_session(session_id)
+        source, dst = _source_and_destination(session_id, src, dst)
+        if source.is_directory:
+            raise ValidationError("Cannot copy a directory", details={"src": [f"{source.path} is a directory."]})
+        return _insert(session_id, dst, bytes(source.content), is_directory=False, is_readonly=False)
+
+
+def move(session_id, src: str, dst: str) -> SessionFile:
+    """Move (rename) a file or a directory with everything below it to `dst` (parents created)."""
+    with transaction.atomic():
+        _lock_session(session_id)
+        source, dst = _source_and_destination(session_id, src, dst)
+        if dst.startswith(source.path + "/"):
+            raise ValidationError("Invalid path", details={"dst": ["A directory cannot move into itself."]})
+        parents = _missing_parents(session_id, dst)
+        moved = list(_below(session_id, source.path).only("pk", "path"))
+        # The quota counts paths too: every moved entry's path changes length, and new parents are entries.
+        grown = (len(dst.encode()) - len(source.path.encode())) * (1 + len(moved))
+        _check_room(session_id, entries=len(parents), added=grown + sum(len(p.encode()) for p in parents))
+        SessionFile.objects.bulk_create(
+            [SessionFile(session_id=session_id, path=directory, is_directory=True) for directory in parents]
+        )
+        for entry in moved:
+            entry.path = dst + entry.path[len(source.path) :]
+        SessionFile.objects.bulk_update(moved, ["path"], batch_size=500)
+        source.path = dst
+        source.save(update_fields=["path", "updated_at"])
+        return source
 
 
 def compile_pattern(pattern):
@@ -273,6 +375,9 @@ def compile_pattern(pattern):
 
 
 def grep(session_id, pattern: str, path: str = "/", *, max_matches: int = 200) -> list[dict]:
+    """Lines that match `pattern` in the files at or below `path`, by path then line: `{path, line_number,
+    line}` (the line cut at 500 characters). One file's content is in memory at a time: the paths are read
+    first, then each file's content alone, so a search of a session's 100 MiB holds one file of it."""
     regex = compile_pattern(pattern)
     path = normalize(path)
     files = SessionFile.objects.filter(session_id=session_id, is_directory=False).filter(
@@ -280,8 +385,12 @@ def grep(session_id, pattern: str, path: str = "/", *, max_matches: int = 200) -
     )
     deadline = time.monotonic() + settings.SESSION_FS_GREP_SECONDS
     matches = []
-    for f in files.order_by("path"):
-        text = bytes(f.content).decode("utf-8", errors="replace")
+    for pk, file_path in files.order_by("path").values_list("pk", "path"):
+        content = SessionFile.objects.filter(pk=pk).values_list("content", flat=True).first()
+        if content is None:
+            continue  # deleted since the paths were read
+        text = bytes(content).decode("utf-8", errors="replace")
+        del content
         for number, line in enumerate(text.splitlines(), start=1):
             if time.monotonic() > deadline:
                 raise AppError(
@@ -289,20 +398,34 @@ def grep(session_id, pattern: str, path: str = "/", *, max_matches: int = 200) -
                     "simpler pattern"
                 )
             if regex.search(line):
-                matches.append({"path": f.path, "line": number, "text": line[:500]})
+                matches.append({"path": file_path, "line_number": number, "line": line[:500]})
                 if len(matches) >= max_matches:
                     return matches
     return matches
 
 
-def describe(f: SessionFile | None, *, with_content: bool = False) -> dict:
+def describe(f: SessionFile | None, *, session_id=None, with_content: bool = False) -> dict:
+    """A file or directory as the API and the tools show it; `f` None is the root of `session_id`."""
     if f is None:
-        return {"path": "/", "name": "", "is_directory": True, "size": 0, "created_at": None, "updated_at": None}
+        return {
+            "id": None,
+            "session_id": str(session_id) if session_id else None,
+            "path": "/",
+            "name": "",
+            "is_directory": True,
+            "is_readonly": False,
+            "size_bytes": 0,
+            "created_at": None,
+            "updated_at": None,
+        }
     info = {
+        "id": str(f.pk),
+        "session_id": str(f.session_id),
         "path": f.path,
         "name": posixpath.basename(f.path),
         "is_directory": f.is_directory,
-        "size": f.size,
+        "is_readonly": f.is_readonly,
+        "size_bytes": f.size,
         "created_at": rfc3339(f.created_at),
         "updated_at": rfc3339(f.updated_at),
     }

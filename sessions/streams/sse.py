@@ -3,7 +3,8 @@
 Django's ASGI handler runs a request's sync middleware and views on a thread of its own and keeps
 that thread for the whole response, so every open stream would pin one. Here an open stream is an
 asyncio task and nothing else: no thread, and no database connection between its reads of the log.
-The same route without `Accept: text/event-stream` (the JSON list) goes on to Django.
+The same route without `Accept: text/event-stream` (the JSON list) goes on to Django. `.../sse` (upstream
+Everruns' name for the stream) is always the stream: the same one, with the same cursor, auth and limits.
 """
 
 import asyncio
@@ -28,7 +29,8 @@ from sessions.models import Session
 from sessions.streams import live
 from sessions.streams.stream import event_stream, parse_cursor
 
-STREAM_PATH = re.compile(r"^/v1/agents/(?P<agent_id>[^/]+)/sessions/(?P<session_id>[^/]+)/events$")
+# `events` streams when the client asks for the stream; `sse` always does.
+STREAM_PATH = re.compile(r"^/v1/agents/(?P<agent_id>[^/]+)/sessions/(?P<session_id>[^/]+)/(?P<route>events|sse)$")
 STREAM_HEADERS = [
     (b"content-type", b"text/event-stream"),
     (b"cache-control", b"no-cache"),
@@ -171,7 +173,7 @@ class StreamRouter:
             accept = dict(scope.get("headers") or []).get(b"accept", b"").decode("latin-1")
             # DRF lets ?format= override the Accept header (its last value, as Django's QueryDict.get reads it).
             stream = query["format"][-1] == "event-stream" if query.get("format") else wants_stream(accept)
-            if match and stream:
+            if match and (stream or match["route"] == "sse"):
                 return await serve_stream(scope, receive, send, match["agent_id"], match["session_id"])
         return await self.django_app(scope, receive, send)
 

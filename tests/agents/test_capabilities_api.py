@@ -5,7 +5,16 @@ EXPECTED = {
     "test_weather": ["get_weather", "get_forecast"],
     "stateless_todo_list": ["write_todos"],
     "web_fetch": ["web_fetch"],
-    "session_file_system": ["read_file", "write_file", "list_directory", "grep_files", "delete_file", "stat_file"],
+    "session_file_system": [
+        "read_file",
+        "write_file",
+        "list_directory",
+        "grep_files",
+        "delete_file",
+        "stat_file",
+        "copy_file",
+        "move_file",
+    ],
 }
 
 

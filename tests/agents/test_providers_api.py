@@ -29,6 +29,7 @@ def test_create_provider_with_key_stores_it_encrypted_and_never_returns_it(api):
         "api_key_set",
         "settings",
         "status",
+        "is_default",
         "created_at",
         "updated_at",
     }
@@ -54,7 +55,7 @@ def test_provider_key_without_an_encryption_key_is_a_400_and_nothing_is_stored(a
         ({"base_url": None}, "base_url"),
         ({"base_url": "not a url"}, "base_url"),
         ({"name": ""}, "name"),
-        ({"secret": "x"}, "secret"),
+        ({"is_default": "yes"}, "is_default"),
     ],
 )
 def test_provider_validation(api, overrides, field):
@@ -91,6 +92,8 @@ def test_models_crud_and_the_one_global_default(api):
         "display_name",
         "is_default",
         "status",
+        "capabilities",
+        "profile",
         "created_at",
         "updated_at",
     }

@@ -68,16 +68,25 @@ def test_session_file_tools(seeded):
     sid = str(make_session().pk)
     assert call("write_file", {"path": "notes/a.md", "content": "hello\nworld"}, sid) == {
         "path": "/notes/a.md",
-        "size": 11,
+        "size_bytes": 11,
         "created": True,
     }
     assert call("write_file", {"path": "/notes/a.md", "content": "hello again"}, sid)["created"] is False
     assert call("read_file", {"path": "/notes/a.md"}, sid)["content"] == "hello again"
     assert [e["path"] for e in call("list_directory", {}, sid)["entries"]] == ["/notes"]
     assert call("grep_files", {"pattern": "again"}, sid)["matches"] == [
-        {"path": "/notes/a.md", "line": 1, "text": "hello again"}
+        {"path": "/notes/a.md", "line_number": 1, "line": "hello again"}
     ]
     assert call("stat_file", {"path": "/notes"}, sid)["is_directory"] is True
+    assert call("copy_file", {"src": "/notes/a.md", "dst": "/notes/b.md"}, sid)["path"] == "/notes/b.md"
+    assert call("read_file", {"path": "/notes/b.md"}, sid)["content"] == "hello again"
+    with pytest.raises(ToolError, match="already exists"):
+        call("copy_file", {"src": "/notes/a.md", "dst": "/notes/b.md"}, sid)
+    assert call("move_file", {"src": "/notes/b.md", "dst": "/archive/b.md"}, sid)["path"] == "/archive/b.md"
+    assert [e["path"] for e in call("list_directory", {}, sid)["entries"]] == ["/archive", "/notes"]
+    with pytest.raises(ToolError, match="does not exist"):
+        call("move_file", {"src": "/notes/b.md", "dst": "/c.md"}, sid)
+    call("delete_file", {"path": "/archive", "recursive": True}, sid)
     with pytest.raises(ToolError, match="not empty"):
         call("delete_file", {"path": "/notes"}, sid)
     assert call("delete_file", {"path": "/notes", "recursive": True}, sid) == {"deleted": 2}

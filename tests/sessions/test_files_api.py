@@ -1,7 +1,9 @@
 import base64
+import tracemalloc
 
 import pytest
 
+from sessions.fs import files
 from sessions.models import SessionFile
 from tests.factories import make_session
 
@@ -16,15 +18,14 @@ def test_create_read_update_delete_a_file_with_parents(api, fs):
     base, session = fs
     response = api.post(f"{base}/notes/day1/todo.md", {"content": "# Todo\n- a"}, format="json")
     assert response.status_code == 201
-    assert response.json()["path"] == "/notes/day1/todo.md" and response.json()["size"] == 10
+    assert response.json()["path"] == "/notes/day1/todo.md" and response.json()["size_bytes"] == 10
     assert api.get(f"{base}/notes/day1/todo.md").json()["content"] == "# Todo\n- a"
-    assert api.get(f"{base}/notes").json()["is_directory"] is True
     listing = api.get(f"{base}/").json()
-    assert [e["path"] for e in listing["entries"]] == ["/notes"]
-    assert api.get(base).json()["entries"][0]["name"] == "notes"
+    assert [e["path"] for e in listing["items"]] == ["/notes"] and listing["items"][0]["is_directory"] is True
+    assert api.get(base).json()["items"][0]["name"] == "notes"
     updated = api.put(f"{base}/notes/day1/todo.md", {"content": "done"}, format="json")
     assert updated.status_code == 200 and updated.json()["content"] == "done"
-    assert api.delete(f"{base}/notes/day1/todo.md").status_code == 204
+    assert api.delete(f"{base}/notes/day1/todo.md").json() == {"deleted": True}
     assert api.get(f"{base}/notes/day1/todo.md").status_code == 404
 
 
@@ -52,8 +53,8 @@ def test_directories_and_recursive_delete(api, fs):
     assert api.post(f"{base}/dir", {"is_directory": True}, format="json").status_code == 201
     api.post(f"{base}/dir/sub/f.txt", {"content": "x"}, format="json")
     response = api.delete(f"{base}/dir")
-    assert response.status_code == 409 and response.json()["error"]["code"] == "conflict"
-    assert api.delete(f"{base}/dir?recursive=true").status_code == 204
+    assert response.status_code == 400 and response.json()["error"]["code"] == "validation_error"
+    assert api.delete(f"{base}/dir?recursive=true").status_code == 200
     assert SessionFile.objects.filter(session=session).count() == 0
 
 
@@ -99,7 +100,7 @@ def test_recursive_delete_touches_only_its_own_prefix(api, fs):
     base, session = fs
     for path in ("a/important.txt", "A/x.txt", "A/sub/y.txt", "Ab/z.txt", "A_/w.txt"):
         assert api.post(f"{base}/{path}", {"content": "x"}, format="json").status_code == 201
-    assert api.delete(f"{base}/A?recursive=true").status_code == 204
+    assert api.delete(f"{base}/A?recursive=true").status_code == 200
     remaining = set(SessionFile.objects.filter(session=session).values_list("path", flat=True))
     assert remaining == {"/a", "/a/important.txt", "/Ab", "/Ab/z.txt", "/A_", "/A_/w.txt"}
 
@@ -110,10 +111,10 @@ def test_a_directory_listing_is_paginated(api, fs):
         api.post(f"{base}/dir/{name}.txt", {"content": "x"}, format="json")
     api.post(f"{base}/dir/c/deeper.txt", {"content": "x"}, format="json")  # a directory entry, not its contents
     page = api.get(f"{base}/dir?limit=2&offset=2").json()
-    assert [e["name"] for e in page["entries"]] == ["c", "c.txt"]
+    assert [e["name"] for e in page["items"]] == ["c", "c.txt"]
     assert (page["total"], page["limit"], page["offset"]) == (6, 2, 2)
     first = api.get(f"{base}/dir").json()
-    assert [e["name"] for e in first["entries"]] == ["a.txt", "b.txt", "c", "c.txt", "d.txt", "e.txt"]
+    assert [e["name"] for e in first["items"]] == ["a.txt", "b.txt", "c", "c.txt", "d.txt", "e.txt"]
     assert (first["total"], first["limit"], first["offset"]) == (6, 50, 0)
     for query in ("limit=0", "offset=-1", "limit=x"):
         response = api.get(f"{base}/dir?{query}")
@@ -174,3 +175,33 @@ def test_control_and_bidi_characters_in_names_are_400(api, fs, name):
     assert response.status_code == 400, (name, response.content)
     assert response.json()["error"]["code"] == "validation_error"
     assert SessionFile.objects.filter(session=session).count() == 0
+
+
+@pytest.mark.parametrize(
+    "name", ["zero\u200bwidth", "join\u200dme", "bom\ufeff", "soft\u00adhyphen", "word\u2060joiner", "filler\u3164"]
+)
+def test_invisible_characters_in_names_are_400(api, fs, name):
+    """Two names that look the same are the same name: zero-width and other invisible characters are refused."""
+    base, session = fs
+    response = api.post(f"{base}/{name}.txt", {"content": "x"}, format="json")
+    assert response.status_code == 400, (name, response.content)
+    assert "not allowed" in response.json()["error"]["details"]["path"][0]
+    assert SessionFile.objects.filter(session=session).count() == 0
+
+
+def test_grep_holds_one_files_content_at_a_time(seeded_tx):
+    """16 files of 1 MiB: the search's peak of Python memory stays near one file's worth (reading them all at
+    once, as a plain queryset loop does, peaks above 16 MiB)."""
+    session = make_session()
+    line = "y" * 1023 + "\n"
+    for i in range(16):
+        files.create(session.pk, f"/big/{i:02}.txt", content=line * 1024)
+    files.create(session.pk, "/big/needle.txt", content="a needle here\n")
+    tracemalloc.start()
+    try:
+        matches = files.grep(session.pk, "needle", "/big")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert matches == [{"path": "/big/needle.txt", "line_number": 1, "line": "a needle here"}]
+    assert peak < 6 * 1024 * 1024, f"grep peaked at {peak / 2**20:.1f} MiB"

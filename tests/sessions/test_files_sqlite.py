@@ -77,3 +77,13 @@ def test_a_written_out_insert_on_sqlite(sqlite_session):
     agent = Session.objects.get(pk=sqlite_session).agent
     session = rows.insert(Session(agent=agent, tags=["a"]))
     assert Session.objects.get(pk=session.pk).tags == ["a"]
+
+
+def test_moving_A_moves_only_its_own_subtree_on_sqlite(sqlite_session):
+    files.create(sqlite_session, "/a/important.txt", content="keep me")
+    files.create(sqlite_session, "/A/x.txt", content="x")
+    files.copy(sqlite_session, "/A/x.txt", "/A/sub/y.txt")
+    files.move(sqlite_session, "/A", "/B")
+    assert paths(sqlite_session) == {"/a", "/a/important.txt", "/B", "/B/x.txt", "/B/sub", "/B/sub/y.txt"}
+    entries, total = files.children(sqlite_session, "/B", limit=10, recursive=True)
+    assert [f.path for f in entries] == ["/B/sub", "/B/sub/y.txt", "/B/x.txt"] and total == 3
