@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user, get_user_model
 from django.core import signing
 from django.http import JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
@@ -162,7 +162,8 @@ class DocumentAccess(BasePermission):
         scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer" and api_key_check(secret.strip()) is not None:
             return True
-        if staff_principal(getattr(request._request, "user", None)) is not None:
+        # DRF has replaced request.user (no authentication classes: None); the login is read from the session again.
+        if staff_principal(get_user(request._request)) is not None:
             return True
         raise NotAuthenticated("The API document needs an API key or a staff login (OPENAPI_PUBLIC=false)")
 
