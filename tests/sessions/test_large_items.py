@@ -1,6 +1,6 @@
 """Large items (a message may be 4 MiB): a list page stops at MAX_PAGE_BYTES and an SSE replay batch at
-SSE_STREAM_BUFFER_BYTES, and a
-client still gets every item by paging on with `offset + len(items)`, or by reading the stream on."""
+SSE_STREAM_BUFFER_BYTES, and a client still gets every item by paging on with `offset + len(items)`, or by reading
+the stream on."""
 
 import asyncio
 import json
