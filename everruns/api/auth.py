@@ -1,5 +1,5 @@
 """Who may call `/v1`, decided in one place for both ways in: Django's handler (the middleware below)
-and the event streams served in front of it (sessions/sse.py).
+and the routes served in front of it (event streams and chat front-ends, through everruns/api/asgi_access.py).
 
 - `AUTH_MODE=none`: open (the embedded quick start, which listens on 127.0.0.1 only).
 - `AUTH_MODE=api_key`: `Authorization: Bearer evr_...` on every `/v1` route, checked before anything
