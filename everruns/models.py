@@ -23,6 +23,8 @@ class ApiKey(models.Model):
     class Meta:
         ordering = ["-id"]
         verbose_name = "API key"
+        # A staff login is `agents` scope on /v1 unless it has this (or is a superuser): everruns/api/auth.py.
+        permissions = [("api_admin", "Can use /v1 with admin scope (providers, models, API keys) when logged in")]
 
     def __str__(self):
         return f"{self.name} ({self.prefix}…)"

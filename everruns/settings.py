@@ -48,7 +48,8 @@ ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", _default_hos
 # Writes (POST, PUT, PATCH, DELETE) per API key per minute, counted in Redis across web processes.
 WRITE_RATE_LIMIT = env_int("WRITE_RATE_LIMIT", 300)
 MAX_STREAMS_PER_PROCESS = env_int("MAX_STREAMS_PER_PROCESS", 5000)
-MAX_STREAMS_PER_KEY = env_int("MAX_STREAMS_PER_KEY", 1000)
+# Streams opened with a key's stream tokens count against that key.
+MAX_STREAMS_PER_KEY = env_int("MAX_STREAMS_PER_KEY", 100)
 MAX_TURNS_PER_KEY = env_int("MAX_TURNS_PER_KEY", 200)
 STREAM_TOKEN_TTL_SECONDS = env_int("STREAM_TOKEN_TTL_SECONDS", 900)
 # A web process trusts a key it found valid for this long before reading its row again (revocation delay).
@@ -289,3 +290,10 @@ LLM_ALLOWED_HOSTS = [h.strip().lower() for h in os.environ.get("LLM_ALLOWED_HOST
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 3)
 LLM_RETRY_BASE_MS = env_int("LLM_RETRY_BASE_MS", 1000)
 LLM_RETRY_MAX_MS = env_int("LLM_RETRY_MAX_MS", 30000)
+
+# --- Web security (issue 17: streams' memory, the OpenAPI document; docs/security-web.md) ---------
+# What one open stream holds of its body at most before its reader takes it (a batch of the log; an event larger
+# than this comes alone, whole): a stalled reader costs about this much, whatever the session's history.
+SSE_STREAM_BUFFER_BYTES = env_int("SSE_STREAM_BUFFER_BYTES", 256 * 1024)
+# `/api-doc/openapi.json` and `/swagger-ui/` without credentials (true), or only with an API key or a staff login.
+OPENAPI_PUBLIC = env_bool("OPENAPI_PUBLIC", True)

@@ -4,13 +4,14 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
+from everruns.api.auth import DocumentAccess
 from everruns.api.health import HealthView
-from everruns.bench_views import PingView
+from everruns.bench_views import PingView, StreamsView
 
 urlpatterns = [
     path("health", HealthView.as_view()),
-    path("api-doc/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
-    path("swagger-ui/", SpectacularSwaggerView.as_view(url_name="openapi")),
+    path("api-doc/openapi.json", SpectacularJSONAPIView.as_view(permission_classes=[DocumentAccess]), name="openapi"),
+    path("swagger-ui/", SpectacularSwaggerView.as_view(url_name="openapi", permission_classes=[DocumentAccess])),
     path("admin/", admin.site.urls),
     path("debug", RedirectView.as_view(url="/debug/")),
     path("debug/", include("everruns.debug.urls")),
@@ -20,7 +21,8 @@ urlpatterns = [
     path("v1/", include("agents.urls")),
     path("v1/", include("everruns.api.urls")),
 ]
-urlpatterns += [path("bench/ping", PingView.as_view())] if settings.BENCH_ROUTES else []
+if settings.BENCH_ROUTES:
+    urlpatterns += [path("bench/ping", PingView.as_view()), path("bench/streams", StreamsView.as_view())]
 
 handler400 = "everruns.api.errors.handler400"
 handler403 = "everruns.api.errors.handler403"

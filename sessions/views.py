@@ -151,7 +151,7 @@ STREAM_TOKEN = inline_serializer(
 
 
 # `.../sessions/{session_id}/stream-token`: a short-lived token a browser puts in `?token=` to read this
-# session's events (EventSource cannot send an Authorization header).
+# session's events (EventSource cannot send an Authorization header); it reads only, and dies with its key.
 class StreamTokenViewSet(viewsets.ViewSet):
     @extend_schema(
         operation_id="sessions_stream_token",
@@ -163,7 +163,8 @@ class StreamTokenViewSet(viewsets.ViewSet):
         ttl = (
             validated(StreamTokenInputSerializer, request.data).get("ttl_seconds") or settings.STREAM_TOKEN_TTL_SECONDS
         )
-        token, expires = stream_token_create(session.pk, min(ttl, MAX_STREAM_TOKEN_SECONDS))
+        minter = getattr(request, "principal", OPEN)
+        token, expires = stream_token_create(session.pk, min(ttl, MAX_STREAM_TOKEN_SECONDS), minter)
         return Response({"token": token, "expires_at": rfc3339(datetime.fromtimestamp(expires, UTC))}, status=201)
 
 

@@ -9,6 +9,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.db import connection
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -16,6 +17,7 @@ from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
+from agents.models import LlmProvider
 from everruns.api.auth import OPEN_ROUTES
 from everruns.api.keys import api_key_create, api_key_revoke
 from everruns.models import ApiKey
@@ -246,6 +248,99 @@ def test_a_staff_login_opens_the_api_and_writes_need_csrf(api_key_mode, django_u
     plain = django_user_model.objects.create_user("user", password="pw")
     client.force_login(plain)
     assert client.get("/v1/agents").status_code == 401
+
+
+def _logged_in(user) -> APIClient:
+    client = APIClient()  # the CSRF check has its test above; these are about scope
+    client.force_login(user)
+    return client
+
+
+def _admin_writes(client: APIClient) -> tuple[int, int]:
+    """(create an API key, change a provider): what only admin scope may do."""
+    created = client.post("/v1/api-keys", {"name": "by cookie", "scope": "admin"}, format="json").status_code
+    provider = LlmProvider.objects.first()
+    changed = client.patch(f"/v1/llm-providers/{provider.pk}", {"name": "renamed"}, format="json").status_code
+    return created, changed
+
+
+def test_a_staff_login_without_the_permission_is_agents_scope(api_key_mode, django_user_model):
+    staff = django_user_model.objects.create_user("ops", password="pw", is_staff=True)
+    client = _logged_in(staff)
+    assert _admin_writes(client) == (403, 403)
+    refused = client.post("/v1/api-keys", {"name": "again"}, format="json").json()["error"]
+    assert refused["code"] == "forbidden" and "everruns.api_admin" in refused["message"]
+    assert not ApiKey.objects.exists() and not LlmProvider.objects.filter(name="renamed").exists()
+    assert client.get("/v1/llm-providers").status_code == 200  # reading stays open to it, as to an agents key
+    assert client.post("/v1/agents", {"name": "a", "system_prompt": "p"}, format="json").status_code == 201
+
+
+def test_a_superuser_or_a_staff_user_with_the_permission_is_admin_scope(api_key_mode, django_user_model):
+    root = django_user_model.objects.create_superuser("root", password="pw")
+    assert _admin_writes(_logged_in(root)) == (201, 200)
+    trusted = django_user_model.objects.create_user("trusted", password="pw", is_staff=True)
+    trusted.user_permissions.add(Permission.objects.get(codename="api_admin", content_type__app_label="everruns"))
+    assert _admin_writes(_logged_in(trusted)) == (201, 200)
+
+
+def _token(secret: str, session) -> str:
+    url = f"/v1/agents/{session.agent_id}/sessions/{session.pk}/stream-token"
+    return client_with(secret).post(url, {}, format="json").json()["token"]
+
+
+def test_a_stream_token_dies_with_the_key_that_minted_it(api_key_mode, settings):
+    settings.API_KEY_CACHE_SECONDS = 60  # the token is checked against the key's row, not the key cache
+    key, secret = api_key_create(name="app")
+    session = make_session()
+    events = f"/v1/agents/{session.agent_id}/sessions/{session.pk}/events"
+    token = _token(secret, session)
+    assert client_with(None).get(f"{events}?token={token}").status_code == 200
+    api_key_revoke(key=key)
+    refused = client_with(None).get(f"{events}?token={token}")
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthenticated"
+
+
+def test_a_stream_token_dies_when_its_key_expires(api_key_mode):
+    key, secret = api_key_create(name="soon", expires_at=timezone.now() + timedelta(minutes=5))
+    session = make_session()
+    events = f"/v1/agents/{session.agent_id}/sessions/{session.pk}/events"
+    token = _token(secret, session)
+    assert client_with(None).get(f"{events}?token={token}").status_code == 200
+    ApiKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert client_with(None).get(f"{events}?token={token}").status_code == 401
+
+
+def test_a_stream_token_made_without_a_key_opens_nothing_once_keys_are_required(settings, seeded):
+    session = make_session()
+    url = f"/v1/agents/{session.agent_id}/sessions/{session.pk}"
+    token = APIClient().post(f"{url}/stream-token", {}, format="json").json()["token"]  # AUTH_MODE=none
+    settings.AUTH_MODE = "api_key"
+    assert client_with(None).get(f"{url}/events?token={token}").status_code == 401
+
+
+def test_a_staff_users_stream_token_dies_with_the_staff_status(api_key_mode, django_user_model):
+    staff = django_user_model.objects.create_user("ops", password="pw", is_staff=True)
+    session = make_session()
+    url = f"/v1/agents/{session.agent_id}/sessions/{session.pk}"
+    token = _logged_in(staff).post(f"{url}/stream-token", {}, format="json").json()["token"]
+    assert client_with(None).get(f"{url}/events?token={token}").status_code == 200
+    django_user_model.objects.filter(pk=staff.pk).update(is_staff=False)
+    assert client_with(None).get(f"{url}/events?token={token}").status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/api-doc/openapi.json", "/swagger-ui/"])
+def test_the_api_document_is_public_unless_openapi_public_is_off(api_key_mode, settings, django_user_model, path):
+    assert client_with(None).get(path).status_code == 200  # OPENAPI_PUBLIC defaults to true
+    settings.OPENAPI_PUBLIC = False
+    refused = client_with(None).get(path)
+    assert refused.status_code == 401
+    if path.endswith(".json"):  # (Swagger UI's page is HTML, its refusal too)
+        assert refused.json()["error"]["code"] == "unauthenticated"
+    _, secret = api_key_create(name="reader")
+    assert client_with(secret).get(path).status_code == 200
+    assert client_with("evr_notakeyatall0000").get(path).status_code == 401
+    staff = django_user_model.objects.create_user("ops", password="pw", is_staff=True)
+    assert _logged_in(staff).get(path).status_code == 200
 
 
 def test_writes_are_rate_limited_per_key(api_key_mode, settings):

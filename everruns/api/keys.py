@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import secrets
 import time
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -63,6 +64,17 @@ def api_key_check(secret: str) -> ApiKey | None:
             _checked.clear()
         _checked[digest] = (time.monotonic(), key)
     return key
+
+
+def api_key_live(key_id) -> bool:
+    """Whether the key with this id is neither revoked nor expired (what a stream token it minted is checked
+    against on each use: one indexed read, as often as a stream is opened)."""
+    try:
+        key_id = uuid.UUID(str(key_id))
+    except ValueError:
+        return False
+    live = Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+    return ApiKey.objects.filter(live, pk=key_id, revoked_at__isnull=True).exists()
 
 
 def _look_up(secret: str, digest: str) -> ApiKey | None:

@@ -24,7 +24,9 @@ from django.db import close_old_connections
 from everruns.api.errors import envelope
 
 
-def _environ(scope, body: bytes) -> dict:
+def wsgi_environ(scope, body: bytes) -> dict:
+    """The WSGI environ of an ASGI request (Django's request META), for Django's handler and for the routes served
+    in front of it (everruns/front/access.py)."""
     server = scope.get("server") or ("localhost", 80)
     client = scope.get("client") or ("", 0)
     environ = {
@@ -168,7 +170,7 @@ class DjangoBridge:
         body = await read_body(scope, receive, send)
         if body is None:
             return
-        environ = _environ(scope, body)
+        environ = wsgi_environ(scope, body)
         status, headers, body = await asyncio.get_running_loop().run_in_executor(self.pool, self._respond, environ)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

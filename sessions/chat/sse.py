@@ -18,17 +18,18 @@ import uuid
 from urllib.parse import parse_qs
 
 from agents.models import Agent
-from everruns.api.auth import Denied, Principal, authenticate
+from everruns.api.auth import Denied, Principal
 from everruns.api.errors import DATABASE_ERRORS, envelope
-from everruns.api.limits import stream_slots, write_allowed
+from everruns.api.limits import stream_slots
 from everruns.core.errors import AppError, NotFound, TooManyRequests, ValidationError
+from everruns.front.access import caller, require_json
 from everruns.front.bridge import on_db_thread, read_body
 from sessions.chat import agui, aisdk
 from sessions.chat import services as chat_services
 from sessions.chat.run import Cursor, RunView
 from sessions.models import Session
-from sessions.streams.sse import _json, _principal, _unavailable, until_disconnect
-from sessions.streams.stream import KEEPALIVE, log_items, read_events_after
+from sessions.streams.sse import _json, _unavailable, denied, until_disconnect
+from sessions.streams.stream import KEEPALIVE, Outbox, log_items, read_events_after
 
 AGUI_PATH = re.compile(r"^/v1/agents/(?P<agent_id>[^/]+)/ag-ui$")
 CHAT_PATH = re.compile(r"^/v1/agents/(?P<agent_id>[^/]+)/sessions/(?P<session_id>[^/]+)/chat$")
@@ -68,9 +69,8 @@ async def _guarded(handler, send) -> None:
         await handler
     except _Answered:
         pass
-    except Denied as denied:
-        extra = [(b"www-authenticate", b'Bearer realm="everruns"')] if denied.status == 401 else []
-        await _json(send, denied.status, envelope(denied.code, denied.message), extra)
+    except Denied as refusal:
+        await denied(send, refusal)
     except AppError as error:
         extra = [(b"retry-after", str(error.retry_after).encode())] if isinstance(error, TooManyRequests) else []
         await _json(send, error.status, envelope(error.code, error.message, error.details), extra)
@@ -83,26 +83,8 @@ def _db(fn):
     return functools.partial(on_db_thread, fn)
 
 
-async def _caller(scope, headers: dict) -> Principal:
-    if scope["method"] == "GET":
-        return await _principal(scope, headers)
-    # Writes take a key or a stream token (a staff cookie would need a CSRF check; the debug pages do not post here).
-    principal = await on_db_thread(
-        authenticate,
-        method="POST",
-        path=scope["path"],
-        authorization=headers.get(b"authorization", b"").decode("latin-1"),
-        query_string=scope.get("query_string", b"").decode("latin-1"),
-        staff=False,
-    )
-    if principal.key_id:
-        allowed, retry_after = await on_db_thread(write_allowed, principal.key_id)
-        if not allowed:
-            raise TooManyRequests("Too many writes; slow down", retry_after=retry_after)
-    return principal
-
-
 async def _json_body(scope, receive, send):
+    require_json(scope)
     body = await read_body(scope, receive, send)
     if body is None:
         raise _Answered
@@ -138,14 +120,7 @@ def _turn_key(principal: Principal) -> str | None:
 
 # --- the requests' database work, on threads ------------------------------------------------------------
 @_db
-def _agui_session(agent_id: uuid.UUID, thread_id: str, principal: Principal) -> tuple[Session, int]:
-    if principal.session_id is not None:  # a stream token opens its own session's thread, and makes none
-        session = None
-        if thread_id == principal.session_id:
-            session = Session.objects.select_related("agent").filter(pk=thread_id, agent_id=agent_id).first()
-        if session is None:
-            raise Denied(401, "unauthenticated", "Invalid or expired stream token for this route")
-        return session, session.last_event_sequence
+def _agui_session(agent_id: uuid.UUID, thread_id: str) -> tuple[Session, int]:
     agent = Agent.objects.filter(pk=agent_id).first()
     if agent is None:
         raise NotFound("Agent not found")
@@ -181,12 +156,12 @@ def _stored_events(session_id, after: int, upto: int) -> list[dict]:
 # --- the handlers -------------------------------------------------------------------------------------
 async def serve_agui(scope, receive, send, agent_id: str) -> None:
     headers = dict(scope.get("headers") or [])
-    principal = await _caller(scope, headers)
+    principal = await caller(scope)
     agent_uuid = _uuid(agent_id)
     run_input = agui.parse_input(await _json_body(scope, receive, send))
     cursor = _cursor(scope, headers)
     messages, decisions, tools = agui.incoming(run_input), agui.approvals(run_input), agui.client_tools(run_input)
-    session, before = await _agui_session(agent_uuid, run_input.thread_id, principal)
+    session, before = await _agui_session(agent_uuid, run_input.thread_id)
     extra = {"ag_ui": {k: v for k, v in (("context", run_input.context), ("state", run_input.state)) if v}}
     extra = {"ag_ui": json.loads(json.dumps(extra["ag_ui"], default=_dump))} if extra["ag_ui"] else None
 
@@ -210,7 +185,7 @@ async def serve_agui(scope, receive, send, agent_id: str) -> None:
 
 async def serve_chat(scope, receive, send, agent_id: str, session_id: str) -> None:
     headers = dict(scope.get("headers") or [])
-    principal = await _caller(scope, headers)
+    principal = await caller(scope)
     ids = _uuid(agent_id), _uuid(session_id)
     request = aisdk.parse_request(await _json_body(scope, receive, send))
     cursor = _cursor(scope, headers)
@@ -233,7 +208,7 @@ async def serve_chat(scope, receive, send, agent_id: str, session_id: str) -> No
 
 async def serve_resume(scope, receive, send, agent_id: str, session_id: str, chat_id: str | None) -> None:
     headers = dict(scope.get("headers") or [])
-    principal = await _caller(scope, headers)
+    principal = await caller(scope)
     ids = _uuid(agent_id), _uuid(session_id)
     if chat_id is not None and chat_id != session_id:  # the AI SDK's `{api}/{chatId}/stream`: the chat is the session
         raise NotFound("Not found")
@@ -288,34 +263,32 @@ async def _run(scope, receive, send, principal, session, before, cursor, store, 
                 stored = await _stored_events(session.pk, cursor.start, cursor.sequence)
                 view.resume(cursor, stored)
             await send({"type": "http.response.start", "status": 200, "headers": headers or aisdk.HEADERS})
-            frames = (encode(m, c) for m, c in view.opening(resumed=cursor is not None))
-            await _body(send, "".join(frames))
-            if start is None and cursor is None:  # nothing runs: open and close at once
-                return await _body(send, "".join(encode(m) for m in view.on_end("completed", {})) + done, last=True)
-            if view.ended:  # resumed after the end: the client missed only the closing
-                closing = view.on_end(view.outcome, view.end_data)
-                return await _body(send, "".join(encode(m) for m in closing) + done, last=True)
-            await _stream(receive, send, view, items, encode, done)
+            with Outbox(send) as outbox:
+                frames = (encode(m, c) for m, c in view.opening(resumed=cursor is not None))
+                await outbox.write("".join(frames))
+                if start is None and cursor is None:  # nothing runs: open and close at once
+                    closing = view.on_end("completed", {})
+                    return await outbox.write("".join(encode(m) for m in closing) + done, last=True)
+                if view.ended:  # resumed after the end: the client missed only the closing
+                    closing = view.on_end(view.outcome, view.end_data)
+                    return await outbox.write("".join(encode(m) for m in closing) + done, last=True)
+                await _stream(receive, outbox, view, items, encode, done)
     finally:
         stream_slots.give_back(slot)
 
 
-async def _body(send, text: str, last: bool = False) -> None:
-    await send({"type": "http.response.body", "body": text.encode(), "more_body": not last})
-
-
-async def _stream(receive, send, view: RunView, items, encode, done: str) -> None:
+async def _stream(receive, outbox: Outbox, view: RunView, items, encode, done: str) -> None:
     async def pump():
         async for batch in items:
             if batch is KEEPALIVE:
-                await _body(send, ": keep-alive\n\n")
+                await outbox.write(": keep-alive\n\n")
                 continue
             out = []
             for _, _, data in batch:
                 out += [encode(m, c) for m, c in view.feed(json.loads(data))]
             if out:
-                await _body(send, "".join(out))
+                await outbox.write("".join(out))
             if view.ended:
-                return await _body(send, done, last=True)
+                return await outbox.write(done, last=True)
 
     await until_disconnect(receive, pump())

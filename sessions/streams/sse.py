@@ -13,21 +13,18 @@ import json
 import logging
 import re
 import uuid
-from http.cookies import CookieError, SimpleCookie
-from importlib import import_module
 from urllib.parse import parse_qs
 
-from django.conf import settings
-from django.contrib.auth import SESSION_KEY, get_user_model
 from rest_framework.utils.mediatypes import media_type_matches, order_by_precedence
 
-from everruns.api.auth import Denied, Principal, authenticate
+from everruns.api.auth import Denied
 from everruns.api.errors import DATABASE_ERRORS, RETRY_UNAVAILABLE_SECONDS, UNAVAILABLE, envelope
 from everruns.api.limits import stream_slots
+from everruns.front.access import caller
 from everruns.front.bridge import on_db_thread
 from sessions.models import Session
 from sessions.streams import live
-from sessions.streams.stream import event_stream, parse_cursor
+from sessions.streams.stream import Outbox, event_stream, parse_cursor
 
 # `events` streams when the client asks for the stream; `sse` always does.
 STREAM_PATH = re.compile(r"^/v1/agents/(?P<agent_id>[^/]+)/sessions/(?P<session_id>[^/]+)/(?P<route>events|sse)$")
@@ -76,35 +73,10 @@ def _cursor(scope, headers: dict) -> int | None | bool:
     return False if cursor is None else cursor
 
 
-def _staff_session(cookie_header: str) -> bool:
-    """Whether the Django session cookie belongs to a logged-in active staff user (the debug pages)."""
-    cookies = SimpleCookie()
-    try:
-        cookies.load(cookie_header)
-    except CookieError:
-        return False
-    morsel = cookies.get(settings.SESSION_COOKIE_NAME)
-    if morsel is None:
-        return False
-    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=morsel.value)
-    user_id = store.get(SESSION_KEY)
-    return bool(user_id) and get_user_model().objects.filter(pk=user_id, is_active=True, is_staff=True).exists()
-
-
-async def _principal(scope, headers: dict) -> Principal:
-    authorization = headers.get(b"authorization", b"").decode("latin-1")
-    query_string = scope.get("query_string", b"").decode("latin-1")
-    staff = False
-    if settings.AUTH_MODE != "none" and not authorization and "token=" not in query_string:
-        staff = await on_db_thread(_staff_session, headers.get(b"cookie", b"").decode("latin-1"))
-    return await on_db_thread(
-        authenticate,
-        method="GET",
-        path=scope["path"],
-        authorization=authorization,
-        query_string=query_string,
-        staff=staff,
-    )
+async def denied(send, refusal: Denied) -> None:
+    """A refusal before the response started, as the JSON envelope (with the Bearer challenge on a 401)."""
+    extra = [(b"www-authenticate", b'Bearer realm="everruns"')] if refusal.status == 401 else []
+    await _json(send, refusal.status, envelope(refusal.code, refusal.message), extra)
 
 
 async def _unavailable(send, exc) -> None:
@@ -117,10 +89,9 @@ async def _unavailable(send, exc) -> None:
 async def serve_stream(scope, receive, send, agent_id: str, session_id: str) -> None:
     headers = dict(scope.get("headers") or [])
     try:
-        principal = await _principal(scope, headers)
-    except Denied as denied:
-        extra = [(b"www-authenticate", b'Bearer realm="everruns"')] if denied.status == 401 else []
-        return await _json(send, denied.status, envelope(denied.code, denied.message), extra)
+        principal = await caller(scope)
+    except Denied as refusal:
+        return await denied(send, refusal)
     except DATABASE_ERRORS as exc:
         return await _unavailable(send, exc)
     try:
@@ -150,12 +121,13 @@ async def _serve(scope, receive, send, headers: dict, agent_uuid: uuid.UUID, ses
         return await _json(send, 404, envelope("not_found", "Session not found"))
     await send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})
 
-    async def pump():
+    async def pump(outbox: Outbox):
         async with contextlib.aclosing(event_stream(session_uuid, after)) as chunks:
             async for chunk in chunks:
-                await send({"type": "http.response.body", "body": chunk.encode(), "more_body": True})
+                await outbox.write(chunk)
 
-    await until_disconnect(receive, pump())
+    with Outbox(send) as outbox:
+        await until_disconnect(receive, pump(outbox))
 
 
 class StreamRouter:

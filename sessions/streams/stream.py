@@ -26,36 +26,104 @@ from sessions.selectors import event_list
 from sessions.streams.live import channel_for
 
 BATCH = 500  # events per read of the log, at most; and at most MAX_PAGE_BYTES of them past the first
+# What one ASGI body message of a stream carries at most: uvicorn hands a message to the transport whole and
+# waits, before the next, until the transport's buffer is below its high-water mark (64 KiB), so a reader that
+# stops reading leaves at most about this much more in the transport's buffer.
+SEND_CHUNK = 64 * 1024
 KEEPALIVE = None  # what log_items yields when the stream was idle for SSE_KEEPALIVE_SECONDS
 
 # An item of the stream: (event type; sequence, or None for a live-only event; the Event JSON, one line).
 Item = tuple[str, int | None, str]
 
 
-def read_events_after(session_id, after: int, limit: int = BATCH) -> tuple[list[Item], int, bool]:
+def read_events_after(
+    session_id, after: int, limit: int = BATCH, max_bytes: int | None = None
+) -> tuple[list[Item], int, bool]:
     """One read of the log: the items of the events after `after`, the sequence of the last one, and
-    whether the log may hold more (the batch is full by count or by size). An open stream holds no
-    connection: its reads run on the web threads (everruns.front.bridge.on_db_thread), on theirs.
+    whether the log may hold more (the batch is full by count, or by size: `max_bytes`, MAX_PAGE_BYTES unless
+    given). An open stream holds no connection: its reads run on the web threads (everruns.front.bridge.on_db_thread),
+    on theirs.
 
     A live stream's read mostly finds a few events or none: the first FETCH_ROWS come from one plain
     query; only a longer catch-up goes on with a cursor in a transaction (pagination.streamed), a few
     round trips more."""
+    max_bytes = settings.MAX_PAGE_BYTES if max_bytes is None else max_bytes
     first = list(event_list(session_id=session_id, after=after)[: min(FETCH_ROWS, limit)])
     if len(first) < min(FETCH_ROWS, limit) or len(first) == limit:
-        return _batch(first, after, limit)
+        return _batch(first, after, limit, max_bytes)
     with streamed(event_list(session_id=session_id, after=first[-1].sequence)[: limit - len(first)]) as rest:
-        return _batch(itertools.chain(first, rest), after, limit)
+        return _batch(itertools.chain(first, rest), after, limit, max_bytes)
 
 
-def _batch(rows, after: int, limit: int) -> tuple[list[Item], int, bool]:
+def _batch(rows, after: int, limit: int, max_bytes: int) -> tuple[list[Item], int, bool]:
     items, complete = bounded_items(
         rows,
         lambda e: (e.type, e.sequence, json.dumps(event_to_dict(e), separators=(",", ":"))),
-        settings.MAX_PAGE_BYTES,
+        max_bytes,
         size=lambda item: len(item[2]),
     )
     last = items[-1][1] if items else after
     return items, last, len(items) == limit or not complete
+
+
+def read_stream_batch(session_id, after: int) -> tuple[list[Item], int, bool]:
+    """An open stream's read of the log: at most SSE_STREAM_BUFFER_BYTES of events (an event larger than that comes
+    alone, whole), what a stream holds in hand until its reader has taken it."""
+    return read_events_after(session_id, after, max_bytes=settings.SSE_STREAM_BUFFER_BYTES)
+
+
+class StreamMemory:
+    """What this process's open streams hold of their bodies (encoded, not yet taken by the server's transport):
+    in all now, and the most one stream held at once since the process started."""
+
+    def __init__(self):
+        self.open = 0
+        self.held_bytes = 0
+        self.max_held_bytes = 0
+
+    def snapshot(self) -> dict:
+        return {"open": self.open, "held_bytes": self.held_bytes, "max_held_bytes": self.max_held_bytes}
+
+
+stream_memory = StreamMemory()
+
+
+class Outbox:
+    """One stream's body, written in SEND_CHUNK pieces, each once the server's transport has room: a reader that
+    stops reading leaves this stream holding what it has in hand (one batch of the log, SSE_STREAM_BUFFER_BYTES),
+    counted in stream_memory and given back as it is sent, and all of it when the stream closes."""
+
+    def __init__(self, send):
+        self.send = send
+        self.held = 0
+
+    def __enter__(self):
+        stream_memory.open += 1
+        return self
+
+    def __exit__(self, *exc):
+        self._release(self.held)
+        stream_memory.open -= 1
+
+    def _release(self, size: int) -> None:
+        self.held -= size
+        stream_memory.held_bytes -= size
+
+    async def write(self, text: str, last: bool = False) -> None:
+        data = text.encode()
+        self.held += len(data)
+        stream_memory.held_bytes += len(data)
+        stream_memory.max_held_bytes = max(stream_memory.max_held_bytes, self.held)
+        unsent = len(data)
+        try:
+            for start in range(0, len(data) or 1, SEND_CHUNK):
+                piece = data[start : start + SEND_CHUNK]
+                more = not last or start + SEND_CHUNK < len(data)
+                await self.send({"type": "http.response.body", "body": piece, "more_body": more})
+                unsent -= len(piece)
+                self._release(len(piece))
+        finally:
+            self._release(unsent)  # the client went away mid-write
 
 
 _reads: asyncio.Semaphore | None = None
@@ -149,7 +217,7 @@ async def log_items(session_id, after: int):
     """Lists of the items after `after` in sequence order, each stored one once, live-only ones as they come;
     KEEPALIVE when nothing came for SSE_KEEPALIVE_SECONDS. First an empty list, once the listener is
     registered (live-only events published from then on reach this stream). Endless: the caller stops."""
-    read = functools.partial(_read, read_events_after)
+    read = functools.partial(_read, read_stream_batch)
     channel = channel_for(session_id)
     listener = Listener()
     listener.channels = {channel}

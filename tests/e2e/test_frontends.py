@@ -401,7 +401,7 @@ def keyed(django_db_setup, log_dir):
     proc.stop()
 
 
-def test_the_front_end_routes_need_a_key_or_their_sessions_stream_token(seeded_tx, worker, keyed):
+def test_the_front_end_routes_need_a_key_and_a_stream_token_only_resumes(seeded_tx, worker, keyed):
     _, secret = api_key_create(name="front-end")
     key = {"Authorization": f"Bearer {secret}"}
     session, other = make_session(), make_session()
@@ -417,15 +417,16 @@ def test_the_front_end_routes_need_a_key_or_their_sessions_stream_token(seeded_t
     body = {
         "messages": [*chat_body["messages"], {"id": "u2", "role": "user", "parts": [{"type": "text", "text": "more"}]}]
     }
-    with requests.post(
-        f"{base}/sessions/{session.pk}/chat?token={token}", json=body, stream=True, timeout=(5, 30)
-    ) as by_token:
-        assert by_token.status_code == 200 and frames(by_token)[-1][1] == "[DONE]"
+    # A stream token reads (the resume); writes need the key (docs/security-web.md).
+    assert requests.post(f"{base}/sessions/{session.pk}/chat?token={token}", json=body, timeout=5).status_code == 401
+    assert requests.post(f"{base}/ag-ui?token={token}", json=run_input, timeout=5).status_code == 401
     assert requests.get(f"{base}/sessions/{session.pk}/chat/stream?token={token}", timeout=5).status_code == 204
-    elsewhere = f"{keyed}/v1/agents/{other.agent_id}/sessions/{other.pk}/chat?token={token}"
-    assert requests.post(elsewhere, json=chat_body, timeout=5).status_code == 401
-    other_thread = {**run_input, "threadId": str(other.pk)}
-    assert requests.post(f"{base}/ag-ui?token={token}", json=other_thread, timeout=5).status_code == 401
+    elsewhere = f"{keyed}/v1/agents/{other.agent_id}/sessions/{other.pk}/chat/stream?token={token}"
+    assert requests.get(elsewhere, timeout=5).status_code == 401
+    with requests.post(
+        f"{base}/sessions/{session.pk}/chat", json=body, headers=key, stream=True, timeout=(5, 30)
+    ) as by_key:
+        assert by_key.status_code == 200 and frames(by_key)[-1][1] == "[DONE]"
     roles = [m.role for m in Message.objects.filter(session=session).order_by("sequence")]
     assert roles == ["user", "assistant", "user", "assistant"]
 

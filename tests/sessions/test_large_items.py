@@ -1,5 +1,6 @@
-"""Large items (a message may be 4 MiB): a list page and an SSE replay batch stop at MAX_PAGE_BYTES, and a
-client still gets every item by paging on with `offset + len(items)`, or by reading the stream on."""
+"""Large items (a message may be 4 MiB): a list page stops at MAX_PAGE_BYTES and an SSE replay batch at
+SSE_STREAM_BUFFER_BYTES, and a client still gets every item by paging on with `offset + len(items)`, or by reading
+the stream on."""
 
 import asyncio
 import json
@@ -88,8 +89,8 @@ async def replay(session_id, expected: int) -> list[str]:
     raise AssertionError("the stream ended early")
 
 
-def test_the_sse_replay_sends_large_events_in_batches_of_at_most_max_page_bytes(settings, transactional_db):
-    settings.MAX_PAGE_BYTES = 3 * MIB
+def test_the_sse_replay_sends_large_events_in_batches_of_at_most_the_stream_buffer(settings, transactional_db):
+    settings.SSE_STREAM_BUFFER_BYTES = 3 * MIB
     session = make_session()
     for i in range(ITEMS):
         append_message(session_id=session.pk, role="user", content=[{"type": "text", "text": f"{i}" * MIB}])

@@ -1,12 +1,14 @@
-"""The SSE stream's pure parts: the cursor a client sends, the frames, and the exactly-once accept step."""
+"""The SSE stream's pure parts: the cursor a client sends, the frames, the exactly-once accept step, and the
+outbox that bounds what a stream holds."""
 
+import asyncio
 import json
 import uuid
 
 import pytest
 from django_eventstream.event import Event as LiveItem
 
-from sessions.streams.stream import accept, encode, encode_raw, parse_cursor
+from sessions.streams.stream import SEND_CHUNK, Outbox, accept, encode, encode_raw, parse_cursor, stream_memory
 
 SESSION = uuid.UUID("01234567-89ab-7def-8123-456789abcdef")
 
@@ -142,3 +144,65 @@ def test_from_cursor_zero_the_first_event_is_sequence_one():
     first = stored(1)
     assert accept(0, [first], False) == ([frame(first)], 1, False)
     assert accept(0, [stored(2)], False) == ([], 0, True)
+
+
+# --- the outbox: what a stream holds of its body until the server takes it ------------------------------------------
+class Transport:
+    """An ASGI `send` that takes `room` messages and then waits (a reader that stopped reading)."""
+
+    def __init__(self, room: int):
+        self.room = room
+        self.messages: list[dict] = []
+        self.stalled = asyncio.Event()
+
+    async def send(self, message: dict) -> None:
+        if len(self.messages) >= self.room:
+            self.stalled.set()
+            await asyncio.Event().wait()
+        self.messages.append(message)
+
+
+def test_a_body_goes_out_in_pieces_and_the_last_one_says_so():
+    transport = Transport(room=100)
+    text = "x" * (2 * SEND_CHUNK + 10)
+
+    async def run():
+        with Outbox(transport.send) as outbox:
+            await outbox.write(text, last=True)
+            assert stream_memory.held_bytes == 0
+
+    asyncio.run(run())
+    assert [len(m["body"]) for m in transport.messages] == [SEND_CHUNK, SEND_CHUNK, 10]
+    assert [m["more_body"] for m in transport.messages] == [True, True, False]
+    assert b"".join(m["body"] for m in transport.messages).decode() == text
+
+
+def test_an_empty_last_write_still_ends_the_body():
+    transport = Transport(room=1)
+    asyncio.run(_write_all(transport, "", last=True))
+    assert transport.messages == [{"type": "http.response.body", "body": b"", "more_body": False}]
+
+
+async def _write_all(transport: Transport, text: str, last: bool = False) -> None:
+    with Outbox(transport.send) as outbox:
+        await outbox.write(text, last=last)
+
+
+def test_a_stalled_reader_leaves_the_unsent_rest_counted_and_closing_gives_it_back():
+    transport = Transport(room=1)
+    text = "y" * (3 * SEND_CHUNK)
+    before = stream_memory.snapshot()
+
+    async def run():
+        task = asyncio.ensure_future(_write_all(transport, text))
+        await transport.stalled.wait()
+        held = stream_memory.snapshot()
+        task.cancel()  # the client went away
+        await asyncio.gather(task, return_exceptions=True)
+        return held
+
+    held = asyncio.run(run())
+    assert held["open"] == before["open"] + 1
+    assert held["held_bytes"] == before["held_bytes"] + 2 * SEND_CHUNK  # one piece went, two wait
+    assert stream_memory.snapshot()["open"] == before["open"]
+    assert stream_memory.snapshot()["held_bytes"] == before["held_bytes"]
