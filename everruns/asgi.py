@@ -4,6 +4,7 @@ threads (everruns/front/bridge.py)."""
 
 import logging
 import os
+import sys
 
 import django
 
@@ -11,7 +12,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "everruns.settings")
 django.setup(set_prefix=False)
 
 from django.conf import settings  # noqa: E402
+from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 
+from everruns.front import serving  # noqa: E402
 from everruns.front.bridge import DjangoBridge  # noqa: E402
 from everruns.front.cors import Cors  # noqa: E402
 from everruns.startup import freeze_loaded_objects  # noqa: E402
@@ -19,6 +22,12 @@ from sessions.chat.sse import ChatRouter  # noqa: E402
 from sessions.streams.sse import StreamRouter  # noqa: E402
 
 application = Cors(ChatRouter(StreamRouter(DjangoBridge())))
+
+if settings.AUTH_MODE == "none" and not settings.ALLOW_OPEN_ON_NETWORK:
+    # Before the embedded worker starts: a refused process does nothing.
+    if refusal := serving.open_bind_refusal(sys.argv, os.environ):
+        raise ImproperlyConfigured(refusal)
+    application = serving.LoopbackOnly(application)
 
 if settings.AUTH_MODE == "none":
     logging.getLogger("everruns").warning(

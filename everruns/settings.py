@@ -297,3 +297,30 @@ LLM_RETRY_MAX_MS = env_int("LLM_RETRY_MAX_MS", 30000)
 SSE_STREAM_BUFFER_BYTES = env_int("SSE_STREAM_BUFFER_BYTES", 256 * 1024)
 # `/api-doc/openapi.json` and `/swagger-ui/` without credentials (true), or only with an API key or a staff login.
 OPENAPI_PUBLIC = env_bool("OPENAPI_PUBLIC", True)
+
+# --- Serving (docs/security-deploy.md) ------------------------------------------------------------
+# AUTH_MODE=none refuses to serve on a non-loopback address (everruns/front/serving.py) unless this says the
+# network is the operator's alone.
+ALLOW_OPEN_ON_NETWORK = env_bool("ALLOW_OPEN_ON_NETWORK", False)
+# The request line and headers must arrive within this many seconds of a connection's opening (or of a
+# further request's first byte); the Procfile's `--http everruns.front.serving:H11Protocol` enforces it.
+WEB_HEADER_TIMEOUT_SECONDS = env_float("WEB_HEADER_TIMEOUT_SECONDS", 10.0)
+
+# --- TLS behind a proxy (docs/security-deploy.md): off by default, so `make run` over plain HTTP works ------
+# `X-Forwarded-Proto,https`: the header (as the proxy sends it) and value that mean the client used HTTPS.
+# Only behind a proxy that sets it on every request and strips a client's own.
+_proxy_ssl_header = os.environ.get("SECURE_PROXY_SSL_HEADER", "")
+if _proxy_ssl_header:
+    _name, _, _value = _proxy_ssl_header.partition(",")
+    if not _name.strip() or not _value.strip():
+        raise ImproperlyConfigured("SECURE_PROXY_SSL_HEADER must be `Header-Name,value`, e.g. X-Forwarded-Proto,https")
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _name.strip().upper().replace("-", "_"), _value.strip())
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# A load balancer's health probe over plain HTTP gets its answer, not a redirect.
+SECURE_REDIRECT_EXEMPT = [r"^health$"]

@@ -4,14 +4,17 @@ import asyncio
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
+from django.conf import settings
 
 from agents.secrets import redact
+from everruns.core import netguard
 from everruns.startup import freeze_loaded_objects
 from runner.errors import TurnError, TurnErrorCode
 from runner.resolution import ResolvedModel
@@ -49,9 +52,38 @@ def _lib():
             # (a thread-pool task per streamed chunk, for callbacks we do not use).
             litellm.disable_streaming_logging = True
             litellm.custom_provider_map = [{"provider": "llmsim", "custom_handler": LlmSim()}]
+            _guard_connections(litellm)
             _litellm = litellm
             freeze_loaded_objects()  # litellm's ~300,000 objects live as long as the process
     return _litellm
+
+
+def _guarded_transport(ssl_context=None, ssl_verify=None, shared_session=None, http2=False, cert=None, limits=None):
+    """The transport of every async HTTP client litellm builds: each connection goes to a checked address of
+    the provider's host (no second DNS lookup to rebind), and a redirect is an error, never followed
+    (everruns/core/netguard.py). Same signature as the factory it replaces; `shared_session` is aiohttp's."""
+    return netguard.AsyncGuardedTransport(
+        lambda: settings.LLM_ALLOWED_HOSTS,
+        refuse_redirects=True,
+        verify=ssl_context if ssl_context is not None else ssl_verify is not False,
+        cert=cert,
+        http2=http2,
+        limits=limits or netguard.DEFAULT_LIMITS,
+    )
+
+
+def _guard_connections(litellm) -> None:
+    """litellm 1.110.2 builds its async clients in one place: AsyncHTTPHandler.create_async_transport makes
+    the transport both of the OpenAI SDK's clients (openai/, openai_compatible) and of its own handlers
+    (anthropic and the others), which otherwise follow redirects and resolve names themselves. Replace that
+    factory, drop the environment-proxy mounts (a proxy resolves names itself, out of the guard's sight) and
+    turn off the aiohttp transport (it bypasses httpx's transports). Re-check these names on an upgrade."""
+    from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler  # noqa: PLC0415 - workers only
+
+    litellm.disable_aiohttp_transport = True
+    AsyncHTTPHandler.create_async_transport = staticmethod(_guarded_transport)
+    AsyncHTTPHandler._create_async_transport = staticmethod(_guarded_transport)
+    AsyncHTTPHandler.create_httpx_proxy_mounts = staticmethod(lambda *args, **kwargs: None)
 
 
 def warm_up() -> None:
@@ -99,30 +131,84 @@ def _retry_after(exc: Exception) -> float | None:
 def _classify(exc: Exception, api_key: str | None) -> LlmError:
     error = _classify_type(exc)
     error.retry_after = _retry_after(exc)
-    if api_key and api_key in error.message:
-        error.message = error.message.replace(api_key, "[redacted]")
-
-    error.message = redact(error.message)
+    # The exception's own text may quote the provider's answer (an HTML page, or whatever a server it
+    # redirected to said): operators read it in the log, clients only the short message.
+    detail = redact(str(exc)[:2000])
+    if api_key:
+        detail = detail.replace(api_key, "[redacted]")
+    logger.warning("LLM call failed (%s): %s", error.code, detail)
     return error
+
+
+def _in_chain(exc: BaseException, kinds) -> BaseException | None:
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, kinds):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
 
 
 def _connection_failed(exc: BaseException) -> bool:
     """litellm 1.110.2 turns an OpenAI-compatible server that cannot be reached into an
     InternalServerError (status 500, "Connection error."); the cause chain still says why."""
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, (ConnectionError, httpx.ConnectError)):
-            return True
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return False
+    return _in_chain(exc, (ConnectionError, httpx.ConnectError)) is not None
+
+
+# What a client reads in `error.message`: ours, never the provider's text (see _public_message).
+_MESSAGES = {
+    TurnErrorCode.LLM_PROVIDER_ERROR: "The LLM provider failed",
+    TurnErrorCode.LLM_RATE_LIMITED: "The LLM provider is limiting requests",
+    TurnErrorCode.LLM_TIMEOUT: "The LLM call timed out",
+    TurnErrorCode.LLM_CONNECTION_ERROR: "Could not connect to the LLM provider",
+    TurnErrorCode.LLM_AUTHENTICATION_FAILED: "The LLM provider rejected the API key",
+    TurnErrorCode.LLM_BAD_REQUEST: "The LLM provider refused the request",
+    TurnErrorCode.CONTEXT_WINDOW_EXCEEDED: "The conversation does not fit the model's context window",
+    TurnErrorCode.LLM_PERMISSION_DENIED: "The LLM provider denied access",
+    TurnErrorCode.LLM_MODEL_NOT_FOUND: "The LLM provider does not know the model",
+    TurnErrorCode.LLM_ERROR: "The LLM call failed",
+}
+_TOKEN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def _provider_error_kind(exc: Exception) -> list[str]:
+    """The `type` and `code` of the provider's JSON error (`{"error": {"type", "code"}}`, or at the top
+    level), each kept only if it is a short identifier; nothing else of the body."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, httpx.Response) or "json" not in response.headers.get("content-type", ""):
+        return []
+    try:
+        body = response.json()
+    except Exception:  # not read (a stream), not JSON after all
+        return []
+    error = body.get("error", body) if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return []
+    kinds = [error.get("type"), error.get("code")]
+    return [k for k in dict.fromkeys(kinds) if isinstance(k, str) and _TOKEN.fullmatch(k)]
+
+
+def _public_message(exc: Exception, code: TurnErrorCode, status: int | None) -> str:
+    """A short message of ours: what failed, the HTTP status and the provider's error type/code. Never the
+    exception's text, which quotes the provider's body (an HTML page, a stack trace, or what an internal
+    server a provider redirected to answered)."""
+    facts = [f"HTTP {status}"] if isinstance(status, int) else []
+    facts += _provider_error_kind(exc)
+    if not facts:
+        facts = [type(exc).__name__]
+    return f"{_MESSAGES[code]} ({', '.join(facts)})"
 
 
 def _classify_type(exc: Exception) -> LlmError:
     lib = _lib()
-    text = str(exc)[:500]
     status = getattr(exc, "status_code", None)
+    status = status if isinstance(status, int) else None
+    if refused := _in_chain(exc, netguard.RefusedAddress):
+        # Ours (an address or a redirect the guard refused): safe to show, and no retry changes it.
+        return LlmError(TurnErrorCode.LLM_CONNECTION_ERROR, f"Could not call the LLM provider: {refused}")
     if _connection_failed(exc):
-        return LlmError(TurnErrorCode.LLM_CONNECTION_ERROR, text, transient=True)
+        code = TurnErrorCode.LLM_CONNECTION_ERROR
+        return LlmError(code, _public_message(exc, code, None), transient=True)
     table = [
         (lib.ContextWindowExceededError, TurnErrorCode.CONTEXT_WINDOW_EXCEEDED, False),
         (lib.AuthenticationError, TurnErrorCode.LLM_AUTHENTICATION_FAILED, False),
@@ -137,12 +223,14 @@ def _classify_type(exc: Exception) -> LlmError:
     ]
     for cls, code, transient in table:
         if isinstance(exc, cls):
-            return LlmError(code, text, transient=transient, status=status)
-    if isinstance(status, int):
+            return LlmError(code, _public_message(exc, code, status), transient=transient, status=status)
+    if status is not None:
         # litellm 1.110.2 raises a bare APIError (status_code 403) for an OpenAI-compatible 403.
         code = _BY_STATUS.get(status, TurnErrorCode.LLM_PROVIDER_ERROR if status >= 500 else TurnErrorCode.LLM_ERROR)
-        return LlmError(code, text, transient=status >= 500 or status == 429, status=status)
-    return LlmError(TurnErrorCode.LLM_ERROR, text)
+        transient = status >= 500 or status == 429
+        return LlmError(code, _public_message(exc, code, status), transient=transient, status=status)
+    code = TurnErrorCode.LLM_ERROR
+    return LlmError(code, _public_message(exc, code, None))
 
 
 _BY_STATUS = {

@@ -6,6 +6,10 @@ Script entries (consumed in order, one per /v1/chat/completions request):
   {"status": 429|500|401|403|404|400, "error": "message"}  an error response (429 says Retry-After: 0)
   {"status": ..., "retry_after": seconds}                  an error response with that Retry-After
   {"delay": seconds}                                       sleeps before answering (any entry)
+  {"status": 307|303|..., "redirect": url}                 a redirect to url
+  {"status": ..., "html": "..."}                           an error answered as an HTML page
+`FakeLLM(fixed=entry)` answers every request, GET or POST, with that one entry (a server a provider
+might redirect to, holding something that must not come back).
 When the script is empty the server echoes a short text. Every request body is recorded, with its
 headers and the time it arrived (`time.monotonic()`, in `received_at`).
 
@@ -26,7 +30,8 @@ class QuietServer(ThreadingHTTPServer):
 
 
 class FakeLLM:
-    def __init__(self, port: int = 0):
+    def __init__(self, port: int = 0, fixed: dict | None = None):
+        self.fixed = fixed
         self.script: list[dict] = []
         self.requests: list[dict] = []
         self.headers: list[dict] = []
@@ -55,6 +60,8 @@ class FakeLLM:
             self.requests.append(body)
             self.headers.append(headers)
             self.received_at.append(time.monotonic())
+            if self.fixed is not None:
+                return self.fixed
             if self.script:
                 return self.script.pop(0)
         last = body.get("messages", [{}])[-1].get("content")
@@ -81,15 +88,35 @@ class FakeLLM:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _raw(self, status: int, content_type: str, data: bytes, headers: dict | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+
             def do_GET(self):
+                if fake.fixed is not None:
+                    self._answer({}, fake._next({"method": "GET", "path": self.path}, dict(self.headers)))
+                    return
                 self._json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
-                entry = fake._next(body, {k.lower(): v for k, v in self.headers.items()})
+                self._answer(body, fake._next(body, {k.lower(): v for k, v in self.headers.items()}))
+
+            def _answer(self, body: dict, entry: dict) -> None:
                 if entry.get("delay"):
                     time.sleep(entry["delay"])
+                if entry.get("redirect"):
+                    self._raw(entry.get("status", 307), "text/plain", b"moved", {"Location": entry["redirect"]})
+                    return
+                if entry.get("html"):
+                    self._raw(entry.get("status", 500), "text/html", entry["html"].encode())
+                    return
                 if entry.get("status"):
                     kind = {
                         400: "invalid_request_error",

@@ -3,6 +3,8 @@ Redis of the suite's own for the tests that stop Redis (never the machine's)."""
 
 import itertools
 import os
+import re
+import shlex
 import shutil
 import signal
 import socket
@@ -114,6 +116,16 @@ def start_web(log_dir: Path, **env) -> tuple[Proc, str]:
         time.sleep(0.2)
     proc.kill()
     raise RuntimeError(f"web did not start:\n{proc.output()}")
+
+
+def procfile_args(process: str, env: dict) -> list[str]:
+    """The Procfile's command line for `process`, its `${VAR:-default}`s expanded from `env` as a shell would,
+    and `.venv/bin/` meaning this interpreter's directory."""
+    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith(f"{process}:"))
+    line = line.split(":", 1)[1]
+    line = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: str(env.get(m[1]) or m[2]), line)
+    args = shlex.split(line)
+    return [str(BIN / arg.removeprefix(".venv/bin/")) if arg.startswith(".venv/bin/") else arg for arg in args]
 
 
 def start_worker(log_dir: Path, name: str = "worker", concurrency: int = 4, **env) -> Proc:

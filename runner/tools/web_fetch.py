@@ -1,7 +1,8 @@
 """web_fetch: real HTTP(S) GET/HEAD with time and size limits and text extraction.
 
 Server-side request forgery is refused where it matters, at connect time: every TCP connection
-(the first request and each redirect) goes through a network backend that resolves the host itself
+(the first request and each redirect) goes through the address guard's transport (everruns/core/netguard.py),
+whose network backend resolves the host itself
 and refuses loopback, private, link-local (cloud metadata included), multicast, reserved and other
 non-global addresses. A hostname whose DNS answer points there is refused the same way, and the
 connection goes to the checked address (no second lookup to rebind). WEB_FETCH_ALLOWED_HOSTS lists
@@ -15,7 +16,6 @@ WEB_FETCH_MAX_BYTES of it (httpx inflates a whole network chunk at once: 204 KB 
 """
 
 import re
-import socket
 import time
 import zlib
 from html.parser import HTMLParser
@@ -25,7 +25,7 @@ import httpcore
 import httpx
 from django.conf import settings
 
-from everruns.core.netguard import RefusedAddress, resolve_checked
+from everruns.core.netguard import GuardedBackend, GuardedTransport, RefusedAddress
 from runner.tools.base import Capability, Tool, ToolError, obj
 
 
@@ -60,41 +60,25 @@ class DeadlineStream(httpcore.NetworkStream):
         return self.stream.get_extra_info(info)
 
 
-class GuardedBackend(httpcore.SyncBackend):
+class DeadlineBackend(GuardedBackend):
+    """The address guard's backend (each connection to a checked address, everruns/core/netguard.py), every wait
+    of whose connections ends by the fetch's deadline."""
+
     def __init__(self, allowed_hosts: list[str], deadline: float):
-        super().__init__()
-        self.allowed = {h.lower() for h in allowed_hosts}
+        super().__init__(allowed_hosts)
         self.deadline = deadline
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         timeout = until(self.deadline, timeout, httpcore.ConnectTimeout)
-        return DeadlineStream(self._connect(host, port, timeout, local_address, socket_options), self.deadline)
-
-    def _connect(self, host, port, timeout, local_address, socket_options):
-        name = host.decode() if isinstance(host, bytes) else host
-        try:
-            addresses = resolve_checked(name, port, self.allowed)
-        except (socket.gaierror, UnicodeError) as exc:  # UnicodeError: the IDNA codec refusing the name
-            raise httpcore.ConnectError(f"cannot resolve {name}: {exc}") from None
-        if addresses is None:  # an allowed host
-            return super().connect_tcp(host, port, timeout, local_address, socket_options)
-        return super().connect_tcp(str(addresses[0]), port, timeout, local_address, socket_options)
+        stream = super().connect_tcp(host, port, timeout, local_address, socket_options)
+        return DeadlineStream(stream, self.deadline)
 
 
 def guarded_client(timeout: httpx.Timeout, deadline: float) -> httpx.Client:
-    transport = httpx.HTTPTransport(trust_env=False)
-    # Private attributes, checked with httpx 0.28.1 (pinned) and httpcore 1.0.9 (httpx's dependency, unpinned):
-    # HTTPTransport takes no network backend, and the backend is the one place that sees every TCP
-    # connection (redirects included) and the address it goes to. So we swap the transport's pool (`_pool`)
-    # for one on our backend, keeping the SSL context httpx built (`_ssl_context`); the other pool settings
-    # fall back to httpcore's defaults (HTTP/1.1, at most 10 connections), plenty for one fetch and its
-    # redirects. Re-check both names on an upgrade.
-    pool = transport._pool
-    transport._pool = httpcore.ConnectionPool(
-        ssl_context=pool._ssl_context, network_backend=GuardedBackend(settings.WEB_FETCH_ALLOWED_HOSTS, deadline)
-    )
+    allowed = settings.WEB_FETCH_ALLOWED_HOSTS
     return httpx.Client(
-        transport=transport,
+        # Redirects are followed by the client; each hop's connection goes through the guarded backend.
+        transport=GuardedTransport(allowed, network_backend=DeadlineBackend(allowed, deadline)),
         timeout=timeout,
         follow_redirects=True,
         max_redirects=settings.WEB_FETCH_MAX_REDIRECTS,

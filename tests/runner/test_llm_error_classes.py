@@ -73,7 +73,8 @@ def test_an_unlisted_error_with_a_status_is_classified_by_it(lib, status, code, 
 
 def test_any_other_exception_is_a_permanent_llm_error_without_status():
     error = llm._classify_type(ValueError("bad chunk"))
-    assert (error.code, error.transient, error.status, error.message) == ("llm_error", False, None, "bad chunk")
+    assert (error.code, error.transient, error.status) == ("llm_error", False, None)
+    assert error.message == "The LLM call failed (ValueError)"  # not the text: it may quote the provider
 
 
 def test_a_status_that_is_not_a_number_is_ignored():
@@ -83,9 +84,35 @@ def test_a_status_that_is_not_a_number_is_ignored():
     assert (error.code, error.transient, error.status) == ("llm_error", False, None)
 
 
-def test_the_message_is_the_exception_text_cut_at_500_characters():
-    assert llm._classify_type(RuntimeError("x" * 800)).message == "x" * 500
-    assert llm._classify_type(RuntimeError("short")).message == "short"
+def json_response(status: int, body) -> httpx.Response:
+    return httpx.Response(status, json=body, request=REQUEST)
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        (
+            {"error": {"message": "secret text", "type": "invalid_request_error", "code": "bad_value"}},
+            ", invalid_request_error, bad_value",
+        ),
+        ({"error": {"message": "secret text", "type": "server_error", "code": None}}, ", server_error"),
+        ({"error": {"type": "same", "code": "same"}}, ", same"),
+        ({"type": "top_level", "message": "secret text"}, ", top_level"),
+        ({"error": {"type": "<html>secret text</html>", "code": "x" * 65}}, ""),  # not identifiers: dropped
+        ({"error": "secret text"}, ""),
+        (["secret text"], ""),
+    ],
+)
+def test_the_message_shows_the_status_and_the_providers_error_type_and_code_only(lib, body, shown):
+    exc = vendor_error(lib, "BadRequestError", message="secret text", response=json_response(400, body))
+    assert llm._classify_type(exc).message == f"The LLM provider refused the request (HTTP 400{shown})"
+
+
+def test_an_html_error_page_shows_only_the_status(lib):
+    page = httpx.Response(502, html="<html>secret text</html>", request=REQUEST)
+    exc = lib.APIError(status_code=502, message="<html>secret text</html>", model="x", llm_provider="openai")
+    exc.response = page
+    assert llm._classify_type(exc).message == "The LLM provider failed (HTTP 502)"
 
 
 def test_retry_after_comes_from_the_response_headers(lib):
@@ -122,14 +149,19 @@ def test_the_api_key_is_redacted_from_the_message(lib):
     )
     error = llm._classify(exc, "sk-test-abcdef123456")
     assert "sk-test-abcdef123456" not in error.message
-    assert error.message.count("[redacted]") == 2
     assert error.code == "llm_authentication_failed"
 
 
-def test_any_key_this_process_decrypted_is_redacted_too():
+def test_the_exception_text_is_logged_with_the_key_redacted(lib, caplog):
+    exc = vendor_error(lib, "AuthenticationError", message="Incorrect API key provided: sk-test-abcdef123456")
+    llm._classify(exc, "sk-test-abcdef123456")
+    assert "Incorrect API key provided: [redacted]" in caplog.text and "sk-test-abcdef123456" not in caplog.text
+
+
+def test_any_key_this_process_decrypted_is_redacted_in_the_log_too(caplog):
     remember("sk-remembered-9f8e7d6c")
     error = llm._classify(RuntimeError("echo sk-remembered-9f8e7d6c back"), None)
-    assert error.message == "echo [redacted] back"
+    assert "echo [redacted] back" in caplog.text and "sk-remembered" not in caplog.text + error.message
 
 
 def test_classify_keeps_the_code_and_retry_class(lib):

@@ -18,6 +18,8 @@ from runner import llm
 from runner.resolution import NO_KEY, ModelUnavailable, resolve
 from sessions.models import Event, Message
 from tests.factories import make_model, make_session
+from tests.fake_llm_server import FakeLLM
+from tests.rebinding import rebinding_resolver
 from tests.runner.helpers import post_user, run_active_turn
 
 pytestmark = pytest.mark.usefixtures("seeded_tx")
@@ -161,7 +163,10 @@ def test_an_environment_key_echoed_by_the_provider_is_redacted_everywhere(
     post_user(session, "hi")
     error = failed_turn(session)
     assert fake_llm.headers[-1]["authorization"] == f"Bearer {ENV_KEY}"
-    assert error["code"] == "llm_authentication_failed" and "[redacted]" in error["message"]
+    assert error == {
+        "code": "llm_authentication_failed",
+        "message": "The LLM provider rejected the API key (HTTP 401, authentication_error)",
+    }
     everything = json.dumps(
         [
             list(Event.objects.filter(session=session).values("data")),
@@ -208,3 +213,86 @@ def test_records_on_litellms_loggers_are_redacted_in_every_handler(
     for text in (caplog.text, root_output.getvalue(), litellm_output.out, litellm_output.err):
         assert ENV_KEY not in text
     assert "[redacted]" in litellm_output.err + litellm_output.out
+
+
+SECRET = "internal-secret-7c2e91d4"
+
+
+@pytest.fixture
+def internal_server():
+    """A server on an allowed host (loopback is in the suite's LLM_ALLOWED_HOSTS) that a provider may point
+    at: it answers everything with a page holding a secret."""
+    server = FakeLLM(fixed={"status": 500, "html": f"<html><body>{SECRET}</body></html>"}).start()
+    yield server
+    server.stop()
+
+
+def everything_the_client_reads(session) -> str:
+    return json.dumps(
+        [
+            list(Event.objects.filter(session=session).values("type", "data")),
+            list(Message.objects.filter(session=session).values("content", "metadata")),
+            session.error,
+        ],
+        default=str,
+    )
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_providers_redirect_is_not_followed(fake_llm, internal_server, status):
+    fake_llm.reply({"status": status, "redirect": f"{internal_server.base_url}/chat/completions"})
+    model = make_model(provider_type="openai_compatible", model_id="fake-model", base_url=fake_llm.base_url)
+    session = make_session(model_id=model.pk)
+    post_user(session, "hi")
+    error = failed_turn(session)
+    assert error["code"] == "llm_connection_error" and f"HTTP {status} with a redirect" in error["message"]
+    assert len(fake_llm.requests) == 1  # not retried: a redirect stays a redirect
+    assert internal_server.requests == []
+    assert SECRET not in everything_the_client_reads(session)
+
+
+@pytest.fixture
+def fast_retries(settings):
+    settings.LLM_RETRY_BASE_MS, settings.LLM_RETRY_MAX_MS, settings.LLM_MAX_RETRIES = 1, 5, 1
+
+
+def test_a_providers_error_page_is_not_shown_to_the_client(fake_llm, fast_retries):
+    page = {"status": 502, "html": f"<html><pre>Traceback ... {SECRET}</pre></html>"}
+    fake_llm.reply(page, page)
+    model = make_model(provider_type="openai_compatible", model_id="fake-model", base_url=fake_llm.base_url)
+    session = make_session(model_id=model.pk)
+    post_user(session, "hi")
+    error = failed_turn(session)
+    assert error == {"code": "llm_provider_error", "message": "The LLM provider failed (HTTP 502)"}
+    assert Event.objects.filter(session=session, type="llm.retrying").count() == 1
+    assert SECRET not in everything_the_client_reads(session)
+
+
+def test_a_providers_json_error_shows_its_type_and_code_but_not_its_text(fake_llm):
+    fake_llm.reply({"status": 400, "error": f"bad input near {SECRET}", "code": "invalid_value"})
+    model = make_model(provider_type="openai_compatible", model_id="fake-model", base_url=fake_llm.base_url)
+    session = make_session(model_id=model.pk)
+    post_user(session, "hi")
+    error = failed_turn(session)
+    assert error == {
+        "code": "llm_bad_request",
+        "message": "The LLM provider refused the request (HTTP 400, invalid_request_error, invalid_value)",
+    }
+    assert SECRET not in everything_the_client_reads(session)
+
+
+def test_a_name_that_turns_to_loopback_after_the_check_is_refused_at_connect(internal_server, monkeypatch, settings):
+    """DNS rebinding: the name answers a public address when the provider is saved and checked, and loopback
+    after. The connection itself is checked (litellm's own lookup is never used), so it reaches nothing."""
+    answers = rebinding_resolver(monkeypatch, "rebind.test")
+    settings.LLM_ALLOWED_HOSTS = []  # the name is checked (loopback is not allowed here)
+    model = make_model(
+        provider_type="openai_compatible", model_id="m", base_url=f"http://rebind.test:{internal_server.port}/v1"
+    )
+    session = make_session(model_id=model.pk)
+    post_user(session, "hi")
+    error = failed_turn(session)
+    assert answers["rebind.test"] >= 2  # checked before the call, and again at connect
+    assert error["code"] == "llm_connection_error" and "127.0.0.1 is not a public address" in error["message"]
+    assert internal_server.requests == []
+    assert SECRET not in everything_the_client_reads(session)

@@ -11,6 +11,7 @@ import pytest
 from runner.tools.base import ToolContext, ToolError
 from runner.tools.web_fetch import web_fetch
 from tests.fake_llm_server import QuietServer
+from tests.rebinding import PUBLIC, no_public_traffic, rebinding_resolver
 
 # 64 MiB of zeros in about 64 KB of gzip, made once (before any memory is measured).
 GZIP_BOMB = gzip.compress(bytes(64 * 1024 * 1024), compresslevel=9)
@@ -192,6 +193,17 @@ def test_refuses_a_redirect_to_loopback_even_from_an_allowed_host(site, allow_lo
         web_fetch(None, {"url": f"{site}/to-localhost"})
     with pytest.raises(ToolError, match=REFUSED):
         web_fetch(None, {"url": f"{site}/to-metadata"})
+
+
+def test_a_rebinding_name_is_fetched_from_its_checked_address_only(site, monkeypatch):
+    """DNS rebinding: the name answers a public address, then loopback. The fetch connects to the address it
+    checked (the public one, which the stub keeps traffic off), never to the loopback server."""
+    answers = rebinding_resolver(monkeypatch, "rebind.test")
+    targets = no_public_traffic(monkeypatch)
+    port = site.rsplit(":", 1)[1]
+    with pytest.raises(ToolError, match="not reached from tests"):
+        web_fetch(None, {"url": f"http://rebind.test:{port}/page"})
+    assert targets == [PUBLIC] and answers["rebind.test"] == 1
 
 
 @pytest.mark.parametrize("args", [{"url": "ftp://example.com/"}, {"url": ""}, {"url": "http://x/", "method": "POST"}])
