@@ -137,7 +137,7 @@ def _fire(schedule: Schedule, scheduled_for: datetime, *, manual: bool) -> Sched
 def schedule_run_now(*, schedule: Schedule) -> ScheduleRun:
     """A manual run, now (a disabled schedule too); overlap applies as for a due time."""
     with transaction.atomic():
-        locked = Schedule.objects.select_for_update().select_related("agent", "session").get(pk=schedule.pk)
+        locked = Schedule.objects.select_for_update(of=("self",)).select_related("agent", "session").get(pk=schedule.pk)
         run = _fire(locked, _now(), manual=True)
         Schedule.objects.filter(pk=locked.pk).update(last_run_at=run.created_at)
     return run
