@@ -5,6 +5,7 @@ Script entries, consumed in order, one per request: {"status": 500} answers that
 request and never answers (until the server stops); when the script is empty it answers 200."""
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler
 
 from tests.fake_llm_server import QuietServer
@@ -13,7 +14,8 @@ from tests.fake_llm_server import QuietServer
 class Receiver:
     def __init__(self):
         self.script: list[dict] = []
-        self.requests: list[dict] = []  # {"headers": {lower-case name: value}, "body": bytes, "answer": status}
+        # {"headers": {lower-case name: value}, "body": bytes, "answer": status or None, "at": time.monotonic()}
+        self.requests: list[dict] = []
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.server = QuietServer(("127.0.0.1", 0), self._handler())
@@ -49,7 +51,8 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 with receiver.lock:
                     entry = receiver.script.pop(0) if receiver.script else {}
-                    record = {"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
+                    headers = {k.lower(): v for k, v in self.headers.items()}
+                    record = {"headers": headers, "body": body, "at": time.monotonic()}
                     record["answer"] = None if entry.get("hang") else entry.get("status", 200)
                     receiver.requests.append(record)
                 if entry.get("hang"):
