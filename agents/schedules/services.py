@@ -60,7 +60,7 @@ def schedule_create(
         enabled=enabled,
         overlap=overlap,
     )
-    schedule.next_run_at = _next_run(schedule, _now())
+    schedule.next_run_at = _next_run(schedule, now())
     schedule.save()
     return schedule
 
@@ -75,7 +75,7 @@ def schedule_update(*, schedule: Schedule, data: dict) -> Schedule:
         timing = {"cron", "timezone", "enabled"} & {name for name in data if data[name] != getattr(locked, name)}
         instance_update(locked, fields=SCHEDULE_FIELDS, data=data)
         if timing:  # a new rule, or enabled again: the next time from now (times missed while disabled never fire)
-            locked.next_run_at = _next_run(locked, _now())
+            locked.next_run_at = _next_run(locked, now())
             locked.save(update_fields=["next_run_at"])
     return locked
 
@@ -84,7 +84,7 @@ def schedule_delete(*, schedule: Schedule) -> None:
     schedule.delete()
 
 
-def _now() -> datetime:
+def now() -> datetime:
     return timezone.now()
 
 
@@ -138,7 +138,7 @@ def schedule_run_now(*, schedule: Schedule) -> ScheduleRun:
     """A manual run, now (a disabled schedule too); overlap applies as for a due time."""
     with transaction.atomic():
         locked = Schedule.objects.select_for_update(of=("self",)).select_related("agent", "session").get(pk=schedule.pk)
-        run = _fire(locked, _now(), manual=True)
+        run = _fire(locked, now(), manual=True)
         Schedule.objects.filter(pk=locked.pk).update(last_run_at=run.created_at)
     return run
 
@@ -148,7 +148,7 @@ def schedules_fire_due(*, now: datetime | None = None, limit: int = FIRE_LIMIT) 
     returns the runs this call made."""
     runs = []
     for _ in range(limit):
-        fired, run = _fire_next_due(now or _now())
+        fired, run = _fire_next_due(now or timezone.now())
         if not fired:
             break
         if run is not None:
