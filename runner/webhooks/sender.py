@@ -65,7 +65,7 @@ def _post(attempt: deliveries.Attempt) -> tuple[int | None, str | None, str | No
     except httpx.TimeoutException as exc:
         return None, f"timed out after {settings.WEBHOOK_TIMEOUT_SECONDS:g} s ({type(exc).__name__})", None
     except httpx.HTTPError as exc:
-        return None, f"{type(exc).__name__}: {exc}" or type(exc).__name__, None
+        return None, f"{type(exc).__name__}: {exc}", None
 
 
 def attempt_once(delivery_id: str) -> str | None:

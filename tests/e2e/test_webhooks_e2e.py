@@ -118,6 +118,25 @@ def test_an_endpoint_that_never_answers_slows_neither_the_turn_nor_another_endpo
         dead.stop()
 
 
+def test_a_500_is_retried_by_the_worker_with_the_same_webhook_id(stack, receiver):
+    receiver.reply({"status": 500})
+    session_url = open_session(stack)
+    agent_id = session_url.split("/")[-3]
+    hook = requests.post(
+        f"{stack}/v1/webhooks", json={"url": receiver.url, "events": ["turn.completed"], "agent_id": agent_id}
+    ).json()
+    assert say(session_url, "hello").status_code == 201
+    wait_for(lambda: len(receiver.answered(200)) == 1, 30, message="the retry answered 200")
+    assert [r["answer"] for r in receiver.requests] == [500, 200]
+    assert len({r["headers"]["webhook-id"] for r in receiver.requests}) == 1
+    waited = receiver.requests[1]["at"] - receiver.requests[0]["at"]
+    assert waited >= settings.WEBHOOK_RETRY_SCHEDULE[0] - 0.05  # not before the first step of the schedule
+    for request in receiver.requests:
+        Verifier(hook["secret"]).verify(request["body"], request["headers"])
+    [delivery] = requests.get(f"{stack}/v1/webhooks/{hook['id']}/deliveries").json()["items"]
+    assert (delivery["status"], delivery["attempts"], delivery["last_status_code"]) == ("delivered", 2, 200)
+
+
 @pytest.mark.fault
 def test_a_worker_killed_after_the_event_commits_and_before_the_send_delivers_once_after_restart(
     seeded_tx, log_dir, receiver
