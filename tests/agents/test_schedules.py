@@ -2,6 +2,7 @@
 many schedulers race, a missed time once after an outage, daylight-saving changes, overlap."""
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from agents.schedules.cron import next_after
 from agents.schedules.models import Schedule, ScheduleRun
 from agents.schedules.services import schedules_fire_due
 from sessions.models import Message, Session, Turn
+from tests.conftest import wait_for
 from tests.factories import make_agent, make_session
 
 HELLO = {"content": [{"type": "text", "text": "Good morning"}]}
@@ -231,10 +233,13 @@ def test_two_schedulers_racing_on_one_due_time_make_one_run(seeded_tx):
     agent = make_agent()
     schedule = Schedule.objects.create(agent=agent, cron="* * * * *", message=HELLO, overlap="queue")
     due = timezone.now().replace(microsecond=0) - timedelta(seconds=1)
-    for _ in range(5):  # five rounds, each a fresh race
+    for round_ in range(1, 6):  # five rounds, each a fresh race
         make_due(schedule.pk, due)
-        assert len(_race(4, due + timedelta(seconds=1))) == 1
+        # At most one of the four (a worker process of the suite, if one runs, may be a fifth racer and win).
+        assert len(_race(4, due + timedelta(seconds=1))) <= 1
+        wait_for(lambda n=round_: ScheduleRun.objects.filter(schedule=schedule).count() == n, 10, message="one run")
         due += timedelta(minutes=1)
+    time.sleep(1)  # a late second run of any round would show now
     statuses = list(ScheduleRun.objects.filter(schedule=schedule).values_list("status", flat=True))
     assert statuses == ["started"] * 5
     assert Message.objects.filter(metadata__schedule_id=str(schedule.pk)).count() == 5

@@ -180,3 +180,63 @@ def test_a_worker_killed_after_the_event_commits_and_before_the_send_delivers_on
     assert len(receiver.requests) == 1 and receiver.requests[0]["headers"]["webhook-id"] == str(delivery.pk)
     Verifier(webhook.secret).verify(receiver.requests[0]["body"], receiver.requests[0]["headers"])
     assert WebhookDelivery.objects.get(pk=delivery.pk).attempts == 1
+
+
+@pytest.mark.fault
+def test_a_worker_killed_mid_send_lets_go_and_the_next_attempt_carries_the_same_id(seeded_tx, log_dir, receiver):
+    queue = f"webhook-faults-{settings.RUN_ID}"
+    env = {**processes.WORKER_ENV, "CELERY_QUEUE": queue, "WEBHOOK_TIMEOUT_SECONDS": 30}
+    receiver.reply({"hang": True})  # the first attempt reaches the receiver and waits there
+    agent = make_agent()
+    webhook = Webhook.objects.create(
+        url=receiver.url, events=["turn.completed"], agent=agent, secret="whsec_" + "B" * 32
+    )
+    session = make_session(agent)
+    post_user(session, "hello")
+    doomed = processes.start_worker(log_dir, name="webhook-mid-send", **env)
+    rescuer = None
+    try:
+        celery_app.send_task(RUN_TURN_TASK, args=[str(Turn.objects.get(session=session).pk)], queue=queue)
+        wait_for(lambda: len(receiver.requests) == 1, 30, message="the first attempt in flight")
+        doomed.kill()  # SIGKILL while the attempt waits for its answer
+        delivery = WebhookDelivery.objects.get(session_id=session.pk)
+        assert (delivery.status, delivery.attempts) == ("pending", 1) and delivery.locked_until is not None
+        # Its claim lapses on its own (time-out + slack); here it is made to lapse now rather than in 35 s.
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(locked_until=timezone.now())
+        rescuer = processes.start_worker(log_dir, name="webhook-mid-send-rescuer", **env)
+        wait_for(lambda: WebhookDelivery.objects.get(pk=delivery.pk).status == "delivered", 30, message="delivered")
+    finally:
+        doomed.kill()
+        if rescuer:
+            rescuer.kill()
+    assert [r["answer"] for r in receiver.requests] == [None, 200]
+    assert {r["headers"]["webhook-id"] for r in receiver.requests} == {str(delivery.pk)}
+    Verifier(webhook.secret).verify(receiver.requests[1]["body"], receiver.requests[1]["headers"])
+    assert WebhookDelivery.objects.get(pk=delivery.pk).attempts == 2
+
+
+@pytest.mark.fault
+def test_schedulers_restarted_across_a_due_time_fire_it_once(seeded_tx, log_dir):
+    queue = f"schedule-faults-{settings.RUN_ID}"
+    env = {**processes.WORKER_ENV, "CELERY_QUEUE": queue, "SCHEDULE_TICK_SECONDS": 0.5}
+    agent = make_agent()
+    schedule = Schedule.objects.create(
+        agent=agent, cron="* * * * *", message={"content": [{"type": "text", "text": "tick"}]}, overlap="queue"
+    )
+    first = processes.start_worker(log_dir, name="scheduler-doomed", **env)
+    first.kill()  # everything is down
+    due = timezone.now() + timedelta(seconds=1)
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=due)
+    time.sleep(2)  # the due time passes while no scheduler runs
+    workers = []
+    try:
+        for name in ("scheduler-a", "scheduler-b"):  # two come back at once, both racing for the missed time
+            workers.append(processes.start_worker(log_dir, name=name, **env))
+        wait_for(lambda: schedule.runs.exists(), 30, message="the missed time fired")
+        time.sleep(2)  # a few more ticks of both
+    finally:
+        for proc in workers:
+            proc.kill()
+    runs = list(schedule.runs.values_list("scheduled_for", "status"))
+    assert runs == [(due, "started")]
+    assert Schedule.objects.get(pk=schedule.pk).next_run_at > due
