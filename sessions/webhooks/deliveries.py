@@ -13,8 +13,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import DateTimeField, ExpressionWrapper, Q
-from django.db.models.functions import Now
+from django.db.models import Count, DateTimeField, ExpressionWrapper, F, OuterRef, Q, Subquery, Window
+from django.db.models.functions import Coalesce, Now, RowNumber
 
 from everruns.dates import rfc3339
 from sessions.log import event_to_dict
@@ -46,10 +46,25 @@ def _unlocked() -> Q:
 
 
 def due_ids(limit: int = 200) -> list[str]:
-    """Pending deliveries of enabled webhooks whose next attempt is due and that no sender holds."""
+    """Pending deliveries of enabled webhooks whose next attempt is due and that no sender holds, oldest first, and
+    per webhook no more than its free in-flight slots: a dead endpoint's backlog costs a sweep nothing."""
+    busy = (
+        WebhookDelivery.objects.filter(
+            webhook_id=OuterRef("webhook_id"), status=WebhookDelivery.Status.PENDING, locked_until__gt=Now()
+        )
+        .order_by()
+        .values("webhook_id")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
     rows = (
         WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=Now())
         .filter(_unlocked(), webhook__enabled=True)
+        .annotate(
+            place=Window(RowNumber(), partition_by=[F("webhook_id")], order_by=[F("next_attempt_at").asc(), F("id")]),
+            busy=Coalesce(Subquery(busy), 0),
+        )
+        .filter(place__lte=settings.WEBHOOK_MAX_IN_FLIGHT - F("busy"))
         .order_by("next_attempt_at")
         .values_list("id", flat=True)[:limit]
     )

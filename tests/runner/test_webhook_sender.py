@@ -159,7 +159,9 @@ def test_a_webhook_has_at_most_its_in_flight_limit_of_attempts_claimed(receiver,
     assert deliveries.attempt_claim(first.pk) is not None  # in flight (never recorded: as if it hangs)
     assert deliveries.attempt_claim(second.pk) is None  # over the limit: it waits
     assert deliveries.attempt_claim(WebhookDelivery.objects.filter(webhook=other).first().pk) is not None
-    assert str(second.pk) in deliveries.due_ids() and str(first.pk) not in deliveries.due_ids()
+    assert str(first.pk) not in deliveries.due_ids() and str(second.pk) not in deliveries.due_ids()  # no free slot
+    deliveries.attempt_record(deliveries.Attempt(str(first.pk), receiver.url, "{}", [], 1), status_code=200)
+    assert str(second.pk) in deliveries.due_ids()  # the slot is free again
 
 
 def test_the_body_is_the_contract_shape():
@@ -168,3 +170,20 @@ def test_the_body_is_the_contract_shape():
     assert set(body) == {"type", "timestamp", "data"}
     assert set(body["data"]) == {"agent_id", "session_id", "turn_id", "event"}
     assert body["timestamp"] == body["data"]["event"]["created_at"]
+
+
+def test_a_sweep_takes_no_more_of_a_webhooks_backlog_than_its_free_slots(settings):
+    settings.WEBHOOK_MAX_IN_FLIGHT = 2
+    slow = webhook_create(url="http://127.0.0.1:9/slow", events=["turn.completed"])
+    other = webhook_create(url="http://127.0.0.1:9/other", events=["turn.completed"])
+    session = make_session()
+    for _ in range(5):
+        append_event(session_id=session.pk, type="turn.completed", data={})
+    backlog = [
+        str(pk) for pk in WebhookDelivery.objects.filter(webhook=slow).order_by("id").values_list("id", flat=True)
+    ]
+    others = {str(pk) for pk in WebhookDelivery.objects.filter(webhook=other).values_list("id", flat=True)}
+    due = deliveries.due_ids()
+    assert [d for d in due if d in backlog] == backlog[:2] and len([d for d in due if d in others]) == 2
+    assert deliveries.attempt_claim(backlog[0]) is not None  # one slot taken (in flight)
+    assert [d for d in deliveries.due_ids() if d in backlog] == [backlog[1]]

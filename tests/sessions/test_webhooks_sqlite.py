@@ -11,6 +11,7 @@ from agents.schedules.models import Schedule, ScheduleRun
 from agents.schedules.services import schedules_fire_due
 from sessions.log import append_event
 from sessions.models import Event, Message, Session, Turn
+from sessions.webhooks import deliveries
 from sessions.webhooks.models import Webhook, WebhookDelivery
 from tests.sqlite import sqlite_as_default
 
@@ -36,6 +37,7 @@ def test_the_portable_outbox_matches_events_types_agents_and_enabled(sqlite_db):
     rows = WebhookDelivery.objects.all()
     assert {r.webhook_id for r in rows} == {wanted.pk, of_agent.pk}
     assert all(r.event_id == event.id and r.agent_id == agent.pk and r.status == "pending" for r in rows)
+    assert set(deliveries.due_ids()) == {str(r.id) for r in rows}  # the sweep's query runs on SQLite too
 
 
 def test_a_due_schedule_fires_once(sqlite_db):
