@@ -16,7 +16,7 @@ from agents.models import Agent
 from agents.schedules import cron
 from agents.schedules.models import Schedule, ScheduleRun
 from everruns.dates import rfc3339
-from everruns.errors import AppError, ValidationError
+from everruns.errors import AppError, Conflict, ValidationError
 from everruns.services import instance_update
 from sessions.models import Session, Turn
 from sessions.services import message_post, session_create
@@ -50,6 +50,8 @@ def schedule_create(
     enabled: bool = True,
     overlap: str = Schedule.Overlap.SKIP,
 ) -> Schedule:
+    if agent.status == Agent.Status.ARCHIVED:
+        raise Conflict("Agent is archived; it takes no new schedules")
     _checked(agent=agent, cron_expression=cron, zone=timezone, session_id=session_id)
     schedule = Schedule(
         agent=agent,

@@ -23,7 +23,7 @@ class ScheduleViewSet(viewsets.ViewSet):
     @extend_schema(
         operation_id="schedules_create",
         request=ScheduleInputSerializer,
-        responses={201: ScheduleSerializer, **errors(400, 404, 415)},
+        responses={201: ScheduleSerializer, **errors(400, 404, 409, 415)},
     )
     def create(self, request, agent_id):
         agent = agent_selectors.agent_get(agent_id=agent_id)

@@ -157,6 +157,14 @@ def test_a_new_session_per_run_skips_while_the_last_runs_turn_is_open_and_queue_
     assert run.status == "started" and Session.objects.filter(agent=agent).count() == 2
 
 
+def test_an_archived_agent_takes_no_new_schedule(api):
+    agent = make_agent()
+    api.delete(f"/v1/agents/{agent.pk}")
+    response = create(api, agent)
+    assert response.status_code == 409 and response.json()["error"]["code"] == "conflict"
+    assert not Schedule.objects.exists()
+
+
 def test_an_archived_agent_fails_the_run_and_the_time_passes(api):
     agent = make_agent()
     schedule = create(api, agent, cron="* * * * *").json()
