@@ -174,3 +174,6 @@ class LlmModelAdmin(DeleteThroughService):
 
     def delete_through_service(self, obj):
         llm_services.model_delete(model=obj)
+
+
+from agents.schedules import admin as _schedules_admin  # noqa: E402,F401 - registers the schedules' admin

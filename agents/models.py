@@ -172,3 +172,7 @@ class LlmModel(models.Model):
         # A second default is no error: saving it through agents.llm_services takes the default from the
         # old one, so one_default_model still holds in the database.
         super().validate_constraints(exclude={*(exclude or ()), "is_default"})
+
+
+# The schedules' models live in their own package; imported here so that Django's app registry finds them.
+from agents.schedules.models import Schedule, ScheduleRun  # noqa: E402,F401

@@ -11,3 +11,4 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["runner"])
 
 RUN_TURN_TASK = "runner.run_turn"
+DELIVER_WEBHOOK_TASK = "runner.deliver_webhook"

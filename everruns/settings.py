@@ -324,3 +324,21 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 # A load balancer's health probe over plain HTTP gets its answer, not a redirect.
 SECURE_REDIRECT_EXEMPT = [r"^health$"]
+
+# --- Webhooks (sessions/webhooks, runner/webhooks) ------------------------------------------------
+# Seconds to wait before each retry of a delivery that failed; after the last one it is `failed`.
+WEBHOOK_RETRY_SCHEDULE = [
+    float(s) for s in os.environ.get("WEBHOOK_RETRY_SCHEDULE", "5,30,120,600,1800,3600,10800").split(",") if s.strip()
+]
+WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 10.0)
+# Private hosts (or host:port) that webhook URLs may reach; every other target must be public (netguard).
+WEBHOOK_ALLOWED_HOSTS = [h.strip().lower() for h in os.environ.get("WEBHOOK_ALLOWED_HOSTS", "").split(",") if h.strip()]
+# Attempts in flight at once per webhook (all workers together), and threads per worker that send.
+WEBHOOK_MAX_IN_FLIGHT = env_int("WEBHOOK_MAX_IN_FLIGHT", 2)
+WEBHOOK_SENDER_THREADS = env_int("WEBHOOK_SENDER_THREADS", 8)
+# How often each worker sends deliveries that are due (retries, and any whose wake-up was lost).
+WEBHOOK_SWEEP_SECONDS = env_float("WEBHOOK_SWEEP_SECONDS", 2.0)
+
+# --- Schedules (agents/schedules, runner/schedules) -----------------------------------------------
+# How often each worker fires the schedules that are due (0: never; one worker is enough, any number is safe).
+SCHEDULE_TICK_SECONDS = env_float("SCHEDULE_TICK_SECONDS", 5.0)

@@ -19,7 +19,9 @@ urlpatterns = [
     # route starts with `agents/<id>/sessions` or `agents/<id>/ag-ui`.
     path("v1/", include("sessions.urls")),
     path("v1/", include("agents.urls")),
+    path("v1/", include("agents.schedules.urls")),
     path("v1/", include("everruns.api.urls")),
+    path("v1/", include("sessions.webhooks.urls")),
 ]
 if settings.BENCH_ROUTES:
     urlpatterns += [path("bench/ping", PingView.as_view()), path("bench/streams", StreamsView.as_view())]

@@ -100,3 +100,6 @@ class SessionAdmin(admin.ModelAdmin):
                 cancelled += 1
         if cancelled:
             self.message_user(request, f"Cancelled the turn of {cancelled} session(s).")
+
+
+from sessions.webhooks import admin as _webhooks_admin  # noqa: E402,F401 - registers the webhooks' admin

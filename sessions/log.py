@@ -16,6 +16,7 @@ from everruns.core.dates import rfc3339
 from everruns.core.ids import uuid7
 from sessions.models import Event, Message, Session
 from sessions.streams import live
+from sessions.webhooks import outbox
 
 
 class SessionGone(Exception):
@@ -68,28 +69,36 @@ def message_to_dict(message: Message) -> dict:
 
 @functools.cache
 def _insert_statement(model, counter: str, names: tuple[str, ...]) -> tuple[str, list]:
-    """The CTE of `_insert` for these fields, and the fields, built once per shape (PostgreSQL only)."""
+    """The CTE of `_insert` for these fields, and the fields, built once per shape (PostgreSQL only). An event's
+    statement also writes its webhook deliveries (sessions.webhooks.outbox) and returns their ids."""
     session_table, column = Session._meta.db_table, Session._meta.get_field(counter).column
     model_fields = [model._meta.get_field(name) for name in names]
     columns = ", ".join(f'"{field.column}"' for field in model_fields)
     casts = ", ".join(f"%s::{field.db_type(connection)}" for field in model_fields)
+    update = f'UPDATE "{session_table}" SET "{column}" = "{column}" + 1 WHERE "id" = %s RETURNING "{column}"'
+    insert = f'INSERT INTO "{model._meta.db_table}" ("sequence", {columns}) SELECT seq."{column}", {casts} FROM seq'
+    if model is not Event:
+        return f'WITH seq AS ({update}) {insert} RETURNING "sequence"', model_fields
     sql = (
-        f'WITH seq AS (UPDATE "{session_table}" SET "{column}" = "{column}" + 1 WHERE "id" = %s RETURNING "{column}") '
-        f'INSERT INTO "{model._meta.db_table}" ("sequence", {columns}) '
-        f'SELECT seq."{column}", {casts} FROM seq RETURNING "sequence"'
+        f'WITH seq AS ({update}, "agent_id"), ins AS ({insert} RETURNING "id", "sequence", "type", "session_id"), '
+        f'{outbox.deliveries_cte("ins", "seq")} SELECT ins."sequence", {outbox.DELIVERY_IDS_SQL} FROM ins'
     )
     return sql, model_fields
 
 
-def _insert(model, counter: str, fields: dict):
-    """Create a `model` row whose `sequence` is the session's next `counter` value.
+def _insert(model, counter: str, fields: dict) -> tuple:
+    """Create a `model` row whose `sequence` is the session's next `counter` value; returns it and, for an
+    event, the ids of the webhook deliveries written with it.
 
     On PostgreSQL the counter's UPDATE and the INSERT are one statement (a data-modifying CTE): one
     round trip per appended row instead of two. Elsewhere (SQLite) they are two statements."""
     session_id = fields["session_id"]
     fields = {"id": uuid7(), "created_at": timezone.now(), **fields}
     if connection.vendor != "postgresql":
-        return model.objects.create(sequence=_next_sequence(session_id, counter), **fields)
+        row = model.objects.create(sequence=_next_sequence(session_id, counter), **fields)
+        if model is not Event:
+            return row, []
+        return row, outbox.deliveries_record(event_id=row.id, event_type=row.type, session_id=session_id)
     sql, model_fields = _insert_statement(model, counter, tuple(fields))
     values = zip(model_fields, fields.values(), strict=True)
     params = [field.get_db_prep_save(value, connection) for field, value in values]
@@ -98,17 +107,18 @@ def _insert(model, counter: str, fields: dict):
         row = cursor.fetchone()
     if row is None:
         raise SessionGone(str(session_id))
-    return model(sequence=row[0], **fields)
+    return model(sequence=row[0], **fields), (row[1] if len(row) > 1 else [])
 
 
 def append_event(*, session_id, type: str, data: dict, turn_id=None) -> Event:
     # savepoint=False: callers are usually inside a transaction already; a savepoint would cost two
     # more round trips per event and nothing here needs a partial rollback.
     with transaction.atomic(savepoint=False):
-        event = _insert(
+        event, delivery_ids = _insert(
             Event, "last_event_sequence", {"session_id": session_id, "turn_id": turn_id, "type": type, "data": data}
         )
         _publish_after_commit(session_id, event_to_dict(event))
+        outbox.wake_after_commit(delivery_ids)
     return event
 
 
@@ -166,7 +176,7 @@ def append_message(
         }
         if message_id:
             fields["id"] = message_id
-        message = _insert(Message, "last_message_sequence", fields)
+        message, _ = _insert(Message, "last_message_sequence", fields)
         append_event(
             session_id=session_id, turn_id=turn_id, type=f"message.{role}", data={"message": message_to_dict(message)}
         )

@@ -163,3 +163,7 @@ class SessionFile(models.Model):
     class Meta:
         ordering = ["path"]
         constraints = [models.UniqueConstraint(fields=["session", "path"], name="unique_session_file_path")]
+
+
+# The webhooks' models live in their own package; imported here so that Django's app registry finds them.
+from sessions.webhooks.models import Webhook, WebhookDelivery  # noqa: E402,F401

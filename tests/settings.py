@@ -17,6 +17,12 @@ os.environ.setdefault("CELERY_QUEUE", f"inprocess-tests-{RUN_ID}")
 os.environ.setdefault("SECRETS_ENCRYPTION_KEY", "xjuHNf168f3SJTauATMJSl3dCAd9VuAm4wuJuupyI38=")
 # The fake LLM server (tests/fake_llm_server.py) listens on loopback, which provider base URLs may not reach otherwise.
 os.environ.setdefault("LLM_ALLOWED_HOSTS", "127.0.0.1,localhost")
+# Webhook receivers started by tests listen on loopback too; retries in fractions of a second, not minutes.
+os.environ.setdefault("WEBHOOK_ALLOWED_HOSTS", "127.0.0.1")
+os.environ.setdefault("WEBHOOK_RETRY_SCHEDULE", "0.5,1")
+os.environ.setdefault("WEBHOOK_TIMEOUT_SECONDS", "2")
+os.environ.setdefault("WEBHOOK_SWEEP_SECONDS", "0.5")
+os.environ.setdefault("SCHEDULE_TICK_SECONDS", "1")
 # The suite must not depend on real provider keys in the developer's environment, and its broker is
 # always REDIS_URL (the fault tests point their own processes at a Redis of their own that way).
 for _name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "EVERRUNS_DEFAULT_MODEL", "CELERY_BROKER_URL"):

@@ -3,9 +3,11 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 
 from agents.models import Agent, LlmModel, LlmProvider
+from agents.schedules.models import Schedule
 from sessions import services as session_services
 from sessions.log import append_event, append_message
 from sessions.models import Event
+from sessions.webhooks.models import Webhook
 from tests.factories import make_agent, make_model, make_session
 
 
@@ -226,3 +228,44 @@ def test_session_admin_cancels_a_running_turn(admin_client):
     assert Event.objects.filter(session=session, type="turn.cancelled").exists()
     again = admin_client.post(changelist, {"action": "cancel_turn", "_selected_action": [str(session.pk)]}, follow=True)
     assert "Cancelled the turn" not in again.content.decode()  # nothing left to cancel: a warning instead
+
+
+def test_webhook_admin_creates_with_a_secret_shown_once_and_refuses_private_targets(admin_client, settings):
+    form = {"url": "http://127.0.0.1:9/hook", "events": ["turn.completed"], "enabled": "on"}
+    response = admin_client.post("/admin/agent_sessions/webhook/add/", form, follow=True)
+    webhook = Webhook.objects.get()
+    assert webhook.secret.startswith("whsec_") and webhook.secret in response.content.decode()
+    assert (
+        webhook.secret not in admin_client.get(f"/admin/agent_sessions/webhook/{webhook.pk}/change/").content.decode()
+    )
+    settings.WEBHOOK_ALLOWED_HOSTS = []
+    refused = admin_client.post("/admin/agent_sessions/webhook/add/", {**form, "url": "http://10.0.0.1/x"})
+    assert refused.status_code == 200 and "refused" in refused.content.decode() and Webhook.objects.count() == 1
+    action = {"action": "rotate_secret", "_selected_action": [str(webhook.pk)]}
+    rotated = admin_client.post("/admin/agent_sessions/webhook/", action, follow=True)
+    webhook.refresh_from_db()
+    assert webhook.previous_secret and webhook.secret in rotated.content.decode()
+    assert admin_client.get("/admin/agent_sessions/webhookdelivery/").status_code == 200
+
+
+def test_schedule_admin_checks_the_cron_and_runs_now(admin_client):
+    agent = make_agent()
+    form = {
+        "agent": str(agent.pk),
+        "cron": "0 9 * * *",
+        "timezone": "Europe/Berlin",
+        "message": '{"content": [{"type": "text", "text": "hi"}]}',
+        "enabled": "on",
+        "overlap": "skip",
+        "runs-TOTAL_FORMS": "0",
+        "runs-INITIAL_FORMS": "0",
+    }
+    bad = admin_client.post("/admin/agents/schedule/add/", {**form, "timezone": "Moon/Base"})
+    assert bad.status_code == 200 and "Unknown IANA time zone" in bad.content.decode()
+    created = admin_client.post("/admin/agents/schedule/add/", form)
+    assert created.status_code == 302, created.content.decode()[-3000:]
+    schedule = Schedule.objects.get()
+    assert schedule.next_run_at is not None
+    action = {"action": "run_now", "_selected_action": [str(schedule.pk)]}
+    assert "started" in admin_client.post("/admin/agents/schedule/", action, follow=True).content.decode()
+    assert "Started" in admin_client.get(f"/admin/agents/schedule/{schedule.pk}/change/").content.decode()  # the run

@@ -97,7 +97,7 @@ def test_every_documented_operation_refuses_wrong_keys(api_key_mode, method, pat
         assert response.status_code == 401, (method, path, secret[:8], response.status_code)
     _, agents_secret = api_key_create(name="agents", scope="agents")
     response = getattr(client_with(agents_secret), method)(path)
-    admin_only = path.startswith("/v1/api-keys") or (
+    admin_only = path.startswith(("/v1/api-keys", "/v1/webhooks")) or (
         path.startswith(("/v1/llm-providers", "/v1/llm-models")) and method != "get"
     )
     if admin_only:

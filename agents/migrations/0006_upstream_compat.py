@@ -4,7 +4,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("agents", "0003_agent_tool_policy_limits")]
+    dependencies = [("agents", "0005_schedules")]
 
     operations = [
         migrations.AddField(model_name="llmprovider", name="is_default", field=models.BooleanField(default=False)),

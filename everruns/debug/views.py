@@ -25,6 +25,7 @@ from everruns.core.errors import NotFound
 from everruns.debug import context, selectors
 from sessions import selectors as session_selectors
 from sessions.models import Session
+from sessions.webhooks import selectors as webhook_selectors
 
 PAGE_SIZE = 50
 # Everything a page loads comes from this origin; no inline script or style can run.
@@ -114,6 +115,16 @@ def context_page(request, agent_id, session_id):
     session = session_selectors.session_get(agent_id=agent_id, session_id=session_id, with_agent=True)
     template = "debug/_context.html" if request.GET.get("fragment") else "debug/context.html"
     return render(request, template, {"session": session, "agent": session.agent, "call": context.next_call(session)})
+
+
+@debug_page
+def deliveries_page(request, agent_id, session_id):
+    """The session's webhook deliveries: where each event went, how many attempts, what came back."""
+    session = session_selectors.session_get(agent_id=agent_id, session_id=session_id, with_agent=True)
+    deliveries = webhook_selectors.session_deliveries(session_id=session.pk)
+    return render(
+        request, "debug/deliveries.html", {"session": session, "agent": session.agent, "deliveries": deliveries}
+    )
 
 
 @debug_page

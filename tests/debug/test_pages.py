@@ -9,6 +9,8 @@ from agents import llm_services
 from agents.models import Agent, LlmProvider
 from sessions.log import append_event, append_message
 from sessions.models import Session
+from sessions.webhooks.models import WebhookDelivery
+from sessions.webhooks.services import webhook_create
 from tests.factories import make_agent, make_model, make_session
 
 PAGES = ["/debug/", "/debug/capabilities/", "/debug/providers/"]
@@ -26,7 +28,12 @@ def api_key_mode(settings, seeded):
 
 def session_pages(session) -> list[str]:
     base = f"/debug/agents/{session.agent_id}"
-    return [f"{base}/", f"{base}/sessions/{session.pk}/", f"{base}/sessions/{session.pk}/context/"]
+    return [
+        f"{base}/",
+        f"{base}/sessions/{session.pk}/",
+        f"{base}/sessions/{session.pk}/context/",
+        f"{base}/sessions/{session.pk}/webhooks/",
+    ]
 
 
 class Forms(HTMLParser):
@@ -174,3 +181,17 @@ def test_session_page_draws_the_conversation_from_the_stream_and_shows_the_conte
 def row_of(html: str, name: str) -> str:
     rows = re.findall(r"<tr>.*?</tr>", html, re.S)
     return next(row for row in rows if f">{name}</a>" in row)
+
+
+def test_deliveries_page_shows_each_delivery_of_the_session(client, open_mode):
+    session = make_session(title="Hooked")
+    webhook = webhook_create(url="http://127.0.0.1:9/receiver", events=["turn.completed"])
+    append_event(session_id=session.pk, type="turn.completed", data={})
+    append_event(session_id=make_session().pk, type="turn.completed", data={})  # another session's
+    delivery = WebhookDelivery.objects.get(session_id=session.pk)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(attempts=2, last_status_code=503, last_error="HTTP 503")
+    page = client.get(f"/debug/agents/{session.agent_id}/sessions/{session.pk}/webhooks/").content.decode()
+    assert page.count('<tr class="delivery-') == 1 and str(delivery.pk) in page and webhook.url in page
+    assert "HTTP 503" in page and "turn.completed" in page and webhook.secret not in page
+    session_page = client.get(f"/debug/agents/{session.agent_id}/sessions/{session.pk}/").content.decode()
+    assert f"/sessions/{session.pk}/webhooks/" in session_page

@@ -8,6 +8,8 @@ import pytest
 from django.db import connection
 
 from runner.runtime import runtime
+from sessions.webhooks.models import WebhookDelivery
+from sessions.webhooks.services import webhook_create
 from tests.runner.helpers import new_session, post_user, run_active_turn
 
 pytestmark = pytest.mark.usefixtures("seeded_tx")
@@ -47,3 +49,13 @@ def test_a_two_call_tool_turn_takes_a_fixed_number_of_statements(count_turn_quer
     post_user(session, "What is 7 + 8?")
     run_active_turn(session)
     assert len(count_turn_queries.statements) == 40, "\n".join(count_turn_queries.statements)
+
+
+def test_webhooks_add_no_statement_to_a_turn(count_turn_queries):
+    """The outbox rows are written by the event's own statement (sessions.webhooks.outbox)."""
+    webhook_create(url="http://127.0.0.1:9/hook", events=["turn.started", "llm.completed", "turn.completed"])
+    session = new_session()
+    post_user(session, "hello")
+    run_active_turn(session)
+    assert len(count_turn_queries.statements) == 22, "\n".join(count_turn_queries.statements)
+    assert WebhookDelivery.objects.filter(session_id=session.pk).count() == 3

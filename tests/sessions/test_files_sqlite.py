@@ -2,8 +2,7 @@
 matching there must not rest on it; the suite's PostgreSQL runs the same functions through the API tests."""
 
 import pytest
-from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.utils import ConnectionHandler, load_backend
+from django.db import DEFAULT_DB_ALIAS
 
 from agents.models import Agent, LlmModel, LlmProvider
 from everruns.core import rows
@@ -11,29 +10,17 @@ from everruns.core.errors import PayloadTooLarge
 from sessions.fs import files
 from sessions.models import Session, SessionFile, Turn
 from sessions.selectors import session_get
+from tests.sqlite import sqlite_as_default
 
 
 @pytest.fixture
 def sqlite_session(django_db_blocker):
-    """A session in an in-memory SQLite database that stands in as the default database for this test,
-    so that the services run on it unchanged. Returns the session's id."""
-
-    handler = ConnectionHandler({DEFAULT_DB_ALIAS: {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}})
-    settings_dict = handler.settings[DEFAULT_DB_ALIAS]
-    connection = load_backend(settings_dict["ENGINE"]).DatabaseWrapper(settings_dict, DEFAULT_DB_ALIAS)
-    original = connections[DEFAULT_DB_ALIAS]
-    connections[DEFAULT_DB_ALIAS] = connection
-    try:
-        with django_db_blocker.unblock():
-            assert connection.vendor == "sqlite" and SessionFile.objects.db == DEFAULT_DB_ALIAS
-            with connection.schema_editor() as editor:
-                for model in (LlmProvider, LlmModel, Agent, Session, Turn, SessionFile):
-                    editor.create_model(model)
-            agent = Agent.objects.create(name="a", system_prompt="p")
-            yield Session.objects.create(agent=agent).pk
-    finally:
-        connection.close()
-        connections[DEFAULT_DB_ALIAS] = original
+    """A session in an in-memory SQLite database that stands in as the default database for this test.
+    Returns the session's id."""
+    with sqlite_as_default(django_db_blocker, (LlmProvider, LlmModel, Agent, Session, Turn, SessionFile)):
+        assert SessionFile.objects.db == DEFAULT_DB_ALIAS
+        agent = Agent.objects.create(name="a", system_prompt="p")
+        yield Session.objects.create(agent=agent).pk
 
 
 def paths(session_id) -> set[str]:
