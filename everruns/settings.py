@@ -289,3 +289,12 @@ LLM_ALLOWED_HOSTS = [h.strip().lower() for h in os.environ.get("LLM_ALLOWED_HOST
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 3)
 LLM_RETRY_BASE_MS = env_int("LLM_RETRY_BASE_MS", 1000)
 LLM_RETRY_MAX_MS = env_int("LLM_RETRY_MAX_MS", 30000)
+
+# --- MCP tool servers (agents/mcp, everruns/mcp) --------------------------------------------------
+# Host names (or host:port) of private MCP servers that McpServer URLs may reach; every other URL must
+# resolve to public addresses only (everruns/netguard.py), checked when saved and at every connect.
+MCP_ALLOWED_HOSTS = [h.strip().lower() for h in os.environ.get("MCP_ALLOWED_HOSTS", "").split(",") if h.strip()]
+# The most one MCP answer (a tool list, a tool result) may hold; a larger one is a tool error.
+MCP_MAX_RESULT_BYTES = env_int("MCP_MAX_RESULT_BYTES", 1024 * 1024)
+# Seconds to connect to an MCP server and open its session (at most the server's own time-out).
+MCP_CONNECT_TIMEOUT_SECONDS = env_float("MCP_CONNECT_TIMEOUT_SECONDS", 10.0)
