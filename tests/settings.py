@@ -17,6 +17,8 @@ os.environ.setdefault("CELERY_QUEUE", f"inprocess-tests-{RUN_ID}")
 os.environ.setdefault("SECRETS_ENCRYPTION_KEY", "xjuHNf168f3SJTauATMJSl3dCAd9VuAm4wuJuupyI38=")
 # The fake LLM server (tests/fake_llm_server.py) listens on loopback, which provider base URLs may not reach otherwise.
 os.environ.setdefault("LLM_ALLOWED_HOSTS", "127.0.0.1,localhost")
+# The suite's MCP servers (tests/mcp_server.py) listen on loopback too; `localhost` stays refused for the guard's tests.
+os.environ.setdefault("MCP_ALLOWED_HOSTS", "127.0.0.1")
 # The suite must not depend on real provider keys in the developer's environment, and its broker is
 # always REDIS_URL (the fault tests point their own processes at a Redis of their own that way).
 for _name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "EVERRUNS_DEFAULT_MODEL", "CELERY_BROKER_URL"):
