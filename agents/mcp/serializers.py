@@ -19,9 +19,26 @@ class HeadersField(CheckedObjectField):
         return services.headers_errors(value)
 
 
+class _JsonString:
+    """A JSON string only (DRF's string fields also take a number and turn it into one)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class NameField(_JsonString, serializers.RegexField):
+    pass
+
+
+class UrlField(_JsonString, serializers.URLField):
+    pass
+
+
 class McpServerInputSerializer(StrictSerializer):
-    name = serializers.RegexField(NAME_PATTERN, max_length=64)
-    url = serializers.URLField(max_length=2048)
+    name = NameField(NAME_PATTERN, max_length=64)
+    url = UrlField(max_length=2048)
     transport = serializers.ChoiceField(choices=McpServer.Transport.choices, required=False)
     headers = HeadersField(required=False, write_only=True)
     timeout_seconds = serializers.FloatField(min_value=0.1, max_value=MAX_TIMEOUT_SECONDS, required=False)
