@@ -91,7 +91,7 @@ def test_every_documented_operation_refuses_wrong_keys(api_key_mode, method, pat
     _, agents_secret = api_key_create(name="agents", scope="agents")
     response = getattr(client_with(agents_secret), method)(path)
     admin_only = path.startswith("/v1/api-keys") or (
-        path.startswith(("/v1/llm-providers", "/v1/llm-models")) and method != "get"
+        path.startswith(("/v1/llm-providers", "/v1/llm-models", "/v1/mcp-servers")) and method != "get"
     )
     if admin_only:
         assert response.status_code == 403, (method, path, response.status_code)

@@ -51,11 +51,10 @@ class Denied(Exception):
 
 
 def required_scope(method: str, path: str) -> str:
-    """`admin` to change providers and models and for anything on keys and MCP servers (their URLs and headers
-    are credentials); `agents` for the rest."""
-    if path.startswith(("/v1/api-keys", "/v1/mcp-servers")):
+    """`admin` to change providers, models and MCP servers and for anything on keys; `agents` for the rest."""
+    if path.startswith("/v1/api-keys"):
         return ApiKey.Scope.ADMIN
-    if path.startswith(("/v1/llm-providers", "/v1/llm-models")) and method not in SAFE_METHODS:
+    if path.startswith(("/v1/llm-providers", "/v1/llm-models", "/v1/mcp-servers")) and method not in SAFE_METHODS:
         return ApiKey.Scope.ADMIN
     return ApiKey.Scope.AGENTS
 

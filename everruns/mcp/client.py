@@ -148,6 +148,10 @@ def _part(item) -> dict:
     return {"type": "text", "text": json.dumps(item.model_dump(mode="json"))}
 
 
+def _wrapped_text(structured: dict, text: str) -> bool:
+    return list(structured) == ["result"] and isinstance(structured["result"], str) and structured["result"] == text
+
+
 def tool_result(result: types.CallToolResult, max_bytes: int) -> tuple[object, str | None]:
     """(result, error) as a tool result stores them: JSON (structured content) or text when that is all there is,
     else {"content": [parts], "structured_content"}; images are our image parts. `isError` is the tool's error."""
@@ -156,8 +160,11 @@ def tool_result(result: types.CallToolResult, max_bytes: int) -> tuple[object, s
     if result.isError:
         return None, "\n".join(texts) or "the MCP tool reported an error"
     only_text = len(texts) == len(parts)
-    if result.structuredContent is not None and only_text:
-        value = result.structuredContent
+    structured = result.structuredContent
+    if structured is not None and only_text and _wrapped_text(structured, "\n".join(texts)):
+        value = "\n".join(texts)  # FastMCP's {"result": <the text>} around a tool that returns a string
+    elif structured is not None and only_text:
+        value = structured
     elif only_text:
         value = "\n".join(texts)
     else:

@@ -22,8 +22,6 @@ import httpx
 
 from everruns.netguard import RefusedAddress, resolve_checked
 
-EVENT_BOUNDARIES = (b"\n\n", b"\r\n\r\n", b"\r\r")
-
 
 class _GuardedBackend(httpcore.AnyIOBackend):
     def __init__(self, allowed_hosts: list[str]):
@@ -48,16 +46,20 @@ class _BoundedStream(httpx.AsyncByteStream):
         self.stream, self.limit, self.events, self.on_broken = stream, limit, events, on_broken
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        size, tail = 0, b""
+        size = line = 0  # bytes of the message so far; of the line so far (an event stream's)
         try:
             async for chunk in self.stream:
-                if self.events:  # the bytes since the last event boundary
-                    window = tail + chunk
-                    ends = [window.rfind(b) + len(b) for b in EVENT_BOUNDARIES if b in window]
-                    size = len(window) - max(ends) if ends else size + len(chunk)
-                    tail = window[-3:]
-                else:
+                if not self.events:
                     size += len(chunk)
+                else:
+                    pieces = chunk.split(b"\n")
+                    for i, piece in enumerate(pieces):
+                        size, line = size + len(piece), line + len(piece)
+                        if size > self.limit:
+                            break
+                        if i < len(pieces) - 1:  # a line ends here; an empty one ends the event
+                            size = 0 if line == 0 or (line == 1 and piece == b"\r") else size + 1
+                            line = 0
                 if size > self.limit:
                     reason = f"the server's answer is over MCP_MAX_RESULT_BYTES ({self.limit} bytes)"
                     self.on_broken(reason)

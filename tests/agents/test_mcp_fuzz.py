@@ -24,13 +24,13 @@ def mcp_server(tmp_path_factory):
 
 
 @pytest.fixture
-def existing_server(in_test_transaction, mcp_contained, mcp_server):
+def existing_server(db, mcp_contained, mcp_server):
     """One stored server on the real MCP server, so that fuzzed names and URLs meet a conflict and a listing."""
     mcp_contained.add(mcp_server.url)
     return mcp_services.server_create(name="fuzzed", url=mcp_server.url, timeout_seconds=5)
 
 
-@pytest.mark.usefixtures("existing_server")
+@pytest.mark.usefixtures("in_test_transaction", "existing_server")
 @schema.parametrize()
 @hypothesis_settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 def test_the_mcp_server_routes_conform_to_their_schema(case):

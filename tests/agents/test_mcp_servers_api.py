@@ -175,12 +175,41 @@ def test_agents_may_name_known_servers_only(api, mcp_http):
     assert unknown.status_code == 400 and "mcp:missing" in str(unknown.json()["error"]["details"])
 
 
-def test_managing_servers_needs_the_admin_scope(api, settings, mcp_http):
+def test_managing_servers_needs_the_admin_scope_and_reading_them_does_not(api, settings, mcp_http):
     settings.AUTH_MODE = "api_key"
     _, agents_key = api_key_create(name="agents", scope="agents")
     _, admin_key = api_key_create(name="admin", scope="admin")
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {agents_key}")
-    assert api.get(URL).status_code == 403
     assert create(api, url=mcp_http.url).status_code == 403
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {admin_key}")
-    assert create(api, url=mcp_http.url).status_code == 201
+    created = create(api, url=mcp_http.url).json()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {agents_key}")
+    assert api.get(URL).status_code == 200  # as providers: an agents key reads them (never a header value)
+    for method, path in (("post", f"{URL}/{created['id']}/refresh"), ("patch", f"{URL}/{created['id']}")):
+        assert getattr(api, method)(path, {}, format="json").status_code == 403
+    assert api.delete(f"{URL}/{created['id']}").status_code == 403
+
+
+def test_the_debug_pages_show_a_server_and_its_tools_never_its_header_values(client, api, settings, mcp_http):
+    settings.AUTH_MODE = "none"
+    create(api, url=mcp_http.url, headers={"X-Token": "never-shown-9876"})
+    providers = client.get("/debug/providers/").content.decode()
+    assert 'id="mcp-tools"' in providers and "X-Token" in providers and "slow_idempotent (idempotent)" in providers
+    assert "never-shown-9876" not in providers and McpServer.objects.get().headers_encrypted not in providers
+    capabilities = client.get("/debug/capabilities/").content.decode()
+    assert "mcp:tools" in capabilities and "mcp__tools__echo" in capabilities
+
+
+def test_the_admin_saves_headers_encrypted_and_drops_them_with_a_new_url(admin_client, mcp_http, mcp_sse):
+    form = {"name": "adm", "url": mcp_http.url, "transport": "streamable_http", "timeout_seconds": "30"}
+    form |= {"default_policy": "ask", "status": "active", "headers": '{"X-Admin": "admin-secret-1"}'}
+    assert admin_client.post("/admin/agents/mcpserver/add/", form).status_code == 302
+    server = McpServer.objects.get()
+    assert server.header_names == ["X-Admin"] and "admin-secret-1" not in server.headers_encrypted
+    assert "echo" in {t["name"] for t in server.tools}  # listed on save
+    page = admin_client.get(f"/admin/agents/mcpserver/{server.pk}/change/").content.decode()
+    assert "admin-secret-1" not in page and server.headers_encrypted not in page
+    moved = {**form, "url": mcp_sse.url, "transport": "sse", "headers": ""}
+    assert admin_client.post(f"/admin/agents/mcpserver/{server.pk}/change/", moved).status_code == 302
+    server.refresh_from_db()
+    assert server.headers_encrypted == "" and server.header_names == [] and server.url == mcp_sse.url
