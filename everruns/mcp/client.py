@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 CALL_ID_META = "everruns/tool_call_id"
 CANCEL_NOTICE_SECONDS = 2.0  # the most a cancellation notice may delay the end of a cancelled call
 MAX_TOOL_PAGES = 20
+MAX_LIST_SECONDS = 30.0  # listing runs in a web request: at most this long, whatever the server's time-out
 CONNECTION_CLOSED = -32000  # mcp.shared.exceptions: the SDK's code for a session whose stream ended
 SESSION_TERMINATED = 32600  # the SDK's code when a streamable HTTP server forgot the session (404)
 
@@ -41,6 +42,10 @@ class McpUnavailable(Exception):
 
 class McpTimeout(Exception):
     pass
+
+
+class SessionForgotten(McpUnavailable):
+    """The server no longer knows our session (it restarted): the request did not run, a new session may."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,8 +114,9 @@ def _tool_info(tool: types.Tool) -> dict:
 async def _list_tools(config: ServerConfig) -> list[dict]:
     broken: list[str] = []
     tools, cursor = [], None
+    limit = min(config.timeout_seconds, MAX_LIST_SECONDS)
     try:
-        with anyio.fail_after(config.timeout_seconds):
+        with anyio.fail_after(limit):
             async with _session(config, broken.append) as session:
                 for _ in range(MAX_TOOL_PAGES):
                     page = await session.list_tools(params=types.PaginatedRequestParams(cursor=cursor))
@@ -119,7 +125,7 @@ async def _list_tools(config: ServerConfig) -> list[dict]:
                     if not cursor:
                         break
     except TimeoutError:
-        raise McpUnavailable(broken[0] if broken else f"no answer within {config.timeout_seconds:g} s") from None
+        raise McpUnavailable(broken[0] if broken else f"no answer within {limit:g} s") from None
     except Exception as exc:
         raise McpUnavailable(broken[0] if broken else describe(exc)) from None
     return tools
@@ -186,6 +192,8 @@ class Connection:
         self.ready: asyncio.Future = loop.create_future()  # -> the ClientSession
         self.broken: asyncio.Future = loop.create_future()  # -> why this connection is done
         self.task = loop.create_task(self._own(), name=f"mcp-{config.name}")
+        self.active = 0  # calls in flight on it
+        self.retired = False  # out of the pool: closes when its last call ends
 
     def _break(self, reason: str) -> None:
         if not self.broken.done():
@@ -210,12 +218,24 @@ class Connection:
                 self.ready.set_exception(McpUnavailable(self.broken.result()))
                 self.ready.exception()  # retrieved: a connection nobody waits for must not log it
 
-    def close(self) -> None:
-        self._break("the connection was closed")
+    def retire(self) -> None:
+        """Out of the pool (the server's settings changed): the calls in flight finish on it, then it closes."""
+        self.retired = True
+        if not self.active:
+            self._break("the connection was closed")
 
     async def call(self, name: str, arguments: dict, *, call_id: str) -> types.CallToolResult:
         """Call the tool, bounded by the server's time-out (connecting included). Cancelling the caller, or the
         time-out, sends the server a cancellation notice for the request."""
+        self.active += 1
+        try:
+            return await self._call(name, arguments, call_id)
+        finally:
+            self.active -= 1
+            if self.retired and not self.active:
+                self._break("the connection was closed")
+
+    async def _call(self, name: str, arguments: dict, call_id: str) -> types.CallToolResult:
         deadline = time.monotonic() + self.config.timeout_seconds
         session = await self._wait(self.ready, deadline)
         # mcp 1.28.1 (private): the id send_request gives the next request, read before call_tool first awaits.
@@ -234,7 +254,8 @@ class Connection:
         except McpError as exc:
             if exc.error.code in (CONNECTION_CLOSED, SESSION_TERMINATED):
                 self._break(describe(exc))
-                raise McpUnavailable(describe(exc)) from None
+                kind = SessionForgotten if exc.error.code == SESSION_TERMINATED else McpUnavailable
+                raise kind(describe(exc)) from None
             raise
 
     async def _wait(self, future: asyncio.Future, deadline: float):
@@ -266,10 +287,15 @@ def connection(config: ServerConfig) -> Connection:
     """This loop's open connection to the server (one per server per worker), opened or reopened as needed.
     Only the worker's runtime loop calls it."""
     found = _connections.get(config.id)
-    if found is not None and found.usable() and found.config.fingerprint() == config.fingerprint():
+    if (
+        found is not None
+        and found.usable()
+        and found.config.fingerprint() == config.fingerprint()
+        and found.task.get_loop() is asyncio.get_running_loop()
+    ):
         return found
     if found is not None:
-        found.close()
+        found.retire()
     _connections[config.id] = opened = Connection(config)
     return opened
 
@@ -277,7 +303,10 @@ def connection(config: ServerConfig) -> Connection:
 async def call_tool(config: ServerConfig, name: str, arguments: dict, *, call_id: str) -> tuple[object, str | None]:
     """(result, error) of one call on the pooled connection; every failure is an error for the model."""
     try:
-        result = await connection(config).call(name, arguments, call_id=call_id)
+        try:
+            result = await connection(config).call(name, arguments, call_id=call_id)
+        except SessionForgotten:  # the server restarted since: the call did not run there, a new session may
+            result = await connection(config).call(name, arguments, call_id=call_id)
     except McpTimeout as exc:
         return None, f"timed out: {exc}"
     except McpUnavailable as exc:

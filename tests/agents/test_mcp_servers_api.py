@@ -1,6 +1,9 @@
 """`/v1/mcp-servers`: the resource, its tool listing against real MCP servers (tests/mcp_server.py), its headers
 (encrypted, never shown, dropped with a new URL), the address guard, and `mcp:<server>` capabilities."""
 
+import http.server
+import threading
+
 import pytest
 from cryptography.fernet import Fernet
 from django.core.management import call_command
@@ -213,3 +216,28 @@ def test_the_admin_saves_headers_encrypted_and_drops_them_with_a_new_url(admin_c
     assert admin_client.post(f"/admin/agents/mcpserver/{server.pk}/change/", moved).status_code == 302
     server.refresh_from_db()
     assert server.headers_encrypted == "" and server.header_names == [] and server.url == mcp_sse.url
+
+
+def test_a_redirect_is_not_followed(api, mcp_http):
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(307)
+            self.send_header("Location", mcp_http.url)
+            self.end_headers()
+
+        do_POST = do_GET  # noqa: N815
+
+        def log_message(self, *args):
+            pass
+
+    redirector = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=redirector.serve_forever, daemon=True)
+    thread.start()
+    try:
+        response = create(api, url=f"http://127.0.0.1:{redirector.server_port}/mcp", timeout_seconds=5)
+    finally:
+        redirector.shutdown()
+        redirector.server_close()
+        thread.join(5)
+    assert response.status_code == 201
+    assert response.json()["tools"] == [] and "307" in response.json()["last_error"]

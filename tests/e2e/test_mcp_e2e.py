@@ -158,3 +158,28 @@ def test_an_image_result_is_stored_as_an_image_part(stack, mcp_http):
     assert settled(session_url)["status"] == "pending"
     (part,) = completed(session_url)["result"]["content"]
     assert part["type"] == "image" and part["media_type"] == "image/png" and part["base64"]
+
+
+def test_a_worker_reuses_one_session_per_server_and_a_restarted_server_gets_a_new_one(stack, log_dir):
+    server = processes.McpTestServer(log_dir)
+    restarted = None
+    try:
+        session_url = mcp_session(stack, server)
+        for text in ("one", "two"):
+            call(session_url, "echo", {"text": text})
+            assert settled(session_url)["status"] == "pending"
+        first, second = server.seen("call", "echo")
+        assert first["headers"]["mcp-session-id"] == second["headers"]["mcp-session-id"]
+        server.kill()
+        restarted = processes.McpTestServer(log_dir, port=server.port)
+        call(session_url, "echo", {"text": "three"})
+        assert settled(session_url)["status"] == "pending"
+        (third,) = restarted.seen("call", "echo")
+    finally:
+        server.kill()
+        if restarted:
+            restarted.kill()
+    assert third["arguments"] == {"text": "three"}
+    assert third["headers"]["mcp-session-id"] != first["headers"]["mcp-session-id"]
+    results = [e["data"] for e in events(session_url, "tool.completed")]
+    assert [r["status"] for r in results] == ["success"] * 3
