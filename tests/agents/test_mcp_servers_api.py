@@ -241,3 +241,10 @@ def test_a_redirect_is_not_followed(api, mcp_http):
         thread.join(5)
     assert response.status_code == 201
     assert response.json()["tools"] == [] and "307" in response.json()["last_error"]
+
+
+def test_the_guard_refuses_a_non_public_address_at_connect_too(api, mcp_http):
+    """A URL saved while its host was public (or before MCP_ALLOWED_HOSTS changed) is checked again at connect."""
+    server = McpServer.objects.create(name="rebound", url=mcp_http.url.replace("127.0.0.1", "localhost"))
+    refreshed = api.post(f"{URL}/{server.pk}/refresh").json()
+    assert refreshed["tools"] == [] and "not a public address" in refreshed["last_error"]
