@@ -14,8 +14,16 @@ from everruns.errors import Conflict, ValidationError
 from everruns.mcp.client import McpUnavailable, ServerConfig, list_tools
 from everruns.services import full_clean, instance_update
 
-SERVER_FIELDS = ["name", "url", "transport", "headers_encrypted", "header_names", "timeout_seconds", "default_policy"]
-SERVER_FIELDS += ["status"]
+SERVER_FIELDS = [
+    "name",
+    "url",
+    "transport",
+    "headers_encrypted",
+    "header_names",
+    "timeout_seconds",
+    "default_policy",
+    "status",
+]
 MAX_HEADERS = 50
 MAX_HEADER_VALUE_CHARS = 8192
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
