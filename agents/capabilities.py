@@ -23,7 +23,7 @@ def mcp_info(server: McpServer) -> dict:
     return {
         "id": server.capability_id,
         "name": f"MCP: {server.name}",
-        "description": f"The tools of the MCP server {server.name} ({server.url})",
+        "description": f"The tools of the MCP server {server.name}",
         "status": "available" if server.status == McpServer.Status.ACTIVE else "disabled",
         "category": "mcp",
         "system_prompt": None,
