@@ -1,3 +1,5 @@
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
@@ -8,7 +10,8 @@ from django.utils.html import format_html
 from rest_framework.exceptions import ValidationError as InvalidAgent
 
 from agents import capabilities, llm_services, policies, secrets, services, transfer
-from agents.models import Agent, LlmModel, LlmProvider
+from agents.mcp import services as mcp_services
+from agents.models import Agent, LlmModel, LlmProvider, McpServer
 from everruns.core.errors import Conflict
 
 
@@ -174,6 +177,68 @@ class LlmModelAdmin(DeleteThroughService):
 
     def delete_through_service(self, obj):
         llm_services.model_delete(model=obj)
+
+
+class McpServerAdminForm(forms.ModelForm):
+    """Headers are write-only, as a provider's key: never rendered, encrypted before they are stored
+    (agents.mcp.services.server_save, which also removes them when the URL changes)."""
+
+    headers = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text='A JSON object, e.g. {"Authorization": "Bearer ..."}. Leave blank to keep the stored headers; '
+        "a new URL removes them: enter them again.",
+    )
+    clear_headers = forms.BooleanField(required=False, help_text="Remove the stored headers.")
+
+    class Meta:
+        model = McpServer
+        fields = ["name", "url", "transport", "timeout_seconds", "default_policy", "status"]
+
+    def clean_headers(self):
+        raw = self.cleaned_data.get("headers")
+        if not raw:
+            return None
+        try:
+            headers = json.loads(raw)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not JSON: {exc}") from None
+        if found := mcp_services.headers_errors(headers):
+            raise forms.ValidationError(found)
+        if headers and not secrets.is_configured():
+            raise forms.ValidationError("SECRETS_ENCRYPTION_KEY is not configured: the headers cannot be stored.")
+        return headers
+
+
+@admin.register(McpServer)
+class McpServerAdmin(admin.ModelAdmin):
+    form = McpServerAdminForm
+    list_display = ["name", "url", "transport", "default_policy", "status", "tool_count", "last_error"]
+    list_filter = ["transport", "status", "default_policy"]
+    search_fields = ["name", "url"]
+    readonly_fields = ["header_names", "tool_names", "tools_refreshed_at", "last_error", "created_at", "updated_at"]
+    actions = ["refresh"]
+
+    @admin.display(description="Tools")
+    def tool_count(self, server):
+        return len(server.tools or [])
+
+    @admin.display(description="Tools (as listed by the server)")
+    def tool_names(self, server):
+        return ", ".join(t["name"] for t in server.tools or []) or "-"
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        mcp_services.server_save(server=obj, headers=data.get("headers"), clear_headers=data.get("clear_headers"))
+        mcp_services.server_refresh(server=obj)
+
+    @admin.action(description="List the selected servers' tools again")
+    def refresh(self, request, queryset):
+        for server in queryset:
+            mcp_services.server_refresh(server=server)
+            if server.last_error:
+                self.message_user(request, f"{server.name}: {server.last_error}", messages.WARNING)
+        self.message_user(request, f"Refreshed {len(queryset)} MCP server(s).")
 
 
 from agents.schedules import admin as _schedules_admin  # noqa: E402,F401 - registers the schedules' admin

@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models import Q
 
 from agents import policies, provider_types
+from agents.mcp.models import McpServer  # noqa: F401  (a model of the agents app, defined in its own package)
 from everruns.core import netguard
 from everruns.core.ids import uuid7
 

@@ -342,3 +342,12 @@ WEBHOOK_SWEEP_SECONDS = env_float("WEBHOOK_SWEEP_SECONDS", 2.0)
 # --- Schedules (agents/schedules, runner/schedules) -----------------------------------------------
 # How often each worker fires the schedules that are due (0: never; one worker is enough, any number is safe).
 SCHEDULE_TICK_SECONDS = env_float("SCHEDULE_TICK_SECONDS", 5.0)
+
+# --- MCP tool servers (agents/mcp, everruns/mcp) --------------------------------------------------
+# Host names (or host:port) of private MCP servers that McpServer URLs may reach; every other URL must
+# resolve to public addresses only (everruns/core/netguard.py), checked when saved and at every connect.
+MCP_ALLOWED_HOSTS = [h.strip().lower() for h in os.environ.get("MCP_ALLOWED_HOSTS", "").split(",") if h.strip()]
+# The most one MCP answer (a tool list, a tool result) may hold; a larger one is a tool error.
+MCP_MAX_RESULT_BYTES = env_int("MCP_MAX_RESULT_BYTES", 1024 * 1024)
+# Seconds to connect to an MCP server and open its session (at most the server's own time-out).
+MCP_CONNECT_TIMEOUT_SECONDS = env_float("MCP_CONNECT_TIMEOUT_SECONDS", 10.0)

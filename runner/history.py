@@ -18,10 +18,19 @@ def _user_content(parts: list[dict]):
     return out
 
 
+def _shown_part(part) -> object:
+    """A result part as the model reads it: binary content (an MCP tool's image, audio) by its type only."""
+    if isinstance(part, dict) and "base64" in part:
+        return {k: v for k, v in part.items() if k != "base64"} | {"note": "binary content, not shown"}
+    return part
+
+
 def tool_result_text(part: dict) -> str:
     if part.get("error"):
         return json.dumps({"error": part["error"]})
     result = part.get("result")
+    if isinstance(result, dict) and isinstance(result.get("content"), list):  # an MCP tool's mixed content
+        result = {**result, "content": [_shown_part(p) for p in result["content"]]}
     return result if isinstance(result, str) else json.dumps(result)
 
 

@@ -3,6 +3,8 @@
 - "What is 7 + 8?" -> an `add` tool call when the tools include it, then "7 + 8 = 15."; without the
   tool it states the result itself.
 - A time question -> `get_current_time` when available.
+- "call <tool name> <JSON object>" -> a call of that tool with those arguments when the tools include it
+  (an MCP server's tool, say), then a sentence stating its result.
 - Otherwise a short text derived from the input.
 The reply streams in several deltas and reports token usage. The model named `error` always fails
 (for tests of failing turns). Provider settings `latency_ms` (before the first token) and
@@ -30,6 +32,7 @@ OPERATIONS = {
     "÷": "divide",
 }
 SYMBOLS = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/"}
+CALL_DIRECTIVE = re.compile(r"^\s*call\s+([A-Za-z0-9_.:-]+)\s+(\{.*\})\s*$", re.S)
 TIME_QUESTION = re.compile(r"\b(what time|current time|time is it|what.s the time|today.s date|what date)\b", re.I)
 
 
@@ -79,6 +82,8 @@ def plan(messages: list[dict], tool_names: set[str]) -> dict:
         if m.get("role") == "user":
             user_text = _text_of(m)
             break
+    if (directed := call_directive(user_text, tool_names)) is not None:
+        return directed
     match = ARITHMETIC.search(user_text)
     if match:
         a, symbol, b = float(match.group(1)), match.group(2), float(match.group(3))
@@ -97,6 +102,20 @@ def plan(messages: list[dict], tool_names: set[str]) -> dict:
         }
     snippet = " ".join(user_text.split())[:120] or "your message"
     return {"text": f'You said: "{snippet}". This is a simulated reply from llmsim.'}
+
+
+def call_directive(user_text: str, tool_names: set[str]) -> dict | None:
+    """`call <tool name> <JSON object>`: that call, when the tool is offered and the arguments are an object."""
+    match = CALL_DIRECTIVE.match(user_text)
+    if not match or match.group(1) not in tool_names:
+        return None
+    try:
+        arguments = json.loads(match.group(2))
+    except ValueError:
+        return None
+    if not isinstance(arguments, dict):
+        return None
+    return {"text": "", "tool_calls": [{"name": match.group(1), "arguments": arguments}]}
 
 
 def _describe_result(name: str, raw_arguments: str, result_text: str) -> str:

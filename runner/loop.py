@@ -505,7 +505,7 @@ class TurnRunner:
             elif decision == "denied":
                 reason = approvals[call["id"]].get("reason")
                 settled.append((call, f"denied: {reason}" if reason else "denied"))
-            elif decision == "pending" or _policy(state["policy"], call["name"]) == "ask":
+            elif decision == "pending" or _policy(state["policy"], call["name"], tool) == "ask":
                 ask.append(call)
             else:
                 ready.append(call)
@@ -581,8 +581,9 @@ def _client_tools_of_the_call(messages: list[Message]) -> set[str]:
     return {t.get("name") for t in tools}
 
 
-def _policy(policy: dict, name: str) -> str:
-    return policy.get(name) or policy.get("*") or "auto"
+def _policy(policy: dict, name: str, tool) -> str:
+    """The agent's tool_policy for the tool, or the tool's own default (an MCP server's `default_policy`)."""
+    return policy.get(name) or policy.get("*") or (tool.default_policy if tool else "auto")
 
 
 def _started_tool_calls(session_id, turn_id) -> set:

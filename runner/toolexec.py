@@ -41,11 +41,22 @@ def _call(tool: Tool, ctx: ToolContext, arguments: dict):
         connection.close()
 
 
+async def _run(tool: Tool, ctx: ToolContext, arguments: dict):
+    try:
+        return await tool.run(ctx, arguments)
+    except ToolError as exc:
+        return None, str(exc)
+    except Exception as exc:
+        logger.warning("tool %s raised %s", tool.name, exc, exc_info=True)
+        return None, f"{type(exc).__name__}: {exc}"
+
+
 async def run_calls(calls: list[dict], tools: dict[str, Tool], ctx: ToolContext, on_done, executor) -> None:
-    """calls: [{id, name, arguments, argument_error}]. Tools run concurrently on `executor` threads,
-    each bounded by its time limit. `await on_done(call, result, error, duration_ms)` runs as each call
-    finishes, in completion order. Cancelling the caller abandons the calls still running (set
-    `ctx.cancelled` so that they can see it). Each call's context carries its id as `idempotency_key`."""
+    """calls: [{id, name, arguments, argument_error}]. Tools run concurrently on `executor` threads (those with
+    a coroutine, `run`, as tasks on the loop), each bounded by its time limit. `await on_done(call, result,
+    error, duration_ms)` runs as each call finishes, in completion order. Cancelling the caller abandons the
+    calls still running (set `ctx.cancelled` so that they can see it; tasks are cancelled).
+    Each call's context carries its id as `idempotency_key`."""
     loop = asyncio.get_running_loop()
     pending: dict[asyncio.Future, tuple[dict, float, float]] = {}
     try:
@@ -57,7 +68,10 @@ async def run_calls(calls: list[dict], tools: dict[str, Tool], ctx: ToolContext,
                 await on_done(call, None, f"unknown tool: {call['name']}", 0)
             else:
                 call_ctx = dataclasses.replace(ctx, idempotency_key=call["id"])
-                future = loop.run_in_executor(executor, _call, tool, call_ctx, call["arguments"])
+                if tool.run is not None:
+                    future = asyncio.ensure_future(_run(tool, call_ctx, call["arguments"]))
+                else:
+                    future = loop.run_in_executor(executor, _call, tool, call_ctx, call["arguments"])
                 limit = tool.timeout_seconds or settings.TOOL_TIMEOUT_SECONDS
                 pending[future] = (call, time.monotonic(), limit)
         while pending:
@@ -74,6 +88,7 @@ async def run_calls(calls: list[dict], tools: dict[str, Tool], ctx: ToolContext,
             for future, (call, started, limit) in list(pending.items()):
                 if now - started >= limit:
                     pending.pop(future)
+                    future.cancel()  # a task stops here; a thread cannot be stopped and is abandoned
                     await on_done(call, None, f"tool timed out after {limit:g} s", int((now - started) * 1000))
     finally:
         for future in pending:

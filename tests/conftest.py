@@ -5,8 +5,10 @@ import redis
 from django.conf import settings
 from rest_framework.test import APIClient
 
+from agents.mcp import services as mcp_services
 from agents.models import LlmModel, LlmProvider
 from agents.seed import seed
+from everruns.mcp.client import McpUnavailable
 from runner.runtime import runtime
 from tests import processes
 from tests.factories import make_model
@@ -121,3 +123,20 @@ def fake_model(fake_llm):
     """An `openai_compatible` model pointed at the fake server (litellm's real openai/ HTTP path)."""
 
     return make_model(provider_type="openai_compatible", model_id="fake-model", base_url=fake_llm.base_url)
+
+
+@pytest.fixture
+def mcp_contained(monkeypatch):
+    """Fuzzed MCP server URLs are saved but never contacted: listing a server's tools from a URL the test did not
+    start would send traffic off this machine. Tests add the URLs of their own servers to the returned set."""
+
+    ours: set[str] = set()
+    real = mcp_services.list_tools
+
+    def list_tools(config):
+        if config.url not in ours:
+            raise McpUnavailable("not contacted: a test reaches only the MCP servers it started")
+        return real(config)
+
+    monkeypatch.setattr(mcp_services, "list_tools", list_tools)
+    return ours

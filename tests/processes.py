@@ -2,6 +2,7 @@
 Redis of the suite's own for the tests that stop Redis (never the machine's)."""
 
 import itertools
+import json
 import os
 import re
 import shlex
@@ -210,3 +211,46 @@ class RedisServer:
 
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.popen.poll() is None
+
+
+class McpTestServer:
+    """tests/mcp_server.py (the SDK's FastMCP) in a process of its own on a free loopback port, with the JSON lines
+    log of what it saw. `kill()` stops it at once (a server gone mid-call); the fixture that made it stops it."""
+
+    PATHS = {"streamable-http": "/mcp", "sse": "/sse"}
+
+    def __init__(self, log_dir: Path, transport: str = "streamable-http", port: int | None = None):
+        self.transport = transport
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}{self.PATHS[transport]}"
+        self.log_path = log_dir / f"mcp-{self.port}.jsonl"
+        self.log_path.write_text("")
+        self.proc = Proc(
+            f"mcp-{self.port}",
+            [sys.executable, "-m", "tests.mcp_server", "--port", str(self.port), "--transport", transport]
+            + ["--log", str(self.log_path)],
+            dict(os.environ),
+            log_dir,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.popen.poll() is not None:
+                raise RuntimeError(f"MCP server exited:\n{self.proc.output()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        self.proc.kill()
+        raise RuntimeError(f"MCP server did not start:\n{self.proc.output()}")
+
+    def seen(self, event: str | None = None, tool: str | None = None) -> list[dict]:
+        entries = [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
+        return [e for e in entries if (event is None or e["event"] == event) and (tool is None or e["tool"] == tool)]
+
+    def kill(self) -> None:
+        self.proc.kill()
+
+    @property
+    def transport_field(self) -> str:
+        return self.transport.replace("-", "_")

@@ -23,6 +23,9 @@ os.environ.setdefault("WEBHOOK_RETRY_SCHEDULE", "0.5,1")
 os.environ.setdefault("WEBHOOK_TIMEOUT_SECONDS", "2")
 os.environ.setdefault("WEBHOOK_SWEEP_SECONDS", "0.5")
 os.environ.setdefault("SCHEDULE_TICK_SECONDS", "1")
+
+# The suite's MCP servers (tests/mcp_server.py) listen on loopback too; `localhost` stays refused for the guard's tests.
+os.environ.setdefault("MCP_ALLOWED_HOSTS", "127.0.0.1")
 # The suite must not depend on real provider keys in the developer's environment, and its broker is
 # always REDIS_URL (the fault tests point their own processes at a Redis of their own that way).
 for _name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "EVERRUNS_DEFAULT_MODEL", "CELERY_BROKER_URL"):

@@ -38,8 +38,9 @@ api_key_schema = _api_key_mode_schema()
 
 
 @pytest.fixture
-def in_test_transaction(seeded):
-    """Keep the test's connection open across requests, as Django's test client does."""
+def in_test_transaction(seeded, mcp_contained):
+    """Keep the test's connection open across requests, as Django's test client does (and contact no fuzzed
+    MCP server URL)."""
 
     signals.request_started.disconnect(close_old_connections)
     signals.request_finished.disconnect(close_old_connections)

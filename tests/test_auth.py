@@ -98,7 +98,7 @@ def test_every_documented_operation_refuses_wrong_keys(api_key_mode, method, pat
     _, agents_secret = api_key_create(name="agents", scope="agents")
     response = getattr(client_with(agents_secret), method)(path)
     admin_only = path.startswith(("/v1/api-keys", "/v1/webhooks")) or (
-        path.startswith(("/v1/llm-providers", "/v1/llm-models")) and method != "get"
+        path.startswith(("/v1/llm-providers", "/v1/llm-models", "/v1/mcp-servers")) and method != "get"
     )
     if admin_only:
         assert response.status_code == 403, (method, path, response.status_code)
@@ -166,7 +166,7 @@ def test_last_used_is_written_at_most_once_a_minute(api_key_mode, django_assert_
     client.get("/v1/capabilities")
     first = ApiKey.objects.get(pk=key.pk).last_used_at
     assert first is not None
-    with django_assert_num_queries(1):  # the key's look-up, no write
+    with django_assert_num_queries(2):  # the key's look-up and the MCP servers' capabilities, no write
         client.get("/v1/capabilities")
     assert ApiKey.objects.get(pk=key.pk).last_used_at == first
     ApiKey.objects.filter(pk=key.pk).update(last_used_at=first - timedelta(minutes=2))
@@ -179,7 +179,7 @@ def test_a_valid_key_is_read_again_only_after_the_cache_time(api_key_mode, djang
     key, secret = api_key_create(name="k")
     client = client_with(secret)
     assert client.get("/v1/capabilities").status_code == 200
-    with django_assert_num_queries(0):  # trusted for API_KEY_CACHE_SECONDS
+    with django_assert_num_queries(1):  # the MCP servers' capabilities; the key is trusted for API_KEY_CACHE_SECONDS
         assert client.get("/v1/capabilities").status_code == 200
     ApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())  # revoked by another process
     time.sleep(0.6)

@@ -9,7 +9,7 @@ import everruns.core.ids
 class Migration(migrations.Migration):
     dependencies = [
         ("agent_sessions", "0007_turn_active_key_index"),
-        ("agents", "0003_agent_tool_policy_limits"),
+        ("agents", "0004_mcp_server"),
     ]
 
     operations = [

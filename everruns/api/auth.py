@@ -58,10 +58,11 @@ class Denied(Exception):
 
 
 def required_scope(method: str, path: str) -> str:
-    """`admin` to change providers and models and for anything on keys and webhooks; `agents` for the rest."""
+    """`admin` to change providers, models and MCP servers and for anything on keys and webhooks; `agents` for
+    the rest."""
     if path.startswith(("/v1/api-keys", "/v1/webhooks")):
         return ApiKey.Scope.ADMIN
-    if path.startswith(("/v1/llm-providers", "/v1/llm-models")) and method not in SAFE_METHODS:
+    if path.startswith(("/v1/llm-providers", "/v1/llm-models", "/v1/mcp-servers")) and method not in SAFE_METHODS:
         return ApiKey.Scope.ADMIN
     return ApiKey.Scope.AGENTS
 

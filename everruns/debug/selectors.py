@@ -3,7 +3,7 @@
 from django.db.models import BooleanField, Count, ExpressionWrapper, Prefetch, Q, QuerySet
 
 from agents import selectors as agent_selectors
-from agents.models import Agent, LlmModel, LlmProvider
+from agents.models import Agent, LlmModel, LlmProvider, McpServer
 from sessions import selectors as session_selectors
 from sessions.models import Session
 
@@ -40,3 +40,8 @@ def providers_with_models() -> QuerySet[LlmProvider]:
 
 def model_choices() -> list[LlmModel]:
     return list(LlmModel.objects.select_related("provider").order_by("provider__name", "model_id"))
+
+
+def mcp_servers() -> QuerySet[McpServer]:
+    """The MCP servers, without their (encrypted) headers."""
+    return McpServer.objects.order_by("name").defer("headers_encrypted")

@@ -139,7 +139,8 @@ def capabilities_page(request):
 @debug_page
 def providers_page(request):
     # Providers as the API shows them: `api_key_set`, never the key.
-    return render(request, "debug/providers.html", {"providers": selectors.providers_with_models()})
+    context = {"providers": selectors.providers_with_models(), "mcp_servers": selectors.mcp_servers()}
+    return render(request, "debug/providers.html", context)
 
 
 def _capability(capability_id: str) -> dict:

@@ -1,7 +1,7 @@
 """Capabilities bring prompt text and tools; a tool is a JSON-Schema'd function."""
 
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 
@@ -24,11 +24,17 @@ class Tool:
     name: str
     description: str
     parameters: dict
-    func: Callable[[ToolContext, dict], object]
+    # Runs on a tool thread; raises ToolError for an error the model sees.
+    func: Callable[[ToolContext, dict], object] | None = None
     timeout_seconds: float | None = None  # None: TOOL_TIMEOUT_SECONDS
     # Running it twice has the effect of running it once. A call of a tool that is not idempotent that
     # started but has no stored result when its turn resumes is never run again (runner/loop.py).
     idempotent: bool = True
+    # Instead of `func`: a coroutine on the worker's event loop, (result, error) (an MCP server's tool, which
+    # waits on the network and holds no thread). Cancelling it stops the call.
+    run: Callable[[ToolContext, dict], Awaitable[tuple[object, str | None]]] | None = None
+    # Its policy when the agent's tool_policy names neither it nor "*".
+    default_policy: str = "auto"
 
     def schema(self) -> dict:
         return {"name": self.name, "description": self.description, "parameters": self.parameters}

@@ -3,6 +3,7 @@
 import importlib
 
 from agents import capabilities
+from runner.mcp.tools import tools_for as mcp_tools_for
 from runner.tools.base import Capability, Tool
 
 MODULES = [
@@ -29,7 +30,8 @@ def publish_catalogue() -> None:
 
 
 def for_agent(capability_ids: list[str]) -> tuple[str, list[Tool]]:
-    """The prompt additions and the union of tools of an agent's capabilities, in order."""
+    """The prompt additions and the union of tools of an agent's capabilities, in order (built-in ones, then
+    those of its MCP servers)."""
     prompts, tools, seen = [], [], set()
     for cap_id in capability_ids:
         cap = CAPABILITIES.get(cap_id)
@@ -41,6 +43,7 @@ def for_agent(capability_ids: list[str]) -> tuple[str, list[Tool]]:
             if tool.name not in seen:
                 seen.add(tool.name)
                 tools.append(tool)
+    tools += [t for t in mcp_tools_for(capability_ids) if t.name not in seen]
     return "\n\n".join(prompts), tools
 
 

@@ -2,12 +2,13 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from agents import secrets
+from agents.mcp.services import headers_rotate
 from agents.models import LlmProvider
 
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt every stored provider key with SECRETS_ENCRYPTION_KEY "
+        "Re-encrypt every stored provider key and MCP server's headers with SECRETS_ENCRYPTION_KEY "
         "(old keys in SECRETS_ENCRYPTION_KEY_PREVIOUS)."
     )
 
@@ -27,6 +28,14 @@ class Command(BaseCommand):
                     continue
                 provider.save(update_fields=["api_key_encrypted", "updated_at"])
                 done += 1
+            headers_done, headers_unreadable = headers_rotate()
+            for server in headers_unreadable:
+                self.stderr.write(
+                    f"MCP server {server.pk} ({server.name}): headers unreadable with the configured keys"
+                )
         self.stdout.write(f"re-encrypted {done} provider key(s); {failed} unreadable")
-        if failed:
-            raise CommandError(f"{failed} provider key(s) could not be decrypted")
+        self.stdout.write(f"re-encrypted {headers_done} MCP server header set(s); {len(headers_unreadable)} unreadable")
+        if failed or headers_unreadable:
+            raise CommandError(
+                f"{failed} provider key(s) and {len(headers_unreadable)} MCP header set(s) could not be decrypted"
+            )
