@@ -43,6 +43,7 @@ class LlmModelInputSerializer(StrictSerializer):
     display_name = serializers.CharField(max_length=255, allow_blank=True, allow_null=True, required=False)
     is_default = serializers.BooleanField(required=False)
     status = serializers.ChoiceField(choices=LlmModel.Status.choices, required=False)
+    settings = serializers.DictField(required=False, allow_null=True, help_text='e.g. {"context_window": 8192}')
 
 
 class LlmModelSerializer(serializers.ModelSerializer):
@@ -50,4 +51,14 @@ class LlmModelSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = LlmModel
-        fields = ["id", "provider_id", "model_id", "display_name", "is_default", "status", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "provider_id",
+            "model_id",
+            "display_name",
+            "is_default",
+            "status",
+            "settings",
+            "created_at",
+            "updated_at",
+        ]

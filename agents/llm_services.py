@@ -8,7 +8,7 @@ from everruns.errors import Conflict, ValidationError
 from everruns.services import full_clean, instance_update
 
 PROVIDER_FIELDS = ["name", "provider_type", "base_url", "api_key_encrypted", "settings", "status"]
-MODEL_FIELDS = ["model_id", "display_name", "is_default", "status"]
+MODEL_FIELDS = ["model_id", "display_name", "is_default", "status", "settings"]
 
 
 def _encrypted(api_key: str | None) -> str:
@@ -87,12 +87,25 @@ def model_save(*, model: LlmModel) -> LlmModel:
     return model
 
 
-def model_create(*, provider: LlmProvider, model_id, display_name="", is_default=False, status=LlmModel.Status.ACTIVE):
+def model_create(
+    *,
+    provider: LlmProvider,
+    model_id,
+    display_name="",
+    is_default=False,
+    status=LlmModel.Status.ACTIVE,
+    settings=None,
+):
     with transaction.atomic():
         if LlmModel.objects.filter(provider=provider, model_id=model_id).exists():
             raise Conflict(f"Provider already has a model {model_id}")
         model = LlmModel(
-            provider=provider, model_id=model_id, display_name=display_name or "", is_default=is_default, status=status
+            provider=provider,
+            model_id=model_id,
+            display_name=display_name or "",
+            is_default=is_default,
+            status=status,
+            settings=settings or {},
         )
         full_clean(model)
         return model_save(model=model)
@@ -109,6 +122,8 @@ def model_update(*, model: LlmModel, data: dict) -> LlmModel:
             _take_default(model)
         if data.get("display_name", "") is None:
             data = {**data, "display_name": ""}
+        if "settings" in data and data["settings"] is None:
+            data = {**data, "settings": {}}
         instance_update(model, fields=MODEL_FIELDS, data=data)
         return model
 

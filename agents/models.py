@@ -139,6 +139,8 @@ class LlmModel(models.Model):
     display_name = models.CharField(max_length=255, blank=True, default="")
     is_default = models.BooleanField(default=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    # {"context_window": tokens}: wins over what litellm's model map says (runner.compaction).
+    settings = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -155,6 +157,8 @@ class LlmModel(models.Model):
     def clean(self):
         if not self.is_default and LlmModel.objects.filter(pk=self.pk, is_default=True).exists():
             raise ValidationError({"is_default": self.DEFAULT_REQUIRED})
+        if found := provider_types.model_settings_errors(self.settings):
+            raise ValidationError({"settings": found})
 
     def validate_constraints(self, exclude=None):
         # A second default is no error: saving it through agents.llm_services takes the default from the

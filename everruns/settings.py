@@ -289,3 +289,7 @@ LLM_ALLOWED_HOSTS = [h.strip().lower() for h in os.environ.get("LLM_ALLOWED_HOST
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 3)
 LLM_RETRY_BASE_MS = env_int("LLM_RETRY_BASE_MS", 1000)
 LLM_RETRY_MAX_MS = env_int("LLM_RETRY_MAX_MS", 30000)
+
+# --- Context compaction (runner/compaction, docs/compaction.md) ---------------------------------
+# The share of the model's window past which a turn compacts what the model sees before its next LLM call.
+COMPACTION_THRESHOLD = min(0.95, max(0.1, env_float("COMPACTION_THRESHOLD", 0.8)))

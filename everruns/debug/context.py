@@ -56,7 +56,7 @@ def next_call(session: Session) -> NextCall:
     system_prompt, tools = registry.system_prompt_and_tools(agent)
     messages = list(Message.objects.filter(session_id=session.pk).order_by("sequence"))
     controls = history.latest_controls(messages)
-    built = history.build(system_prompt, messages)
+    built = history.build(system_prompt, messages, session.compaction)
     schemas = [t.openai_schema() for t in tools]
     model, model_error = None, None
     try:

@@ -1,0 +1,175 @@
+"""Context compaction in real turns (llmsim, in this process's runtime, on PostgreSQL): long sessions go on;
+what the model sees is compacted, the stored messages never change, each compaction is stored once."""
+
+import asyncio
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from runner import llm
+from runner.compaction import prompt
+from runner.runtime import run_turn
+from sessions.models import Event, Message, Session, Turn
+from tests.factories import make_agent, make_model, make_session
+from tests.runner.helpers import post_user, run_active_turn
+
+pytestmark = pytest.mark.usefixtures("seeded_tx")
+WINDOW = 2000
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _litellm_imported():
+    llm.warm_up()
+
+
+def small_model(**settings):
+    return make_model(model_id="llmsim-2k", model_settings={"context_window": WINDOW}, settings=settings)
+
+
+def long_message(i: int) -> str:
+    """About 300 tokens (llmsim: 4 characters a token) with numbers of its own: turn i's facts."""
+    facts = f"Turn {i}: the invoice total is {1000 + 7 * i} euros and the order code is {90000 + i}. "
+    filler = "Please keep this in mind while we talk about the warehouse, the shipping schedule and the weather. "
+    return facts + filler * 11
+
+
+def numbers_of(i: int) -> list[str]:
+    return [str(1000 + 7 * i), str(90000 + i)]
+
+
+def compactions(session) -> list[Event]:
+    return list(Event.objects.filter(session=session, type="context.compacted").order_by("sequence"))
+
+
+def test_a_session_of_thirty_long_turns_on_a_small_window_completes_every_turn():
+    session = make_session(make_agent(), model_id=small_model().pk)
+    sent = []
+    for i in range(1, 31):
+        sent.append(long_message(i))
+        post_user(session, sent[-1])
+        assert run_active_turn(session).status == "completed", i
+    events = compactions(session)
+    assert len(events) >= 3
+    # Every call's input stays under the window (llmsim reports its own count, the one it enforces).
+    inputs = [e.data["usage"]["input_tokens"] for e in Event.objects.filter(session=session, type="llm.completed")]
+    assert len(inputs) == 30 and max(inputs) <= WINDOW
+    # The numbers of the first turns survive, in the latest summary.
+    latest = events[-1].data["summary"]
+    for i in (1, 2, 3):
+        for number in numbers_of(i):
+            assert number in latest, (number, latest)
+    for event in events:
+        assert event.data["tokens_after"] < event.data["tokens_before"]
+        assert event.data["model"] == "llmsim-2k" and event.data["usage"]["input_tokens"] > 0
+    # The stored messages are what was posted and answered, untouched.
+    stored = list(Message.objects.filter(session=session).order_by("sequence"))
+    assert [m.role for m in stored] == ["user", "assistant"] * 30
+    assert [m.content[0]["text"] for m in stored if m.role == "user"] == sent
+
+
+def summary_of_the_fake(body: dict):
+    """The fake provider writes a summary when asked for one (and answers everything else from its script)."""
+    messages = body.get("messages") or []
+    if prompt.is_summary_request(messages):
+        found = re.findall(r"\d+", messages[-1]["content"])
+        return {
+            "text": "Summary: the user talked about " + ", ".join(found[:40]),
+            "usage": {"prompt_tokens": 50, "completion_tokens": 9},
+        }
+    return None
+
+
+def test_a_providers_context_length_error_triggers_one_compaction_and_a_retry(fake_llm, fake_model):
+    session = make_session(make_agent(system_prompt="Be brief."), model_id=fake_model.pk)
+    for i in range(1, 5):
+        fake_llm.reply({"text": f"noted {i}"})
+        post_user(session, long_message(i))
+        assert run_active_turn(session).status == "completed"
+    assert not compactions(session)  # litellm does not know this model's window: nothing compacted so far
+    fake_llm.respond = summary_of_the_fake
+    fake_llm.max_context_chars = 5000  # the next call's context is longer: the provider refuses it
+    fake_llm.reply({"text": "the answer"})
+    requests_before = len(fake_llm.requests)
+    post_user(session, long_message(5))
+    turn = run_active_turn(session)
+    assert turn.status == "completed", turn.error
+    [event] = compactions(session)
+    assert event.data["reason"] == "overflow" and event.data["tokens_after"] < event.data["tokens_before"]
+    assert all(n in event.data["summary"] for n in numbers_of(1))
+    sent = fake_llm.requests[requests_before:]
+    refused, retry = sent[0], sent[-1]
+    assert len(json.dumps(refused["messages"])) > 5000
+    assert len(json.dumps(retry["messages"])) <= 5000
+    assert prompt.SUMMARY_HEADER.strip() in retry["messages"][1]["content"]
+    assert retry["messages"][-1]["content"] == long_message(5)  # the latest message, whole
+    assert Message.objects.filter(session=session, role="assistant").last().content[0]["text"] == "the answer"
+    types = list(Event.objects.filter(session=session, turn_id=turn.pk).values_list("type", flat=True))
+    assert types.count("llm.completed") == 1 and "turn.failed" not in types
+
+
+def fill(session, turns: int) -> None:
+    for i in range(1, turns + 1):
+        post_user(session, long_message(i))
+        assert run_active_turn(session).status == "completed"
+
+
+def test_a_worker_killed_during_the_compaction_call_resumes_with_one_compaction(monkeypatch):
+    session = make_session(make_agent(), model_id=small_model().pk)
+    fill(session, 4)
+    real = llm.stream_completion
+    summary_calls = []
+
+    async def dies_in_the_summary_call(**kwargs):
+        if prompt.is_summary_request(kwargs["messages"]):
+            summary_calls.append(1)
+            if len(summary_calls) == 1:
+                raise asyncio.CancelledError  # the worker is gone mid-call: nothing more is written
+        return await real(**kwargs)
+
+    monkeypatch.setattr(llm, "stream_completion", dies_in_the_summary_call)
+    post_user(session, long_message(5))
+    turn = Turn.objects.filter(session=session).order_by("-id").first()
+    run_turn(turn.pk, "dying-worker")
+    turn.refresh_from_db()
+    assert turn.status == "running" and not compactions(session)
+    # Its lease lapses; another worker takes the turn over.
+    Turn.objects.filter(pk=turn.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    run_turn(turn.pk, "rescuer")
+    turn.refresh_from_db()
+    assert turn.status == "completed"
+    assert len(compactions(session)) == 1 and len(summary_calls) >= 2
+    types = list(Event.objects.filter(session=session, turn_id=turn.pk).values_list("type", flat=True))
+    assert types.count("llm.completed") == 1 and types.count("turn.completed") == 1
+
+
+def test_the_compaction_counts_toward_the_turn_the_session_and_their_budgets():
+    session = make_session(make_agent(), model_id=small_model().pk)
+    fill(session, 5)
+    [event] = compactions(session)
+    compacted = event.data["usage"]
+    calls = list(Event.objects.filter(session=session, type="llm.completed"))
+    stored = Session.objects.get(pk=session.pk)
+    assert stored.input_tokens == sum(e.data["usage"]["input_tokens"] for e in calls) + compacted["input_tokens"]
+    assert stored.output_tokens == sum(e.data["usage"]["output_tokens"] for e in calls) + compacted["output_tokens"]
+    turn = Turn.objects.get(pk=event.turn_id)
+    own = [e for e in calls if e.turn_id == turn.pk]
+    assert turn.input_tokens == own[0].data["usage"]["input_tokens"] + compacted["input_tokens"]
+    assert turn.iterations == 1  # the summary call is no step of the conversation
+    completed = Event.objects.get(session=session, turn_id=turn.pk, type="turn.completed")
+    assert completed.data["usage"]["input_tokens"] == turn.input_tokens
+
+
+def test_a_budget_the_compaction_used_up_ends_the_turn_before_its_call():
+    session = make_session(make_agent(), model_id=small_model().pk)
+    fill(session, 4)
+    used = Session.objects.get(pk=session.pk)
+    limit = used.input_tokens + used.output_tokens + 100  # enough for the call, not for the summary first
+    Session.objects.filter(pk=session.pk).update(limits={"max_tokens": limit})
+    post_user(session, long_message(5))
+    turn = run_active_turn(session)
+    assert turn.status == "failed" and turn.error["code"] == "budget_exceeded"
+    assert len(compactions(session)) == 1
+    assert not Event.objects.filter(session=session, turn_id=turn.pk, type="llm.started").exists()
