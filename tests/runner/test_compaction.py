@@ -8,8 +8,10 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from litellm import ContextWindowExceededError
+from rest_framework.test import APIClient
 
-from runner import llm
+from runner import llm, llmsim
 from runner.compaction import prompt
 from runner.runtime import run_turn
 from sessions.models import Event, Message, Session, Turn
@@ -38,6 +40,12 @@ def long_message(i: int) -> str:
 
 def numbers_of(i: int) -> list[str]:
     return [str(1000 + 7 * i), str(90000 + i)]
+
+
+def event_types(session, turn) -> list[str]:
+    return list(
+        Event.objects.filter(session=session, turn_id=turn.pk).order_by("sequence").values_list("type", flat=True)
+    )
 
 
 def compactions(session) -> list[Event]:
@@ -173,3 +181,69 @@ def test_a_budget_the_compaction_used_up_ends_the_turn_before_its_call():
     assert turn.status == "failed" and turn.error["code"] == "budget_exceeded"
     assert len(compactions(session)) == 1
     assert not Event.objects.filter(session=session, turn_id=turn.pk, type="llm.started").exists()
+
+
+def compact_url(session) -> str:
+    return f"/v1/agents/{session.agent_id}/sessions/{session.pk}/compact"
+
+
+def test_compact_on_request_runs_on_a_worker_and_always_emits_one_compaction():
+    session = make_session(make_agent(), model_id=small_model().pk)
+    fill(session, 2)  # far under the threshold: nothing compacted by itself
+    api = APIClient()
+    response = api.post(compact_url(session))
+    assert response.status_code == 202 and response.json()["status"] == "running"
+    assert api.post(compact_url(session)).status_code == 409  # its own turn is open
+    turn = run_active_turn(session)
+    assert turn.status == "completed" and turn.iterations == 0
+    [event] = compactions(session)
+    assert event.data["reason"] == "requested" and event.data["through_sequence"] == 4  # all four messages
+    assert all(n in event.data["summary"] for i in (1, 2) for n in numbers_of(i))
+    types = [t for t in event_types(session, turn) if t != "session.status"]
+    assert types == ["turn.started", "context.compacted", "turn.completed"]
+    assert Session.objects.get(pk=session.pk).status == "pending"
+    # The next turn starts from the summary, with its own message whole.
+    post_user(session, "What was the first invoice total?")
+    assert run_active_turn(session).status == "completed"
+    sent = Event.objects.filter(session=session, type="llm.completed").last().data["usage"]["input_tokens"]
+    assert sent < 200
+
+
+def test_compact_is_refused_while_a_turn_runs_and_changes_nothing():
+    session = make_session(make_agent(), model_id=small_model().pk)
+    post_user(session, "hello")  # its turn is queued
+    response = APIClient().post(compact_url(session))
+    assert response.status_code == 409 and response.json()["error"]["code"] == "conflict"
+    assert Turn.objects.filter(session=session).count() == 1
+
+
+def test_compact_of_a_session_with_nothing_to_summarise_still_emits_a_compaction():
+    session = make_session(make_agent(), model_id=small_model().pk)
+    assert APIClient().post(compact_url(session)).status_code == 202
+    assert run_active_turn(session).status == "completed"
+    [event] = compactions(session)
+    assert event.data["summary"] == "" and event.data["through_sequence"] == 0
+    assert event.data["usage"]["input_tokens"] == 0
+
+
+def test_llmsim_answers_an_input_over_its_window_with_the_providers_overflow_error():
+    session = make_session(
+        make_agent(), model_id=make_model(model_id="llmsim-tiny", model_settings={"context_window": 100}).pk
+    )
+    post_user(session, "x" * 2000)  # 500 tokens: the latest message alone is over the window
+    turn = run_active_turn(session)
+    assert turn.status == "failed" and turn.error["code"] == "context_window_exceeded"
+    assert "context window of 100" in turn.error["message"]
+    with pytest.raises(ContextWindowExceededError):
+        llmsim.check_window("llmsim/llmsim-tiny", 101, 100)
+
+
+def test_llmsim_summarises_deterministically_keeping_every_number():
+    text = prompt.transcript(
+        "Earlier: 12 apples", [{"role": "user", "content": "Pay 3.50 EUR on 2026-12-07 for file report_7.pdf"}]
+    )
+    request = [{"role": "system", "content": prompt.summary_prompt(100)}, {"role": "user", "content": text}]
+    summary = llmsim.summarise(request)
+    assert summary == llmsim.summarise(request)
+    for number in prompt.NUMBER.findall(text):
+        assert number in summary
