@@ -16,7 +16,7 @@ from runner.compaction import prompt
 from runner.runtime import run_turn
 from sessions.models import Event, Message, Session, Turn
 from tests.factories import make_agent, make_model, make_session
-from tests.runner.helpers import post_user, run_active_turn
+from tests.runner.helpers import long_message, post_user, run_active_turn
 
 pytestmark = pytest.mark.usefixtures("seeded_tx")
 WINDOW = 2000
@@ -29,13 +29,6 @@ def _litellm_imported():
 
 def small_model(**settings):
     return make_model(model_id="llmsim-2k", model_settings={"context_window": WINDOW}, settings=settings)
-
-
-def long_message(i: int) -> str:
-    """About 300 tokens (llmsim: 4 characters a token) with numbers of its own: turn i's facts."""
-    facts = f"Turn {i}: the invoice total is {1000 + 7 * i} euros and the order code is {90000 + i}. "
-    filler = "Please keep this in mind while we talk about the warehouse, the shipping schedule and the weather. "
-    return facts + filler * 11
 
 
 def numbers_of(i: int) -> list[str]:
