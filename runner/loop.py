@@ -80,6 +80,7 @@ class TurnRunner:
         self.compaction_force: str | None = None  # None, "overflow" (compact first), "overflowed" (done: fail next)
         self.compacted = False
         self.window_cap: int | None = None
+        self.overflow_error: llm.LlmError | None = None  # the provider's refusal: the turn's error if nothing fits
 
     # --- signals (on the loop) ---------------------------------------------------------------------
     def signal(self, kind: str, sequence: int = 0) -> None:
@@ -180,7 +181,7 @@ class TurnRunner:
                         raise
                     # The provider counts more than we do: compact once, within what it refused, and call again.
                     logger.info("turn %s: the provider refused the context (%s); compacting", self.turn_id, exc.message)
-                    self.compaction_force, self.compacted = "overflow", False
+                    self.compaction_force, self.compacted, self.overflow_error = "overflow", False, exc
                     continue
                 if result is None:  # interrupted: the partial text is stored, call again with the new message
                     continue
@@ -303,16 +304,21 @@ class TurnRunner:
         force = "overflow" if self.compaction_force == "overflow" else None
         if force:
             self.compaction_force = "overflowed"  # one compaction per refusal: refused again, the turn fails
-        measured = await compaction.off_loop(
-            self.rt.tool_pool,
-            compaction.measure,
-            state["model"],
-            state["context"],
-            state["offered"] or None,
-            cap=self.window_cap,
-            force=force,
-            compacted_already=self.compacted,
-        )
+        try:
+            measured = await compaction.off_loop(
+                self.rt.tool_pool,
+                compaction.measure,
+                state["model"],
+                state["context"],
+                state["offered"] or None,
+                cap=self.window_cap,
+                force=force,
+                compacted_already=self.compacted,
+            )
+        except TurnError as exc:
+            if force and exc.code == TurnErrorCode.CONTEXT_WINDOW_EXCEEDED and self.overflow_error is not None:
+                raise self.overflow_error from None  # nothing to compact: the provider's own words say why
+            raise
         if force:
             self.window_cap = measured.window  # the provider's window is below what it refused, for this turn
         if measured.plan.fitted is not None:
