@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from runner import llm, llmsim
 from runner.compaction import prompt
 from runner.runtime import run_turn
+from sessions import files
 from sessions.models import Event, Message, Session, Turn
 from tests.factories import make_agent, make_model, make_session
 from tests.runner.helpers import long_message, post_user, run_active_turn
@@ -240,3 +241,32 @@ def test_llmsim_summarises_deterministically_keeping_every_number():
     assert summary == llmsim.summarise(request)
     for number in prompt.NUMBER.findall(text):
         assert number in summary
+
+
+def test_old_tool_results_are_shortened_first_and_say_so_while_the_newest_stays_whole(fake_llm):
+    model = make_model(
+        provider_type="openai_compatible",
+        model_id="fake-model",
+        base_url=fake_llm.base_url,
+        model_settings={"context_window": 5000},  # both results whole: ~4,900 tokens
+    )
+    session = make_session(make_agent(capabilities=["session_file_system"]), model_id=model.pk)
+    content = " ".join(f"line{i} of the report" for i in range(400))  # ~1,200 tokens
+    files.create(session.pk, "/report.txt", content=content)
+    fake_llm.respond = summary_of_the_fake  # (a summary call, were there one, takes nothing of the script)
+    for i in (1, 2):
+        fake_llm.reply(
+            {"tool_calls": [{"id": f"call_read_{i}", "name": "read_file", "arguments": {"path": "/report.txt"}}]},
+            {"text": f"read {i}"},
+        )
+        post_user(session, f"Read the report, please ({i}).")
+        assert run_active_turn(session).status == "completed"
+    last = fake_llm.requests[-1]["messages"]
+    results = [m["content"] for m in last if m["role"] == "tool"]
+    assert len(results) == 2
+    assert "shortened to fit the context window" in results[0]
+    assert content[:100] in results[0] and len(results[0]) < len(content) // 2
+    assert content in results[1]  # the result the model is about to answer: whole
+    assert not compactions(session)  # shortening was enough
+    stored = [m.content[0]["result"] for m in Message.objects.filter(session=session, role="tool_result")]
+    assert all(content in json.dumps(r) for r in stored)  # the log keeps every result whole
