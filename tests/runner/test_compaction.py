@@ -270,3 +270,16 @@ def test_old_tool_results_are_shortened_first_and_say_so_while_the_newest_stays_
     assert not compactions(session)  # shortening was enough
     stored = [m.content[0]["result"] for m in Message.objects.filter(session=session, role="tool_result")]
     assert all(content in json.dumps(r) for r in stored)  # the log keeps every result whole
+
+
+def test_a_message_posted_while_a_requested_compaction_waits_is_answered_by_that_turn_after_it():
+    session = make_session(make_agent(), model_id=small_model().pk)
+    fill(session, 2)
+    assert APIClient().post(compact_url(session)).status_code == 202
+    post_user(session, "And the second invoice total?")  # joins the open turn
+    turn = run_active_turn(session)
+    assert turn.status == "completed" and turn.iterations == 1
+    types = [t for t in event_types(session, turn) if t.startswith(("context.", "llm.", "turn."))]
+    assert types == ["turn.started", "context.compacted", "llm.started", "llm.completed", "turn.completed"]
+    answer = Message.objects.filter(session=session, role="assistant").last()
+    assert answer.turn_id == turn.pk and "second invoice total" in answer.content[0]["text"]
