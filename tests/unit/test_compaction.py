@@ -1,9 +1,11 @@
 """The pure part of compaction (runner/compaction/select.py): what is shortened, summarised and trimmed, with a
 counter of four characters a token (llmsim's), no model and no database."""
 
+import asyncio
+
 import pytest
 
-from runner.compaction import prompt, select
+from runner.compaction import prompt, select, step
 from runner.compaction.select import Context, Unit
 
 
@@ -121,3 +123,30 @@ def test_the_summary_prompt_names_what_to_keep_and_is_recognised():
     assert "300 words" in text
     assert prompt.is_summary_request([{"role": "system", "content": text}, {"role": "user", "content": "..."}])
     assert not prompt.is_summary_request([{"role": "system", "content": "You are a test agent."}])
+
+
+class Result:
+    def __init__(self, text):
+        self.text, self.usage, self.cost_usd = text, {"input_tokens": 7, "output_tokens": 3}, 0.001
+
+
+def test_a_part_too_long_for_one_summary_call_is_summarised_in_pieces_each_folded_into_the_next():
+    units = tuple(user(i, f"fact {i}: " + "x" * 1600) for i in range(1, 9))  # ~400 tokens each
+    requests = []
+
+    async def call(messages):
+        requests.append(messages)
+        return Result(f"summary {len(requests)}")
+
+    summary = asyncio.run(
+        step.summarise(model=None, previous="summary 0", units=units, window=2000, count=count, call=call)
+    )
+    assert summary.text == f"summary {len(requests)}" and summary.calls == len(requests) > 1
+    assert summary.usage == {"input_tokens": 7 * len(requests), "output_tokens": 3 * len(requests)}
+    budget = select.budget_of(2000, 0.8)
+    for i, messages in enumerate(requests):
+        assert prompt.is_summary_request(messages)
+        assert sum(count(m) for m in messages) <= budget  # each call fits the window, with room for its answer
+        assert messages[1]["content"].startswith(f"Earlier summary:\nsummary {i}")  # the summary so far, folded in
+    sent = " ".join(m[1]["content"] for m in requests)
+    assert all(f"fact {i}:" in sent for i in range(1, 9))  # every unit went to exactly one piece
