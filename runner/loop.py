@@ -302,6 +302,8 @@ class TurnRunner:
         """The messages of the next LLM call, fitted to the model's window; None when a compaction was stored
         first (the state is to be read again, from it)."""
         force = "overflow" if self.compaction_force == "overflow" else None
+        if compaction.unbounded(state["model"], cap=self.window_cap, force=force):
+            return state["context"].messages()
         if force:
             self.compaction_force = "overflowed"  # one compaction per refusal: refused again, the turn fails
         try:

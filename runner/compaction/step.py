@@ -32,6 +32,12 @@ class Measured:
     count: select.Counter | None
 
 
+def unbounded(model: ResolvedModel, *, cap: int | None, force: str | None) -> bool:
+    """A model with no window to keep to (llmsim without `context_window`, the default): nothing to measure, so
+    the call needs no hop to a thread (the bench's turns are these)."""
+    return force is None and cap is None and model.provider_type == "llmsim" and not model.context_window
+
+
 def measure(
     model: ResolvedModel,
     context: select.Context,
