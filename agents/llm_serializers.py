@@ -67,6 +67,7 @@ class LlmModelInputSerializer(StrictSerializer):
     capabilities = serializers.ListField(
         child=serializers.CharField(max_length=64, allow_blank=False), max_length=MAX_MODEL_CAPABILITIES, required=False
     )
+    settings = serializers.DictField(required=False, allow_null=True, help_text='e.g. {"context_window": 8192}')
 
 
 class LlmModelSerializer(serializers.ModelSerializer):
@@ -87,6 +88,7 @@ class LlmModelSerializer(serializers.ModelSerializer):
             "status",
             "capabilities",
             "profile",
+            "settings",
             "created_at",
             "updated_at",
         ]

@@ -8,7 +8,7 @@ from everruns.core.errors import Conflict, ValidationError
 from everruns.services import full_clean, instance_update
 
 PROVIDER_FIELDS = ["name", "provider_type", "base_url", "api_key_encrypted", "settings", "status", "is_default"]
-MODEL_FIELDS = ["model_id", "display_name", "is_default", "status", "capabilities"]
+MODEL_FIELDS = ["model_id", "display_name", "is_default", "status", "capabilities", "settings"]
 
 
 def _encrypted(api_key: str | None) -> str:
@@ -133,6 +133,7 @@ def model_create(
     is_default=None,
     status=LlmModel.Status.ACTIVE,
     capabilities=(),
+    settings=None,
 ):
     """`is_default` not given: the first model of the default provider takes the global default (the default
     provider's models hold it whenever it has any)."""
@@ -148,6 +149,7 @@ def model_create(
             is_default=is_default,
             status=status,
             capabilities=list(capabilities),
+            settings=settings or {},
         )
         full_clean(model)
         return model_save(model=model)
@@ -164,6 +166,8 @@ def model_update(*, model: LlmModel, data: dict) -> LlmModel:
             _take_default(model)
         if data.get("display_name", "") is None:
             data = {**data, "display_name": ""}
+        if "settings" in data and data["settings"] is None:
+            data = {**data, "settings": {}}
         instance_update(model, fields=MODEL_FIELDS, data=data)
         return model
 

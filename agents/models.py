@@ -152,6 +152,8 @@ class LlmModel(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     # What the model can do, as upstream Everruns lists it (`chat`, `vision`, `tools`, ...): shown, not enforced.
     capabilities = models.JSONField(default=list, blank=True)
+    # {"context_window": tokens}: wins over what litellm's model map says (runner.compaction).
+    settings = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -168,6 +170,8 @@ class LlmModel(models.Model):
     def clean(self):
         if not self.is_default and LlmModel.objects.filter(pk=self.pk, is_default=True).exists():
             raise ValidationError({"is_default": self.DEFAULT_REQUIRED})
+        if found := provider_types.model_settings_errors(self.settings):
+            raise ValidationError({"settings": found})
 
     def validate_constraints(self, exclude=None):
         # A second default is no error: saving it through agents.llm_services takes the default from the

@@ -322,3 +322,20 @@ def clamped_settings(settings) -> dict:
         else:
             settings[key] = min(max(value, low), high)
     return settings
+
+
+# A model's own `settings` (agents.models.LlmModel): the context window it has, in tokens, when litellm's model map
+# does not know it or knows it wrong (a local model, a proxy, llmsim).
+MODEL_SETTINGS_BOUNDS = {"context_window": (100, 100_000_000)}
+
+
+def model_settings_errors(settings) -> list[str]:
+    """What is wrong with a model's `settings`; empty when nothing is."""
+    if not isinstance(settings, dict):
+        return ["Must be an object."]
+    errors = []
+    for key, (low, high) in MODEL_SETTINGS_BOUNDS.items():
+        value = settings.get(key)
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and low <= value <= high):
+            errors.append(f"{key}: must be a whole number from {low:,} to {high:,}.")
+    return errors

@@ -351,3 +351,7 @@ MCP_ALLOWED_HOSTS = [h.strip().lower() for h in os.environ.get("MCP_ALLOWED_HOST
 MCP_MAX_RESULT_BYTES = env_int("MCP_MAX_RESULT_BYTES", 1024 * 1024)
 # Seconds to connect to an MCP server and open its session (at most the server's own time-out).
 MCP_CONNECT_TIMEOUT_SECONDS = env_float("MCP_CONNECT_TIMEOUT_SECONDS", 10.0)
+
+# --- Context compaction (runner/compaction, docs/compaction.md) ---------------------------------
+# The share of the model's window past which a turn compacts what the model sees before its next LLM call.
+COMPACTION_THRESHOLD = min(0.95, max(0.1, env_float("COMPACTION_THRESHOLD", 0.8)))

@@ -2,6 +2,7 @@
 
 import json
 
+from runner.compaction.select import Context, Unit
 from sessions.models import Message
 
 
@@ -34,19 +35,20 @@ def tool_result_text(part: dict) -> str:
     return result if isinstance(result, str) else json.dumps(result)
 
 
-def build(system_prompt: str, messages: list[Message]) -> list[dict]:
-    """OpenAI-format messages. Tool results follow the assistant message that called them, even
-    when a user message was stored between them (posted while the tools ran)."""
+def units(messages: list[Message]) -> list[Unit]:
+    """OpenAI-format messages, one unit per stored user or assistant message. Tool results follow the
+    assistant message that called them, even when a user message was stored between them (posted while the
+    tools ran): a unit's `first` and `last` are the smallest and largest stored sequence in it."""
     results = {}
     for m in messages:
         if m.role == Message.Role.TOOL_RESULT:
             for part in m.content:
                 if part.get("type") == "tool_result":
-                    results[part["tool_call_id"]] = part
-    out = [{"role": "system", "content": system_prompt}] if system_prompt else []
+                    results[part["tool_call_id"]] = (part, m.sequence)
+    out = []
     for m in messages:
         if m.role == Message.Role.USER:
-            out.append({"role": "user", "content": _user_content(m.content)})
+            out.append(Unit(m.sequence, m.sequence, True, ({"role": "user", "content": _user_content(m.content)},)))
         elif m.role == Message.Role.ASSISTANT:
             text = "".join(p.get("text", "") for p in m.content if p.get("type") == "text")
             calls = [p for p in m.content if p.get("type") == "tool_call"]
@@ -60,11 +62,33 @@ def build(system_prompt: str, messages: list[Message]) -> list[dict]:
                     }
                     for c in calls
                 ]
-            out.append(entry)
+            entries, sequences = [entry], [m.sequence]
             for c in calls:
-                part = results.get(c["id"]) or {"error": "no result was recorded for this tool call"}
-                out.append({"role": "tool", "tool_call_id": c["id"], "content": tool_result_text(part)})
+                part, sequence = results.get(c["id"]) or ({"error": "no result was recorded for this tool call"}, None)
+                entries.append({"role": "tool", "tool_call_id": c["id"], "content": tool_result_text(part)})
+                if sequence is not None:
+                    sequences.append(sequence)
+            out.append(Unit(min(sequences), max(sequences), False, tuple(entries)))
     return out
+
+
+def context(system_prompt: str, messages: list[Message], compaction: dict | None = None) -> Context:
+    """What the model sees: the system prompt, then the stored messages, or, after a compaction (the session's
+    latest `context.compacted`), its summary in place of the messages it covers (`through_sequence`), the latest
+    user message still whole after it."""
+    system = ({"role": "system", "content": system_prompt},) if system_prompt else ()
+    every = units(messages)
+    if not compaction:
+        return Context(system, None, None, tuple(every))
+    through = compaction["through_sequence"]
+    latest = next((u for u in reversed(every) if u.user), None)
+    pinned = latest if latest is not None and latest.first <= through else None
+    return Context(system, compaction["summary"], pinned, tuple(u for u in every if u.first > through))
+
+
+def build(system_prompt: str, messages: list[Message], compaction: dict | None = None) -> list[dict]:
+    """OpenAI-format messages (see `context`), before any shortening for the window."""
+    return context(system_prompt, messages, compaction).messages()
 
 
 def unanswered_tool_calls(messages: list[Message]) -> list[dict]:

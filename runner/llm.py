@@ -282,6 +282,46 @@ def estimate_usage(model: ResolvedModel, messages: list[dict], tools: list[dict]
     return {"input_tokens": input_tokens, "output_tokens": output_tokens, "cost_usd": cost, "estimated": True}
 
 
+def context_window(model: ResolvedModel) -> int | None:
+    """The model's window in input tokens: its own `settings.context_window`, else litellm's model map (None
+    when neither knows it: then only a provider's overflow error makes a turn compact)."""
+    if model.context_window:
+        return model.context_window
+    if model.provider_type == "llmsim":
+        return None
+    try:
+        info = _lib().get_model_info(model=model.litellm_model)
+    except Exception:  # a model litellm's map does not have
+        return None
+    window = info.get("max_input_tokens") or info.get("max_tokens")
+    return int(window) if window else None
+
+
+def token_counter(model: ResolvedModel):
+    """A function counting one OpenAI-format message's tokens the way the model does: litellm's tokenizer for
+    the model (tiktoken's when litellm has none of its own), llmsim's own count (four characters a token)."""
+    if model.provider_type == "llmsim":
+        simulator = _simulator()
+        return lambda message: simulator.count_usage([message], [], "")["input_tokens"]
+    lib = _lib()
+
+    def count(message: dict) -> int:
+        try:
+            return int(lib.token_counter(model=model.litellm_model, messages=[message]))
+        except Exception:  # a message litellm's counter cannot read: about four characters a token
+            return len(json.dumps(message, default=str)) // 4 + 1
+
+    return count
+
+
+def tools_tokens(model: ResolvedModel, tools: list[dict] | None) -> int:
+    if not tools:
+        return 0
+    if model.provider_type == "llmsim":
+        return _simulator().count_usage([], tools, "")["input_tokens"]
+    return len(json.dumps(tools)) // 4  # litellm counts tools only together with messages
+
+
 def _cost(model: ResolvedModel, built) -> float | None:
     if model.provider_type == "llmsim":
         return 0.0
@@ -394,12 +434,16 @@ async def _simulated(*, model: ResolvedModel, messages: list[dict], tools, on_de
     await _lib_async()  # llmsim subclasses litellm.CustomLLM: the import is the same as for any other provider
     started = time.monotonic()
     try:
+        settings = {**model.settings, "context_window": model.context_window}
         latency, gap, chunks = _simulator().script(
-            model.litellm_model, messages, {"tools": tools or [], "llmsim": model.settings}
+            model.litellm_model, messages, {"tools": tools or [], "llmsim": settings}
         )
-    except Exception as exc:  # the model named "error": a simulated provider error (HTTP 500)
-        status = getattr(exc, "status_code", None)
-        raise LlmError(TurnErrorCode.LLM_PROVIDER_ERROR, str(exc), transient=True, status=status) from None
+    except Exception as exc:  # the model named "error" (HTTP 500), or an input over its context window
+        error = _classify(exc, model.api_key)
+        if error.code == TurnErrorCode.LLM_PROVIDER_ERROR:
+            # Our own simulator's words, not a provider's body: shown as they are.
+            error = LlmError(error.code, str(exc), transient=True, status=error.status)
+        raise error from None
     limit = float(model.settings.get("timeout") or timeout)
     text, calls, finish_reason, usage = [], [], None, {}
     try:

@@ -6,9 +6,12 @@
 - "call <tool name> <JSON object>" -> a call of that tool with those arguments when the tools include it
   (an MCP server's tool, say), then a sentence stating its result.
 - Otherwise a short text derived from the input.
+- A summary request of ours (runner.compaction.prompt) -> a deterministic summary that keeps every number
+  of the text it summarises, so tests can check what survived a compaction.
 The reply streams in several deltas and reports token usage. The model named `error` always fails
 (for tests of failing turns). Provider settings `latency_ms` (before the first token) and
-`tokens_per_second` make it slow on purpose.
+`tokens_per_second` make it slow on purpose; the model's `settings.context_window` is its window (four
+characters a token): a longer input gets the provider's overflow error, as litellm raises it.
 """
 
 import asyncio
@@ -18,8 +21,10 @@ import re
 import time
 from collections.abc import AsyncIterator, Iterator
 
-from litellm import CustomLLM, ModelResponse
+from litellm import ContextWindowExceededError, CustomLLM, ModelResponse
 from litellm.llms.custom_llm import CustomLLMError
+
+from runner.compaction import prompt as compaction_prompt
 
 ARITHMETIC = re.compile(r"(-?\d+(?:\.\d+)?)\s*([+\-*/x×÷])\s*(-?\d+(?:\.\d+)?)")
 OPERATIONS = {
@@ -152,8 +157,12 @@ class LlmSim(CustomLLM):
             raise CustomLLMError(status_code=500, message="llmsim: simulated provider error")
         tools = optional_params.get("tools") or []
         names = {t.get("function", {}).get("name") for t in tools}
-        reply = plan(messages, names)
         prompt_tokens = self.count_usage(messages, tools, "")["input_tokens"]
+        check_window(model, prompt_tokens, (optional_params.get("llmsim") or {}).get("context_window"))
+        if compaction_prompt.is_summary_request(messages):
+            reply = {"text": summarise(messages)}
+        else:
+            reply = plan(messages, names)
         completion_tokens = _count_tokens(reply["text"] + json.dumps(reply.get("tool_calls") or ""))
         usage = {
             "prompt_tokens": prompt_tokens,
@@ -226,6 +235,34 @@ class LlmSim(CustomLLM):
         model_response.choices[0].message.content = reply["text"]
         model_response.usage = usage
         return model_response
+
+
+def check_window(model: str, prompt_tokens: int, window) -> None:
+    """An input over the model's window gets what a provider answers (OpenAI's `context_length_exceeded`), as
+    litellm raises it."""
+    if window and prompt_tokens > int(window):
+        raise ContextWindowExceededError(
+            message=f"llmsim: this model's maximum context length is {int(window)} tokens; "
+            f"the input has {prompt_tokens} tokens",
+            model=model,
+            llm_provider="llmsim",
+        )
+
+
+def summarise(messages: list[dict]) -> str:
+    """A deterministic summary of the text a summary request gives: every number in it (each once, in order),
+    and the opening words of each message of the transcript."""
+    text = "\n".join(_text_of(m) for m in messages[1:])
+    numbers = list(dict.fromkeys(compaction_prompt.NUMBER.findall(text)))
+    openings = []
+    for block in text.split("\n\n"):
+        words = compaction_prompt.NUMBER.sub("", block).split()
+        if words:
+            openings.append(" ".join(words[:6]))
+    summary = f"llmsim summary of {len(openings)} messages. Numbers: {', '.join(numbers) or 'none'}."
+    if openings:
+        summary += " Openings: " + "; ".join(openings[-8:]) + "."
+    return summary
 
 
 def _plain(value: float) -> int | float:

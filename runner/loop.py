@@ -9,6 +9,7 @@ runtime's database threads (`await self.rt.db(...)`), the LLM stream on the even
 """
 
 import asyncio
+import functools
 import json
 import logging
 import random
@@ -20,6 +21,7 @@ from django.db import InterfaceError, OperationalError
 from everruns.core import rows
 from everruns.core.ids import uuid7
 from runner import history, llm, toolexec
+from runner.compaction import step as compaction
 from runner.errors import TurnError, TurnErrorCode
 from runner.resolution import resolve
 from runner.tools import registry
@@ -43,6 +45,7 @@ DB_ERRORS = (OperationalError, InterfaceError)
 
 
 TURN_STATE_FIELDS = (
+    "input_message_ids",
     "iterations",
     "input_tokens",
     "output_tokens",
@@ -72,6 +75,13 @@ class TurnRunner:
         self.tool_cancel = threading.Event()
         self.used_call_ids: set[str] = set()  # the tool call ids the session has: a new call's must differ
         self.parked = False  # the turn waits for an approval: this worker is done with it
+        # Compaction (runner/compaction), per LLM call of the turn: why the next one compacts first even under
+        # the threshold ("overflow": the provider refused the context), whether this call's context was compacted
+        # already (once is enough: then it trims), and the input size a provider refused (it bounds the window).
+        self.compaction_force: str | None = None  # None, "overflow" (compact first), "overflowed" (done: fail next)
+        self.compacted = False
+        self.window_cap: int | None = None
+        self.overflow_error: llm.LlmError | None = None  # the provider's refusal: the turn's error if nothing fits
 
     # --- signals (on the loop) ---------------------------------------------------------------------
     def signal(self, kind: str, sequence: int = 0) -> None:
@@ -151,17 +161,32 @@ class TurnRunner:
                 _check_budgets(state)
                 model = state["model"]
                 self.model_name = model.display
+                if state["compact_requested"]:  # POST .../compact: this turn compacts, then answers what came
+                    await self._compact(state, force="requested")
+                    continue
+                messages = await self._fitted_context(state)
+                if messages is None:  # a compaction was stored: read the state again, from it
+                    continue
                 iteration = state["iterations"] + 1
                 await self._step(type="llm.started", data={"iteration": iteration, "model": model.display})
                 self.seen_sequence = state["last_seen"]
-                message_id, result = await self._call_llm(
-                    model=model,
-                    messages=state["messages"],
-                    tools=state["offered"] or None,
-                    reasoning_effort=state["reasoning_effort"],
-                )
+                try:
+                    message_id, result = await self._call_llm(
+                        model=model,
+                        messages=messages,
+                        tools=state["offered"] or None,
+                        reasoning_effort=state["reasoning_effort"],
+                    )
+                except llm.LlmError as exc:
+                    if exc.code != TurnErrorCode.CONTEXT_WINDOW_EXCEEDED or self.compaction_force == "overflowed":
+                        raise
+                    # The provider counts more than we do: compact once, within what it refused, and call again.
+                    logger.info("turn %s: the provider refused the context (%s); compacting", self.turn_id, exc.message)
+                    self.compaction_force, self.compacted, self.overflow_error = "overflow", False, exc
+                    continue
                 if result is None:  # interrupted: the partial text is stored, call again with the new message
                     continue
+                self.compaction_force, self.compacted = None, False
                 calls = await self._store_response_once(message_id, iteration, model.display, result)
                 client_calls = [c for c in calls if c["name"] in state["client_tools"]]
                 server_calls = [c for c in calls if c not in client_calls]
@@ -208,6 +233,11 @@ class TurnRunner:
         client_tools = [t for t in turn["client_tools"] or [] if t.get("name") not in server_tools]
         unanswered = history.unanswered_tool_calls(messages)
         unseen_message = any(m.role == Message.Role.USER and m.sequence > turn["answered_sequence"] for m in messages)
+        # A turn started by POST .../compact has no message of its own: it compacts, and ends unless one came
+        # meanwhile (the front-end tool calls a client still owes stay for that client).
+        nothing_to_answer = not turn["input_message_ids"] and not unseen_message
+        if nothing_to_answer:
+            unanswered = []
         # Calls of front-end tools wait for the client's next run, unless a message came first.
         client_names = {t["name"] for t in client_tools}
         client_calls = [] if unseen_message else [p for p in unanswered if p["name"] in client_names]
@@ -226,7 +256,8 @@ class TurnRunner:
             # a user message came that the answer's call was not given.
             "final": not unseen_message
             and (
-                bool(client_calls and not any(p not in client_calls for p in unanswered))
+                nothing_to_answer
+                or bool(client_calls and not any(p not in client_calls for p in unanswered))
                 or bool(
                     last
                     and last.role == Message.Role.ASSISTANT
@@ -236,6 +267,11 @@ class TurnRunner:
                 )
             ),
         }
+        state["compact_requested"] = not turn["input_message_ids"] and (session.compaction or {}).get("turn_id") != str(
+            self.turn_id
+        )
+        if state["compact_requested"]:
+            state["final"] = False
         if state["unanswered"]:
             state["started"] = _started_tool_calls(self.session_id, self.turn_id)
             return state
@@ -256,10 +292,107 @@ class TurnRunner:
                 session_model_id=session.model_id,
                 agent_model_id=agent.default_model_id,
             ),
-            messages=history.build(system_prompt, messages),
+            context=history.context(system_prompt, messages, session.compaction),
+            compaction_through=(session.compaction or {}).get("through_sequence", 0),
             reasoning_effort=(controls.get("reasoning") or {}).get("effort"),
         )
         return state
+
+    # --- compaction (runner/compaction) ---------------------------------------------------------
+    async def _fitted_context(self, state: dict) -> list[dict] | None:
+        """The messages of the next LLM call, fitted to the model's window; None when a compaction was stored
+        first (the state is to be read again, from it)."""
+        force = "overflow" if self.compaction_force == "overflow" else None
+        if compaction.unbounded(state["model"], cap=self.window_cap, force=force):
+            return state["context"].messages()
+        if force:
+            self.compaction_force = "overflowed"  # one compaction per refusal: refused again, the turn fails
+        try:
+            measured = await compaction.off_loop(
+                self.rt.tool_pool,
+                compaction.measure,
+                state["model"],
+                state["context"],
+                state["offered"] or None,
+                cap=self.window_cap,
+                force=force,
+                compacted_already=self.compacted,
+            )
+        except TurnError as exc:
+            if force and exc.code == TurnErrorCode.CONTEXT_WINDOW_EXCEEDED and self.overflow_error is not None:
+                raise self.overflow_error from None  # nothing to compact: the provider's own words say why
+            raise
+        if force:
+            self.window_cap = measured.window  # the provider's window is below what it refused, for this turn
+        if measured.plan.fitted is not None:
+            return measured.plan.fitted.messages
+        await self._compact(state, force=force, measured=measured)
+        return None
+
+    async def _compact(self, state: dict, *, force: str | None, measured=None) -> None:
+        """The compaction step: the summary, written by the turn's model, stored once with its usage."""
+        model, context = state["model"], state["context"]
+        tools = state["offered"] or None
+        if measured is None:
+            measured = await compaction.off_loop(
+                self.rt.tool_pool, compaction.measure, model, context, tools, cap=self.window_cap, force=force
+            )
+        summary = await compaction.summarise(
+            model=model,
+            previous=context.summary,
+            units=measured.plan.summarise,
+            window=measured.window,
+            count=measured.count,
+            call=functools.partial(self._summary_call, model),
+        )
+        data = await compaction.off_loop(
+            self.rt.tool_pool,
+            compaction.event_data,
+            summary=summary,
+            plan=measured.plan,
+            context=context,
+            model=model.display,
+            reason=force or "threshold",
+            count=measured.count,
+            tools_tokens=llm.tools_tokens(model, tools),
+            previous_through=state["compaction_through"],
+        )
+        await self._once(self._store_compaction, uuid7(), data, summary.cost_usd)
+        self.compacted = True
+
+    def _store_compaction(self, event_id, data: dict, cost_usd, retry=None) -> None:
+        compaction.store(
+            turn_id=self.turn_id,
+            session_id=self.session_id,
+            owner=self.owner,
+            event_id=event_id,
+            data=data,
+            cost_usd=cost_usd,
+            retry=bool(retry),
+        )
+
+    async def _summary_call(self, model, messages: list[dict]) -> llm.LlmResult:
+        """One summary call, retried as the turn's calls are; it streams to nobody (it is no answer)."""
+        attempt = 0
+        while True:
+            try:
+                return await llm.stream_completion(
+                    model=model, messages=messages, tools=None, on_delta=_ignore, timeout=settings.LLM_TIMEOUT_SECONDS
+                )
+            except llm.LlmError as exc:
+                attempt += 1
+                await self._retry_or_raise(exc, attempt)
+
+    async def _retry_or_raise(self, exc: "llm.LlmError", attempt: int) -> None:
+        """After a failed LLM call: wait out the backoff (an `llm.retrying` says so) if it may be tried again."""
+        if not exc.transient or attempt > settings.LLM_MAX_RETRIES:
+            raise exc
+        delay_ms = retry_delay_ms(attempt, exc.retry_after)
+        await self._step(
+            type="llm.retrying",
+            data={"attempt": attempt, "delay_ms": delay_ms, "error": {"code": str(exc.code), "message": exc.message}},
+        )
+        await asyncio.sleep(delay_ms / 1000)
 
     # --- steps ----------------------------------------------------------------------------------
     async def _call_llm(self, *, model, messages, tools, reasoning_effort):
@@ -304,18 +437,7 @@ class TurnRunner:
             except llm.LlmError as exc:
                 self.partial = self.partial_message_id = None  # a failed attempt's text is no answer
                 attempt += 1
-                if not exc.transient or attempt > settings.LLM_MAX_RETRIES:
-                    raise
-                delay_ms = retry_delay_ms(attempt, exc.retry_after)
-                await self._step(
-                    type="llm.retrying",
-                    data={
-                        "attempt": attempt,
-                        "delay_ms": delay_ms,
-                        "error": {"code": str(exc.code), "message": exc.message},
-                    },
-                )
-                await asyncio.sleep(delay_ms / 1000)
+                await self._retry_or_raise(exc, attempt)
                 continue
             finally:
                 self.llm_task = None
@@ -570,6 +692,10 @@ def storable(value):
     if isinstance(value, list | tuple):
         return [storable(v) for v in value]
     return value
+
+
+def _ignore(text: str) -> None:
+    pass
 
 
 def _client_tools_of_the_call(messages: list[Message]) -> set[str]:

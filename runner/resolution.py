@@ -22,7 +22,8 @@ class ResolvedModel:
     provider_type: str
     api_base: str | None = None
     api_key: str | None = field(default=None, repr=False)
-    settings: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)  # the provider's
+    context_window: int | None = None  # the model's own setting, which wins over litellm's model map
 
 
 # The key sent when a provider with its own base_url has none stored: local servers usually take no key, but
@@ -84,7 +85,13 @@ def to_litellm(model: LlmModel) -> ResolvedModel:
         api_key=api_key,
         # Bounded when saved; clamped here too, for rows saved before the bounds.
         settings=provider_types.clamped_settings(provider.settings),
+        context_window=_context_window(model),
     )
+
+
+def _context_window(model: LlmModel) -> int | None:
+    value = (model.settings or {}).get("context_window")
+    return value if not provider_types.model_settings_errors({"context_window": value}) and value else None
 
 
 def resolve(*, controls_model_id=None, session_model_id=None, agent_model_id=None) -> ResolvedModel:

@@ -110,13 +110,15 @@ def _insert(model, counter: str, fields: dict) -> tuple:
     return model(sequence=row[0], **fields), (row[1] if len(row) > 1 else [])
 
 
-def append_event(*, session_id, type: str, data: dict, turn_id=None) -> Event:
+def append_event(*, session_id, type: str, data: dict, turn_id=None, event_id: uuid.UUID | None = None) -> Event:
+    """`event_id`: chosen up front by a step that must store its event once (it looks for it when it retries)."""
     # savepoint=False: callers are usually inside a transaction already; a savepoint would cost two
     # more round trips per event and nothing here needs a partial rollback.
+    fields = {"session_id": session_id, "turn_id": turn_id, "type": type, "data": data}
+    if event_id:
+        fields["id"] = event_id
     with transaction.atomic(savepoint=False):
-        event, delivery_ids = _insert(
-            Event, "last_event_sequence", {"session_id": session_id, "turn_id": turn_id, "type": type, "data": data}
-        )
+        event, delivery_ids = _insert(Event, "last_event_sequence", fields)
         _publish_after_commit(session_id, event_to_dict(event))
         outbox.wake_after_commit(delivery_ids)
     return event

@@ -31,6 +31,9 @@ class Session(models.Model):
     # them, with an UPDATE that also serialises concurrent appenders on this row.
     last_event_sequence = models.BigIntegerField(default=0)
     last_message_sequence = models.BigIntegerField(default=0)
+    # The latest `context.compacted` event's {summary, through_sequence, sequence, turn_id}, written in the
+    # event's transaction: every step reads the session row anyway, so what the model sees costs no extra query.
+    compaction = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -207,6 +207,33 @@ def _message_store(
     return message, True
 
 
+def compaction_request(*, session: Session, api_key_id: str | None = None) -> Session:
+    """Compact the session's context now (POST .../compact): a turn of its own, run by a worker like any
+    turn (so a crash loses nothing), that stores a `context.compacted` and ends. A turn open -> Conflict."""
+    if session.agent.status == Agent.Status.ARCHIVED:
+        raise Conflict("Agent is archived; its sessions are read-only")
+    with transaction.atomic():
+        open_turn = turns.lock_open_turn(session.pk)
+        locked = rows.by_pk(Session, session.pk, lock=True)
+        if locked is None:
+            raise NotFound("Session not found")
+        if open_turn is not None or locked.active_turn_id:
+            raise Conflict("A turn is running; compact the session when it has ended")
+        if api_key_id and turns.turn_count_of_key(api_key_id) >= settings.MAX_TURNS_PER_KEY:
+            raise TooManyRequests(
+                f"This API key already has {settings.MAX_TURNS_PER_KEY} turns running; wait for one to end",
+                retry_after=5,
+            )
+        turns.turn_create(
+            session_id=session.pk,
+            message=None,
+            api_key_id=api_key_id or "",
+            session_status=locked.status,
+            answered_sequence=locked.last_message_sequence,
+        )
+    return Session.objects.get(pk=session.pk)
+
+
 def tool_result_post(
     *,
     session: Session,

@@ -97,25 +97,29 @@ def set_session_status(
 def turn_create(
     *,
     session_id,
-    message: Message,
+    message: Message | None,
     api_key_id: str = "",
     client_tools: list | None = None,
     session_status: str | None = None,
+    answered_sequence: int = 0,
 ) -> Turn:
     """Inside the caller's transaction (which holds the session row): a queued turn for `message` (a user
-    message, or a client's tool result), the session `running`, and the turn sent to a worker once the
+    message, or a client's tool result; None: a turn that compacts the context, POST .../compact, with every
+    message up to `answered_sequence` answered), the session `running`, and the turn sent to a worker once the
     transaction commits. `client_tools`: front-end tools offered to the model for this turn. `session_status`:
     the session's status as the caller read it under its lock, if it did."""
     turn = rows.insert(
         Turn(
             session_id=session_id,
-            input_message_ids=[str(message.id)],
+            input_message_ids=[str(message.id)] if message else [],
             lease_expires_at=queue_deadline(),
             api_key_id=api_key_id,
             client_tools=client_tools or [],
+            answered_sequence=answered_sequence,
         )
     )
-    rows.update(Message, message.pk, turn=turn)
+    if message:
+        rows.update(Message, message.pk, turn=turn)
     set_session_status(
         session_id=session_id, status=Session.Status.RUNNING, turn_id=turn.id, active_turn=turn, previous=session_status
     )
@@ -234,6 +238,12 @@ COUNT_ABANDONED_SQL = (
 )
 
 
+COUNT_COMPACTION_SQL = (
+    f'UPDATE "{TURN}" SET "input_tokens" = "input_tokens" + %s, "output_tokens" = "output_tokens" + %s, '
+    f'"cost_usd" = COALESCE("cost_usd", 0) + %s WHERE "id" = %s'
+)
+
+
 MESSAGE = Message._meta.db_table
 NEWS_SQL = f'SELECT 1 FROM "{MESSAGE}" WHERE "session_id" = %s AND "role" IN (%s, %s) AND "sequence" > %s LIMIT 1'
 COMPLETE_SQL = (
@@ -288,6 +298,15 @@ def turn_count_abandoned(*, turn_id, session_id, usage: dict) -> None:
     ]
     with connection.cursor() as cursor:
         cursor.execute(COUNT_ABANDONED_SQL, [*tokens, _uuid(turn_id)])
+        cursor.execute(COUNT_SESSION_SQL, [*tokens, _uuid(session_id)])
+
+
+def turn_count_compaction(*, turn_id, session_id, usage: dict, cost_usd: float | None) -> None:
+    """Inside the guarded transaction that stores a `context.compacted`: its summary calls' tokens and cost on
+    the turn and the session (toward the budgets), and no iteration (they are no step of the conversation)."""
+    tokens = [int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), float(cost_usd or 0.0)]
+    with connection.cursor() as cursor:
+        cursor.execute(COUNT_COMPACTION_SQL, [*tokens, _uuid(turn_id)])
         cursor.execute(COUNT_SESSION_SQL, [*tokens, _uuid(session_id)])
 
 

@@ -12,6 +12,7 @@ urlpatterns = [
     list_route("agents/<uuid:agent_id>/sessions", SessionViewSet),
     detail_route(session, SessionViewSet),
     path(f"{session}/cancel", SessionViewSet.as_view({"post": "cancel"})),
+    path(f"{session}/compact", SessionViewSet.as_view({"post": "compact"})),
     path(f"{session}/tool-calls/<str:tool_call_id>/approval", ToolCallViewSet.as_view({"post": "approval"})),
     list_route(f"{session}/messages", MessageViewSet),
     list_route(f"{session}/events", EventViewSet),

@@ -115,6 +115,22 @@ class SessionViewSet(viewsets.ViewSet):
         reason = validated(CancelInputSerializer, request.data).get("reason") or None
         return Response(SessionSerializer(turns.turn_cancel_request(session_id=session.pk, reason=reason)).data, 202)
 
+    @extend_schema(
+        operation_id="sessions_compact",
+        description=(
+            "Compact the session's context now: a worker replaces the older messages, in what the model sees, by "
+            "a summary the model writes, and emits `context.compacted {summary, through_sequence, tokens_before, "
+            "tokens_after, model, usage}`. The stored messages never change. The session is `running` until it is "
+            "done. 409 while a turn runs."
+        ),
+        request=None,
+        responses={202: SessionSerializer, **errors(404, 409, 429)},
+    )
+    def compact(self, request, agent_id, session_id):
+        session = selectors.session_get(agent_id=agent_id, session_id=session_id, with_agent=True)
+        key_id = getattr(request, "principal", OPEN).key_id if _counts_turns(request) else None
+        return Response(SessionSerializer(services.compaction_request(session=session, api_key_id=key_id)).data, 202)
+
 
 # `.../sessions/{session_id}/tool-calls/{tool_call_id}/approval`.
 class ToolCallViewSet(viewsets.ViewSet):

@@ -115,6 +115,7 @@ def fake_llm(fake_llm_server):
     fake_llm_server.script.clear()
     fake_llm_server.requests.clear()
     fake_llm_server.headers.clear()
+    fake_llm_server.max_context_chars = fake_llm_server.respond = None
     return fake_llm_server
 
 

@@ -10,8 +10,10 @@ Script entries (consumed in order, one per /v1/chat/completions request):
   {"status": ..., "html": "..."}                           an error answered as an HTML page
 `FakeLLM(fixed=entry)` answers every request, GET or POST, with that one entry (a server a provider
 might redirect to, holding something that must not come back).
-When the script is empty the server echoes a short text. Every request body is recorded, with its
-headers and the time it arrived (`time.monotonic()`, in `received_at`).
+`max_context_chars`: a request whose messages (as JSON) are longer gets OpenAI's context-length error (400,
+code `context_length_exceeded`), consuming no entry. `respond(body)`: a function answering a request with an
+entry, or None to go on to the script. When the script is empty the server echoes a short text. Every request
+body is recorded, with its headers and the time it arrived (`time.monotonic()`, in `received_at`).
 
 Run standalone: python tests/fake_llm_server.py [port]
 """
@@ -29,6 +31,16 @@ class QuietServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+def context_length_error(limit: int, tokens: int) -> dict:
+    """OpenAI's answer to an input over the model's window (its message, type and code, as it sends them)."""
+    return {
+        "status": 400,
+        "code": "context_length_exceeded",
+        "error": f"This model's maximum context length is {limit} tokens. However, your messages resulted in "
+        f"{tokens} tokens. Please reduce the length of the messages.",
+    }
+
+
 class FakeLLM:
     def __init__(self, port: int = 0, fixed: dict | None = None):
         self.fixed = fixed
@@ -36,6 +48,8 @@ class FakeLLM:
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         self.received_at: list[float] = []
+        self.max_context_chars: int | None = None
+        self.respond = None
         self.lock = threading.Lock()
         self.server = QuietServer(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
@@ -62,6 +76,11 @@ class FakeLLM:
             self.received_at.append(time.monotonic())
             if self.fixed is not None:
                 return self.fixed
+            size = len(json.dumps(body.get("messages") or []))
+            if self.max_context_chars is not None and size > self.max_context_chars:
+                return context_length_error(self.max_context_chars // 4, size // 4)
+            if self.respond is not None and (entry := self.respond(body)) is not None:
+                return entry
             if self.script:
                 return self.script.pop(0)
         last = body.get("messages", [{}])[-1].get("content")

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from django.conf import settings
+
 from runner import history
 from runner.errors import TurnError
 from runner.resolution import resolve
@@ -35,6 +37,10 @@ class NextCall:
     estimated_tokens: int
     last_input_tokens: int | None
     notes: list[str] = field(default_factory=list)
+    # The latest `context.compacted`'s data ({summary, through_sequence, tokens_before, tokens_after, ...}), whose
+    # summary stands in `messages` for the messages it replaced; and the model's window when its settings say.
+    compaction: dict | None = None
+    context_window: int | None = None
     chars_per_token: ClassVar[int] = CHARS_PER_TOKEN
 
     @property
@@ -56,9 +62,9 @@ def next_call(session: Session) -> NextCall:
     system_prompt, tools = registry.system_prompt_and_tools(agent)
     messages = list(Message.objects.filter(session_id=session.pk).order_by("sequence"))
     controls = history.latest_controls(messages)
-    built = history.build(system_prompt, messages)
+    built = history.build(system_prompt, messages, session.compaction)
     schemas = [t.openai_schema() for t in tools]
-    model, model_error = None, None
+    model, model_error, window = None, None, None
     try:
         resolved = resolve(
             controls_model_id=controls.get("model_id"),
@@ -66,6 +72,7 @@ def next_call(session: Session) -> NextCall:
             agent_model_id=agent.default_model_id,
         )
         model = f"{resolved.display} ({resolved.litellm_model})"
+        window = resolved.context_window
     except TurnError as exc:
         model_error = f"{exc.code}: {exc.message}"
     last = (
@@ -80,6 +87,19 @@ def next_call(session: Session) -> NextCall:
         notes.append("These tool calls have no result yet; the turn runs them before its next LLM call.")
     if not messages:
         notes.append("No messages yet: the first user message will follow the system prompt.")
+    compaction = None
+    if session.compaction:
+        compaction = (
+            Event.objects.filter(session_id=session.pk, sequence=session.compaction["sequence"])
+            .values_list("data", flat=True)
+            .first()
+        )
+    estimated = estimate_tokens(built, schemas)
+    if window and estimated > window * settings.COMPACTION_THRESHOLD:
+        notes.append(
+            f"Past COMPACTION_THRESHOLD ({settings.COMPACTION_THRESHOLD:g}) of the model's window of {window} tokens: "
+            "the next call first shortens old tool results, then compacts (docs/compaction.md)."
+        )
     return NextCall(
         model=model,
         model_error=model_error,
@@ -88,7 +108,9 @@ def next_call(session: Session) -> NextCall:
         tools=schemas,
         reasoning_effort=(controls.get("reasoning") or {}).get("effort"),
         pending_tool_calls=pending,
-        estimated_tokens=estimate_tokens(built, schemas),
+        estimated_tokens=estimated,
         last_input_tokens=((last or {}).get("usage") or {}).get("input_tokens"),
         notes=notes,
+        compaction=compaction,
+        context_window=window,
     )

@@ -11,6 +11,8 @@ as AG-UI events. Pure: no database, no I/O. The `ag-ui-protocol` package has the
 | `message.tool_result` | `TOOL_CALL_RESULT {messageId, toolCallId, content}` (an error as its text) |
 | `llm.completed`, `llm.retrying`, | `CUSTOM {name: <event type>, value: <data>}` |
 | `tool.approval_requested`, `tool.approval_resolved` | |
+| `context.compacted` | `STEP_STARTED {stepName: "context_compaction"}`, `CUSTOM {name: "context.compacted"}`, |
+| | `STEP_FINISHED`; its usage counts in `RUN_FINISHED`'s |
 | `turn.completed` | `RUN_FINISHED` with `usage` per model |
 | `turn.completed {pending_tool_calls}` | `RUN_FINISHED {outcome: {type: success, pendingToolCallIds}}`: the calls of |
 | | front-end tools (shown as `TOOL_CALL_*` with the response) wait for the client's `tool` messages |
@@ -167,6 +169,9 @@ def encode(event, cursor=None) -> str:
     return f"id: {cursor}\n" + _encoder.encode(event.model_copy(update={"metadata": metadata}))
 
 
+COMPACTION_STEP = "context_compaction"
+
+
 class AguiRun(RunView):
     def __init__(self, *, start: int, thread_id: str, run_id: str, session_id: str, turn_id: str | None):
         super().__init__(start=start)
@@ -215,6 +220,14 @@ class AguiRun(RunView):
 
     def on_custom(self, type, data) -> list:
         return [CustomEvent(name=type, value=data)]
+
+    def on_compaction(self, data) -> list:
+        step = COMPACTION_STEP
+        return [
+            StepStartedEvent(step_name=step),
+            *self.on_custom("context.compacted", data),
+            StepFinishedEvent(step_name=step),
+        ]
 
     def on_resume_within(self, shown) -> list:
         # The client applies a start of a message or tool call it has as a no-op, and wants one in each run.

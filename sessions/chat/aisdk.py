@@ -14,6 +14,7 @@ A turn is one assistant UI message (its id is the turn's id); each LLM call of t
 | | `tool-output-denied` after a denied approval |
 | `tool.approval_requested` | `tool-approval-request {approvalId: <tool call id>, toolCallId}` |
 | `llm.completed`, `llm.retrying`, `tool.approval_resolved` | transient `data-<event type> {data}` |
+| `context.compacted` | a step of its own: `start-step`, `data-context.compacted {data}`, `finish-step` |
 | `turn.completed` | `finish-step`, `finish {finishReason: "stop", messageMetadata: {usage}}`, `[DONE]` |
 | `turn.failed` | `finish-step`, `error {errorText: "<code>: <message>"}`, `finish {finishReason: "error"}`, `[DONE]` |
 | `turn.cancelled` | `finish-step`, `abort {reason}`, `[DONE]` |
@@ -165,6 +166,10 @@ class UiMessageRun(RunView):
 
     def on_custom(self, type, data) -> list:
         return [{"type": f"data-{type}", "data": data, "transient": True}]
+
+    def on_compaction(self, data) -> list:
+        chunk = {"type": "data-context.compacted", "data": data}
+        return [*self._finish_step(), {"type": "start-step"}, chunk, {"type": "finish-step"}]
 
     def on_end(self, outcome, data) -> list:
         out = self._finish_step()

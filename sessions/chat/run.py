@@ -171,10 +171,12 @@ class RunView:
             out = self._end_call()
             self.call = Call(iteration=data.get("iteration") or 0, model=data.get("model"))
             return out + self.on_step_start(self.call.iteration, self.call.model)
-        if type == "llm.completed":
+        if type in ("llm.completed", "context.compacted"):  # a compaction's summary calls count toward the run
             usage = self.usage.setdefault(data.get("model") or "", {"input_tokens": 0, "output_tokens": 0})
             for key in usage:
                 usage[key] += int((data.get("usage") or {}).get(key) or 0)
+            if type == "context.compacted":  # a step of its own, between the LLM calls
+                return self._end_call() + self.on_compaction(data)
             return self.on_custom(type, data)
         if type == "llm.retrying":  # the failed attempt's text is abandoned; the next streams anew
             out = self._close_text(None, "")
@@ -269,6 +271,10 @@ class RunView:
 
     def on_custom(self, type: str, data: dict) -> list:
         return []
+
+    def on_compaction(self, data: dict) -> list:
+        """A `context.compacted`: shown as a step of its own."""
+        return self.on_custom("context.compacted", data)
 
     def on_end(self, outcome: str, data: dict) -> list:
         raise NotImplementedError

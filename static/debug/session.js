@@ -18,7 +18,7 @@
   const TYPES = [
     "message.user", "message.assistant", "message.tool_result", "message.delta", "session.status",
     "turn.started", "turn.completed", "turn.failed", "turn.cancelled",
-    "llm.started", "llm.completed", "llm.retrying",
+    "llm.started", "llm.completed", "llm.retrying", "context.compacted",
     "tool.started", "tool.completed", "tool.approval_requested", "tool.approval_resolved",
   ];
   const state = { last: 0, count: 0, duplicates: 0, gaps: 0, source: null, retries: 0, timer: null, starts: new Map(), types: new Set() };
@@ -232,6 +232,10 @@
       case "llm.retrying":
         dropUnfinishedStreams();
         notice("warn", `LLM call failed (${(data.error || {}).code}); retry ${data.attempt} in ${ms(data.delay_ms || 0)}`); break;
+      case "context.compacted":
+        conversation.append(el("p", "turn-end compaction",
+          `context compacted (${data.reason || "threshold"}): ≈ ${data.tokens_before} → ${data.tokens_after} tokens; ` +
+          `a summary now stands for the messages through #${data.through_sequence}`)); break;
       case "turn.completed":
         dropUnfinishedStreams();
         conversation.append(el("p", "turn-end", `turn completed · ${data.iterations} LLM call(s)`)); break;
@@ -243,8 +247,8 @@
         notice("warn", `Turn cancelled${data.reason ? `: ${data.reason}` : ""}`); break;
       default:
     }
-    if (["llm.completed", "session.status", "turn.completed", "turn.failed", "turn.cancelled"].includes(event.type)) refreshSession();
-    if (["message.user", "message.tool_result", "turn.completed", "turn.failed", "turn.cancelled", "tool.approval_requested", "tool.approval_resolved"].includes(event.type)) refreshContext();
+    if (["llm.completed", "context.compacted", "session.status", "turn.completed", "turn.failed", "turn.cancelled"].includes(event.type)) refreshSession();
+    if (["message.user", "message.tool_result", "context.compacted", "turn.completed", "turn.failed", "turn.cancelled", "tool.approval_requested", "tool.approval_resolved"].includes(event.type)) refreshContext();
   }
 
   // --- the timeline -------------------------------------------------------------------------------------------

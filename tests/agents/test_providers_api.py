@@ -94,9 +94,11 @@ def test_models_crud_and_the_one_global_default(api):
         "status",
         "capabilities",
         "profile",
+        "settings",
         "created_at",
         "updated_at",
     }
+    assert model["settings"] == {}
     assert api.post(models_url, {"model_id": "m1"}, format="json").status_code == 409
     assert api.get(models_url).json()["total"] == 1
     assert api.get("/v1/llm-models").json()["total"] == LlmModel.objects.count()
@@ -170,3 +172,16 @@ def test_admin_stores_the_key_encrypted_and_never_renders_it(client, seeded):
     assert secrets.decrypt(provider.api_key_encrypted) == KEY
     page = client.get(f"/admin/agents/llmprovider/{provider.pk}/change/").content.decode()
     assert KEY not in page and provider.api_key_encrypted not in page
+
+
+def test_a_models_settings_carry_its_context_window_and_a_bad_one_changes_nothing(api):
+    provider = create_provider(api).json()
+    models_url = f"/v1/llm-providers/{provider['id']}/models"
+    model = api.post(models_url, {"model_id": "m-window", "settings": {"context_window": 8192}}, format="json").json()
+    assert model["settings"] == {"context_window": 8192}
+    url = f"/v1/llm-models/{model['id']}"
+    for bad in (-5, 50, "big", True, 1.5):
+        response = api.patch(url, {"settings": {"context_window": bad}}, format="json")
+        assert response.status_code == 400 and "settings" in response.json()["error"]["details"], bad
+    assert api.get(url).json()["settings"] == {"context_window": 8192}
+    assert api.patch(url, {"settings": None}, format="json").json()["settings"] == {}

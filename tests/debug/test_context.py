@@ -1,12 +1,15 @@
 """The context view is exactly what the loop then sends: compared with the request a real turn makes
 (litellm's openai/ path to the fake OpenAI-compatible server)."""
 
+import json
+
 import pytest
 
 from everruns.debug import context
-from sessions.models import Session
-from tests.factories import make_agent, make_session
-from tests.runner.helpers import post_user, run_active_turn
+from runner.compaction import prompt
+from sessions.models import Event, Message, Session
+from tests.factories import make_agent, make_model, make_session
+from tests.runner.helpers import long_message, post_user, run_active_turn
 
 pytestmark = pytest.mark.usefixtures("seeded_tx", "runtime_connections")
 
@@ -55,3 +58,23 @@ def test_a_model_that_cannot_be_used_is_shown_as_the_turn_would_fail(fake_model)
     fake_model.save()
     call = next_call_of(make_session(make_agent(), model_id=fake_model.pk))
     assert call.model is None and call.model_error.startswith("model_disabled:")
+
+
+def test_after_a_compaction_the_view_shows_the_summary_in_place_of_what_it_replaced(client, settings):
+    settings.AUTH_MODE = "none"
+    model = make_model(model_id="llmsim-2k-view", model_settings={"context_window": 2000})
+    session = make_session(make_agent(), model_id=model.pk)
+    for i in range(1, 6):
+        post_user(session, long_message(i))
+        run_active_turn(session)
+    event = Event.objects.filter(session=session, type="context.compacted").last()
+    call = next_call_of(session)
+    assert call.compaction == event.data and call.context_window == 2000
+    assert call.messages[1] == prompt.summary_message(event.data["summary"])
+    replaced = Message.objects.filter(session=session, sequence__lte=event.data["through_sequence"], role="user")
+    shown = json.dumps(call.messages)
+    assert not any(json.dumps(m.content[0]["text"]) in shown for m in replaced)
+    page = client.get(f"/debug/agents/{session.agent_id}/sessions/{session.pk}/context/").content.decode()
+    assert f'<b class="tokens-before">{event.data["tokens_before"]}</b>' in page
+    assert f'<b class="tokens-after">{event.data["tokens_after"]}</b>' in page
+    assert f'data-through-sequence="{event.data["through_sequence"]}"' in page

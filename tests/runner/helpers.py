@@ -32,3 +32,10 @@ def messages(session) -> list[Message]:
 
 def new_session(**agent_fields):
     return make_session(make_agent(**agent_fields))
+
+
+def long_message(i: int) -> str:
+    """About 300 tokens (llmsim: 4 characters a token) with numbers of its own: turn i's facts."""
+    facts = f"Turn {i}: the invoice total is {1000 + 7 * i} euros and the order code is {90000 + i}. "
+    filler = "Please keep this in mind while we talk about the warehouse, the shipping schedule and the weather. "
+    return facts + filler * 11

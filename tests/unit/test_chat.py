@@ -631,3 +631,37 @@ def test_a_chat_request_that_is_not_one_is_a_validation_error(body):
 def test_regenerating_is_a_conflict():
     with pytest.raises(Conflict):
         aisdk.parse_request({"messages": [{"id": "u", "role": "user", "parts": []}], "trigger": "regenerate-message"})
+
+
+COMPACTED = {"summary": "s", "through_sequence": 2, "tokens_before": 900, "tokens_after": 100, "model": "llmsim-1"}
+COMPACTING_TURN = [
+    ev(1, "message.user", message={"id": "u"}),
+    ev(2, "turn.started", input_message_ids=["u"]),
+    ev(3, "context.compacted", **COMPACTED, usage={"input_tokens": 30, "output_tokens": 5}),
+    ev(4, "llm.started", iteration=1, model="llmsim-1"),
+    ev(5, "llm.completed", iteration=1, model="llmsim-1", usage=USAGE),
+    assistant(6, M2, "hello"),
+    ev(7, "turn.completed", iterations=1, usage={"input_tokens": 40, "output_tokens": 7}),
+]
+
+
+def test_a_compaction_is_a_step_of_its_own_in_ag_ui_and_counts_in_the_runs_usage():
+    frames = feed_all(agui_run(), COMPACTING_TURN)
+    shown = types(frames)
+    at = shown.index("CUSTOM:context.compacted")
+    assert shown[at - 1 : at + 3] == ["STEP_STARTED", "CUSTOM:context.compacted", "STEP_FINISHED", "STEP_STARTED"]
+    assert frames[at - 1][0].step_name == frames[at + 1][0].step_name == "context_compaction"
+    assert frames[at][0].value["summary"] == "s"
+    finished = frames[-1][0]
+    assert finished.type.value == "RUN_FINISHED"
+
+
+def test_a_compaction_is_a_step_of_its_own_in_the_ai_sdk_stream():
+    frames = feed_all(ui_run(), COMPACTING_TURN)
+    shown = types(frames)
+    at = shown.index("data-context.compacted")
+    assert shown[at - 1 : at + 3] == ["start-step", "data-context.compacted", "finish-step", "start-step"]
+    assert frames[-1][0]["type"] == "finish" and frames[-1][0]["messageMetadata"]["usage"] == {
+        "input_tokens": 40,
+        "output_tokens": 7,
+    }

@@ -2,7 +2,8 @@
 
 import json
 
-from runner.history import build, tool_result_text, unanswered_tool_calls
+from runner.compaction import prompt
+from runner.history import build, tool_result_text, unanswered_tool_calls, units
 from sessions.models import Message
 
 
@@ -141,3 +142,41 @@ def test_nothing_is_unanswered_when_every_call_has_a_result_or_there_is_no_assis
 def test_only_the_last_assistant_message_counts_for_unanswered_calls():
     messages = [assistant(call("lost")), user(text("hi")), assistant(text("plain answer"))]
     assert unanswered_tool_calls(messages) == []
+
+
+def numbered(sequence: int, message: Message) -> Message:
+    message.sequence = sequence
+    return message
+
+
+def test_after_a_compaction_its_summary_stands_for_what_it_covers_and_the_latest_user_message_stays_whole():
+    messages = [
+        numbered(1, user(text("total is 42"))),
+        numbered(2, assistant(call("c1"))),
+        numbered(3, user(text("the latest question"))),  # posted while the tool ran
+        numbered(4, results(result("c1", 15))),
+    ]
+    covered = build("Be brief.", messages, {"summary": "the total is 42", "through_sequence": 4})
+    assert covered == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": prompt.SUMMARY_HEADER + "the total is 42"},
+        {"role": "user", "content": "the latest question"},
+    ]
+    later = [*messages, numbered(5, assistant(text("15"))), numbered(6, user(text("next")))]
+    built = build("", later, {"summary": "s", "through_sequence": 4})
+    assert built == [
+        {"role": "user", "content": prompt.SUMMARY_HEADER + "s"},
+        {"role": "assistant", "content": "15"},
+        {"role": "user", "content": "next"},
+    ]
+
+
+def test_the_units_of_a_tool_round_span_its_call_and_its_result():
+    messages = [
+        numbered(1, user(text("x"))),
+        numbered(2, assistant(call("c1"))),
+        numbered(3, user(text("y"))),
+        numbered(4, results(result("c1", 1))),
+    ]
+    spans = [(u.first, u.last, u.user) for u in units(messages)]
+    assert spans == [(1, 1, True), (2, 4, False), (3, 3, True)]
