@@ -232,9 +232,9 @@ def test_an_encoding_it_did_not_ask_for_is_a_tool_error(site, allow_local):
         web_fetch(None, {"url": f"{site}/brotli"})
 
 
-def test_html_the_parser_rejects_is_a_tool_error(site, allow_local):
-    with pytest.raises(ToolError, match="could not parse the HTML"):
-        web_fetch(None, {"url": f"{site}/bad-html"})
+def test_html_that_html_parser_refused_is_read(site, allow_local):
+    result = web_fetch(None, {"url": f"{site}/bad-html"})  # `<![foo[x]]>`: Python 3.11's html.parser asserted
+    assert result["status"] == 200 and isinstance(result["content"], str)
 
 
 @pytest.mark.parametrize(
