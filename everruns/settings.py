@@ -289,3 +289,12 @@ LLM_ALLOWED_HOSTS = [h.strip().lower() for h in os.environ.get("LLM_ALLOWED_HOST
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 3)
 LLM_RETRY_BASE_MS = env_int("LLM_RETRY_BASE_MS", 1000)
 LLM_RETRY_MAX_MS = env_int("LLM_RETRY_MAX_MS", 30000)
+
+# --- Input bounds (security review III: docs/security.md) ---------------------------------------
+# Levels of nested arrays and objects a JSON request body may have (every /v1 body and the chat routes).
+JSON_MAX_DEPTH = env_int("JSON_MAX_DEPTH", 64)
+# Messages one AG-UI or AI SDK chat request may carry (front-ends send the whole conversation each time).
+CHAT_MAX_MESSAGES = env_int("CHAT_MAX_MESSAGES", 1000)
+# Tool calls stuck past their time limit whose threads a worker replaces (runner/toolexec.py ToolPool): a
+# worker runs at most WORKER_TOOL_THREADS + WORKER_TOOL_STUCK_MAX tool threads.
+WORKER_TOOL_STUCK_MAX = env_int("WORKER_TOOL_STUCK_MAX", 8)
