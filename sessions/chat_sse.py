@@ -17,15 +17,13 @@ import re
 import uuid
 from urllib.parse import parse_qs
 
-from django.conf import settings
-
 from agents.models import Agent
 from everruns.api.auth import Denied, Principal, authenticate
 from everruns.api.errors import DATABASE_ERRORS, envelope
 from everruns.api.limits import stream_slots, write_allowed
 from everruns.api.parsers import NestedTooDeeply, check_depth
 from everruns.bridge import on_db_thread, read_body
-from everruns.errors import AppError, NotFound, PayloadTooLarge, TooManyRequests, ValidationError
+from everruns.errors import AppError, NotFound, TooManyRequests, ValidationError
 from sessions import agui, aisdk, chat_services
 from sessions.chat import Cursor, RunView
 from sessions.models import Session
@@ -105,21 +103,15 @@ async def _caller(scope, headers: dict) -> Principal:
 
 
 async def _json_body(scope, receive, send):
-    """The request's JSON (both protocols carry the conversation as `messages`: at most CHAT_MAX_MESSAGES)."""
     body = await read_body(scope, receive, send)
     if body is None:
         raise _Answered
     try:
-        value = check_depth(json.loads(body or b"null"))
+        return check_depth(json.loads(body or b"null"))
     except (RecursionError, NestedTooDeeply):
         raise ValidationError("Malformed JSON", details={"body": [str(NestedTooDeeply())]}) from None
     except ValueError:
         raise ValidationError("Malformed JSON", details={"body": ["Not valid JSON."]}) from None
-    messages = value.get("messages") if isinstance(value, dict) else None
-    if isinstance(messages, list) and len(messages) > settings.CHAT_MAX_MESSAGES:
-        problem = f"At most {settings.CHAT_MAX_MESSAGES} messages in one request; this one has {len(messages)}."
-        raise PayloadTooLarge("Too many messages", details={"messages": [problem]})
-    return value
 
 
 def _uuid(value: str | None) -> uuid.UUID:
