@@ -70,6 +70,9 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/bad-html":
             self.send_body("text/html", b"<html><![foo[x]]></html>")
             return
+        if self.path == "/pathological-html":  # minutes of html.parser, with the GIL held
+            self.send_body("text/html", b"<p>start</p>" + b"<a" * 80_000)
+            return
         routes = {
             "/page": (
                 200,
@@ -125,6 +128,13 @@ def test_fetches_html_as_text(site, allow_local):
     assert result["status"] == 200 and result["title"] == "Hi"
     assert "# Title" in result["content"] and "First para." in result["content"] and "- one" in result["content"]
     assert "x()" not in result["content"] and result["truncated"] is False
+
+
+def test_a_page_that_took_html_parser_minutes_is_read_at_once(site, allow_local):
+    started = time.monotonic()
+    result = web_fetch(None, {"url": f"{site}/pathological-html"})
+    assert time.monotonic() - started < 5  # a regression guard, not a benchmark
+    assert result["status"] == 200 and result["content"].startswith("start")
 
 
 def test_follows_allowed_redirects_and_head(site, allow_local):
