@@ -64,7 +64,7 @@ class ToolPool(Executor):
     def submit(self, fn, /, *args, **kwargs) -> Future:
         work = _Work(self)
         with self._lock:
-            if self._idle <= len(self._queue) and not self._may_start() and self._live == len(self._stuck):
+            if self._live == len(self._stuck) and not self._may_start():  # no thread but stuck ones, none to come
                 stuck = len(self._stuck)
                 logger.warning("tool pool %s: all %d threads are stuck; a call is refused", self.name, stuck)
                 work.set_exception(ToolPoolFull(f"no tool thread free: {stuck} calls are stuck past their time limit"))
