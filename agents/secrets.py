@@ -9,6 +9,7 @@ so that log lines and LLM error messages can redact it.
 
 import logging
 import os
+import re
 import threading
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -74,27 +75,46 @@ def rotate(token: str) -> str:
         raise SecretUnreadable("the stored key cannot be decrypted with the configured keys") from None
 
 
+# A URL's user information (`scheme://user:password@host`), up to the last `@` of its authority.
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/?#\s]*)@")
+
+
+def mask_url_credentials(text: str) -> str:
+    """`text` with the password of every URL in it masked (`redis://user:***@host`), and a user with no
+    password too (`https://***@host`: a token in that place is a secret). A broker or database URL can carry
+    one, and log lines quote URLs."""
+
+    def masked(match: re.Match) -> str:
+        user, colon, _password = match["userinfo"].partition(":")
+        return f"{match['scheme']}{user}:***@" if colon else f"{match['scheme']}***@"
+
+    return _URL_USERINFO.sub(masked, text) if "@" in text else text
+
+
 def redact(text: str) -> str:
+    """`text` without any known provider key and without credentials in URLs."""
     with _lock:
         known = list(_known)
     for secret in known:
         if secret in text:
             text = text.replace(secret, "[redacted]")
-    return text
+    return mask_url_credentials(text)
 
 
 class RedactSecretsFilter(logging.Filter):
-    """Replaces any known provider key (decrypted, or from the environment) in a log record with [redacted]."""
+    """Replaces any known provider key (decrypted, or from the environment) in a log record with [redacted],
+    and masks credentials in the URLs it quotes."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _known:
-            message = record.getMessage()
-            cleaned = redact(message)
-            if cleaned != message:
-                record.msg, record.args = cleaned, None
-            if record.exc_info and record.exc_info[1] is not None:
-                record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-                record.exc_info = None
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and record.exc_info[1] is not None:
+            trace = logging.Formatter().formatException(record.exc_info)
+            cleaned = redact(trace)
+            if cleaned != trace:  # the record is shared by every handler: change it only when it must
+                record.exc_text, record.exc_info = cleaned, None
         return True
 
 

@@ -37,6 +37,8 @@ FRONT_MATTER_FIELDS = [
     "max_iterations",
 ]
 MAX_FRONT_MATTER_BYTES = 64 * 1024
+MAX_FRONT_MATTER_DEPTH = 16  # levels of nested lists and mappings
+MAX_FRONT_MATTER_NODES = 5000  # values (scalars, lists and mappings) in all
 MAX_NAME_LENGTH = 255
 DELIMITER = "---"
 
@@ -96,20 +98,73 @@ def split_front_matter(text: str) -> tuple[dict, str]:
     )
 
 
+# PyYAML's pure-Python scanner is super-linear on nested flow collections (40 KB of `[` took minutes), so the
+# event check and the load use libyaml (linear) when PyYAML was built with it, as its wheels are.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_COLLECTION_START = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
+_COLLECTION_END = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _invalid_front_matter(problem: str) -> ValidationError:
+    return ValidationError("Invalid agent file", details={"front_matter": [problem]})
+
+
+def _check_shape(raw: str) -> None:
+    """Refuse aliases, and more than MAX_FRONT_MATTER_DEPTH levels or MAX_FRONT_MATTER_NODES values, from the
+    parser's event stream: it stops at the first excess, before any value is built."""
+    depth = nodes = 0
+    for event in yaml.parse(raw, Loader=_LOADER):
+        if isinstance(event, yaml.AliasEvent):  # a small file could expand into a huge value: a file needs none
+            raise _invalid_front_matter("YAML aliases are not allowed.")
+        if isinstance(event, _COLLECTION_END):
+            depth -= 1
+            continue
+        if isinstance(event, (yaml.ScalarEvent, *_COLLECTION_START)):
+            nodes += 1
+            if nodes > MAX_FRONT_MATTER_NODES:
+                raise _invalid_front_matter(f"At most {MAX_FRONT_MATTER_NODES} values.")
+        if isinstance(event, _COLLECTION_START):
+            depth += 1
+            if depth > MAX_FRONT_MATTER_DEPTH:
+                raise _invalid_front_matter(f"Nested at most {MAX_FRONT_MATTER_DEPTH} levels deep.")
+
+
+def _json_like(value) -> bool:
+    """Only what JSON holds (a YAML date, set or binary has no place in an agent's settings)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if not all(isinstance(key, str) for key in item):
+                return False
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif not isinstance(item, _JSON_SCALARS):
+            return False
+    return True
+
+
 def _parse_yaml(raw: str) -> dict:
     if len(raw.encode("utf-8")) > MAX_FRONT_MATTER_BYTES:
-        raise ValidationError("Invalid agent file", details={"front_matter": ["Must be at most 64 KiB."]})
+        raise _invalid_front_matter("Must be at most 64 KiB.")
     try:
-        # Aliases could make a small file expand into a huge value: a file has no use for them.
-        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(raw, Loader=yaml.SafeLoader)):
-            raise ValidationError("Invalid agent file", details={"front_matter": ["YAML aliases are not allowed."]})
-        front = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise ValidationError("Invalid agent file", details={"front_matter": [f"Not valid YAML: {exc}"]}) from None
+        _check_shape(raw)
+        front = yaml.load(raw, Loader=_LOADER)  # a safe loader: CSafeLoader or SafeLoader
+    except ValidationError:
+        raise
+    # Every failure of the parser or of a constructor is the file's fault: a YAMLError, and also the ValueError,
+    # TypeError, AttributeError or OverflowError a bad `!!int`, `!!timestamp` or date raises, or a RecursionError.
+    except Exception as exc:
+        detail = str(exc) if isinstance(exc, yaml.YAMLError) else f"{type(exc).__name__}: {exc}"
+        raise _invalid_front_matter(f"Not valid YAML: {detail}"[:500]) from None
     if front is None:
         return {}
     if not isinstance(front, dict):
-        raise ValidationError("Invalid agent file", details={"front_matter": ["Must be a mapping of settings."]})
+        raise _invalid_front_matter("Must be a mapping of settings.")
+    if not _json_like(front):
+        raise _invalid_front_matter("Only strings, numbers, booleans, null, lists and mappings with string keys.")
     return front
 
 

@@ -3,6 +3,8 @@
 import logging
 import threading
 
+from agents.secrets import mask_url_credentials
+
 logger = logging.getLogger(__name__)
 _started = False
 _lock = threading.Lock()
@@ -34,4 +36,5 @@ def start_embedded_worker(concurrency: int) -> None:
     from runner.tasks import on_worker_start  # noqa: PLC0415 - web processes import no runner code
 
     on_worker_start()
-    logger.info("embedded Celery worker started (threads=%d, broker=%s)", concurrency, app.conf.broker_url)
+    broker = mask_url_credentials(app.conf.broker_url or "")
+    logger.info("embedded Celery worker started (threads=%d, broker=%s)", concurrency, broker)

@@ -291,14 +291,14 @@ LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 3)
 LLM_RETRY_BASE_MS = env_int("LLM_RETRY_BASE_MS", 1000)
 LLM_RETRY_MAX_MS = env_int("LLM_RETRY_MAX_MS", 30000)
 
-# --- Web security (issue 17: streams' memory, the OpenAPI document; docs/security-web.md) ---------
+# --- Web security (issue 17: streams' memory, the OpenAPI document; docs/security.md) ---------
 # What one open stream holds of its body at most before its reader takes it (a batch of the log; an event larger
 # than this comes alone, whole): a stalled reader costs about this much, whatever the session's history.
 SSE_STREAM_BUFFER_BYTES = env_int("SSE_STREAM_BUFFER_BYTES", 256 * 1024)
 # `/api-doc/openapi.json` and `/swagger-ui/` without credentials (true), or only with an API key or a staff login.
 OPENAPI_PUBLIC = env_bool("OPENAPI_PUBLIC", True)
 
-# --- Serving (docs/security-deploy.md) ------------------------------------------------------------
+# --- Serving (docs/security.md) ------------------------------------------------------------
 # AUTH_MODE=none refuses to serve on a non-loopback address (everruns/front/serving.py) unless this says the
 # network is the operator's alone.
 ALLOW_OPEN_ON_NETWORK = env_bool("ALLOW_OPEN_ON_NETWORK", False)
@@ -306,7 +306,7 @@ ALLOW_OPEN_ON_NETWORK = env_bool("ALLOW_OPEN_ON_NETWORK", False)
 # further request's first byte); the Procfile's `--http everruns.front.serving:H11Protocol` enforces it.
 WEB_HEADER_TIMEOUT_SECONDS = env_float("WEB_HEADER_TIMEOUT_SECONDS", 10.0)
 
-# --- TLS behind a proxy (docs/security-deploy.md): off by default, so `make run` over plain HTTP works ------
+# --- TLS behind a proxy (docs/security.md): off by default, so `make run` over plain HTTP works ------
 # `X-Forwarded-Proto,https`: the header (as the proxy sends it) and value that mean the client used HTTPS.
 # Only behind a proxy that sets it on every request and strips a client's own.
 _proxy_ssl_header = os.environ.get("SECURE_PROXY_SSL_HEADER", "")
@@ -355,3 +355,12 @@ MCP_CONNECT_TIMEOUT_SECONDS = env_float("MCP_CONNECT_TIMEOUT_SECONDS", 10.0)
 # --- Context compaction (runner/compaction, docs/compaction.md) ---------------------------------
 # The share of the model's window past which a turn compacts what the model sees before its next LLM call.
 COMPACTION_THRESHOLD = min(0.95, max(0.1, env_float("COMPACTION_THRESHOLD", 0.8)))
+
+# --- Input bounds (security review III: docs/security.md) ---------------------------------------
+# Levels of nested arrays and objects a JSON request body may have (every /v1 body and the chat routes).
+JSON_MAX_DEPTH = env_int("JSON_MAX_DEPTH", 64)
+# Messages one AG-UI or AI SDK chat request may carry (front-ends send the whole conversation each time).
+CHAT_MAX_MESSAGES = env_int("CHAT_MAX_MESSAGES", 1000)
+# Tool calls stuck past their time limit whose threads a worker replaces (runner/toolexec.py ToolPool): a
+# worker runs at most WORKER_TOOL_THREADS + WORKER_TOOL_STUCK_MAX tool threads.
+WORKER_TOOL_STUCK_MAX = env_int("WORKER_TOOL_STUCK_MAX", 8)

@@ -2,7 +2,8 @@
 
 A turn that waits on its model holds no thread and no database connection. Its database steps are
 short transactions on a small pool of threads, each keeping one persistent connection
-(`WORKER_DB_THREADS`); tools run on their own bounded pool (`WORKER_TOOL_THREADS`). One heartbeat
+(`WORKER_DB_THREADS`); tools run on their own bounded pool (`WORKER_TOOL_THREADS`, runner.toolexec.ToolPool:
+a call stuck past its time limit is shed, up to `WORKER_TOOL_STUCK_MAX`). One heartbeat
 per process renews the leases of all its turns in one statement, reads their stored cancel and
 interrupt requests in another (a lost wake-up's backstop), and cancels the task of a turn whose lease
 it lost (deleted, taken over), which abandons its in-flight LLM call at once.
@@ -22,6 +23,7 @@ from django.db import InterfaceError, OperationalError, connection
 
 from everruns.core.ids import uuid7
 from runner.loop import TurnRunner
+from runner.toolexec import ToolPool
 from sessions import control, turns
 from sessions.log import publishing_together
 
@@ -56,11 +58,11 @@ def _on_this_thread(barrier: threading.Barrier, fn) -> None:
 
 
 class Runtime:
-    def __init__(self, *, db_threads: int, tool_threads: int, max_turns: int):
+    def __init__(self, *, db_threads: int, tool_threads: int, tool_stuck_max: int, max_turns: int):
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid7().hex[-8:]}"
         self.db_threads = db_threads
         self.db_pool = ThreadPoolExecutor(db_threads, thread_name_prefix="turn-db")
-        self.tool_pool = ThreadPoolExecutor(tool_threads, thread_name_prefix="tool")
+        self.tool_pool = ToolPool(threads=tool_threads, stuck_max=tool_stuck_max)
         # The heartbeat has a thread and a connection of its own, so a slow step never delays a renewal.
         self.beat_pool = ThreadPoolExecutor(1, thread_name_prefix="turn-heartbeat")
         self.slots = threading.BoundedSemaphore(max_turns)
@@ -194,6 +196,7 @@ def runtime() -> Runtime:
                 _runtime = Runtime(
                     db_threads=settings.WORKER_DB_THREADS,
                     tool_threads=settings.WORKER_TOOL_THREADS,
+                    tool_stuck_max=settings.WORKER_TOOL_STUCK_MAX,
                     max_turns=settings.WORKER_MAX_TURNS,
                 )
     return _runtime

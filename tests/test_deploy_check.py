@@ -1,5 +1,5 @@
 """A TLS deployment behind a proxy is configured from the environment alone: with the settings
-docs/security-deploy.md lists, Django's `check --deploy` has nothing to say; without them it warns."""
+docs/security.md lists, Django's `check --deploy` has nothing to say; without them it warns."""
 
 import os
 import secrets
@@ -8,7 +8,7 @@ import sys
 
 from tests.processes import ROOT
 
-# The production environment that docs/security-deploy.md documents (host names are examples).
+# The production environment that docs/security.md documents (host names are examples).
 DOCUMENTED = {
     "ALLOWED_HOSTS": "everruns.example.com",
     "SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto,https",

@@ -2,6 +2,7 @@
 
 import pytest
 
+from sessions.models import Message
 from tests.factories import make_session
 
 DEEP = 100_000
@@ -22,3 +23,30 @@ def test_json_nested_too_deeply_is_a_400_validation_error(api, opening):
         assert response.status_code == 400, (path, response.content[:300])
         error = response.json()["error"]
         assert error["code"] == "validation_error" and "nested too deeply" in error["details"]["body"][0]
+
+
+def nested(depth: int):
+    value = 1
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("depth", [64, 900])
+def test_json_nested_deeper_than_json_max_depth_is_a_400_and_stores_nothing(api, depth):
+    """~900 levels passed the parser and failed the insert (a 500); past JSON_MAX_DEPTH (64) it is a 400."""
+    session = make_session()
+    url = f"/v1/agents/{session.agent_id}/sessions/{session.pk}/messages"
+    body = {"message": {"content": [{"type": "text", "text": "hi"}]}, "metadata": nested(depth)}  # depth + 1 levels
+    response = api.post(url, body, format="json")
+    assert response.status_code == 400, response.content[:300]
+    error = response.json()["error"]
+    assert error["code"] == "validation_error" and "at most 64 levels" in error["details"]["body"][0]
+    assert not Message.objects.filter(session=session).exists()
+
+
+def test_json_as_deep_as_json_max_depth_is_accepted(api):
+    session = make_session()
+    url = f"/v1/agents/{session.agent_id}/sessions/{session.pk}/messages"
+    body = {"message": {"content": [{"type": "text", "text": "hi"}]}, "metadata": nested(63)}  # 64 levels in all
+    assert api.post(url, body, format="json").status_code == 201

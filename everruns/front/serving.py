@@ -1,5 +1,5 @@
 """How the web process is served: uvicorn's HTTP protocol with a header time-out, and the refusal to serve
-the open API (`AUTH_MODE=none`) on a network address. docs/security-deploy.md says why and how to set them.
+the open API (`AUTH_MODE=none`) on a network address. docs/security.md says why and how to set them.
 
 The open API is for `make run` on 127.0.0.1. Two checks keep it there unless ALLOW_OPEN_ON_NETWORK says
 otherwise: at start, the address uvicorn's command line binds (the Procfile's `--host 0.0.0.0`) refuses to

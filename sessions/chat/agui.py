@@ -48,7 +48,7 @@ from ag_ui.encoder import EventEncoder
 from pydantic import ValidationError as PydanticError
 
 from everruns.core.errors import ValidationError
-from sessions.chat.run import RunView, result_text
+from sessions.chat.run import RunView, check_message_count, result_text
 
 APPROVAL_REASON = "tool_approval"
 # What an answer to a tool-approval interrupt holds (its resume entry's `payload`).
@@ -65,6 +65,7 @@ _encoder = EventEncoder()
 
 
 def parse_input(body) -> RunAgentInput:
+    check_message_count(body)
     try:
         return RunAgentInput.model_validate(body)
     except PydanticError as exc:

@@ -27,7 +27,7 @@ import json
 import re
 
 from everruns.core.errors import Conflict, ValidationError
-from sessions.chat.run import RunView
+from sessions.chat.run import RunView, check_message_count
 
 HEADERS = [
     (b"content-type", b"text/event-stream"),
@@ -50,6 +50,7 @@ def parse_request(body) -> dict:
     decisions {tool_call_id, approved, reason}."""
     if not isinstance(body, dict):
         raise _invalid("body", "Must be a JSON object.")
+    check_message_count(body)
     trigger = body.get("trigger", "submit-message")
     if trigger not in TRIGGERS:
         raise _invalid("trigger", f"Must be one of {', '.join(TRIGGERS)}.")

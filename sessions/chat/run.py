@@ -18,7 +18,20 @@ mid-answer, or a delta was lost) is shown from the stored message once it is sto
 import json
 from dataclasses import dataclass, field
 
+from django.conf import settings
+
+from everruns.core.errors import PayloadTooLarge
+
 TERMINAL = ("turn.completed", "turn.failed", "turn.cancelled")
+
+
+def check_message_count(body) -> None:
+    """A request carries at most CHAT_MAX_MESSAGES messages (both protocols send the whole conversation as
+    `messages`, each time): checked before a protocol's parser reads them."""
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if isinstance(messages, list) and len(messages) > settings.CHAT_MAX_MESSAGES:
+        problem = f"At most {settings.CHAT_MAX_MESSAGES} messages in one request; this one has {len(messages)}."
+        raise PayloadTooLarge("Too many messages", details={"messages": [problem]})
 
 
 @dataclass(frozen=True)

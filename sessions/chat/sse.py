@@ -21,6 +21,7 @@ from agents.models import Agent
 from everruns.api.auth import Denied, Principal
 from everruns.api.errors import DATABASE_ERRORS, envelope
 from everruns.api.limits import stream_slots
+from everruns.api.parsers import NestedTooDeeply, check_depth
 from everruns.core.errors import AppError, NotFound, TooManyRequests, ValidationError
 from everruns.front.access import caller, require_json
 from everruns.front.bridge import on_db_thread, read_body
@@ -89,8 +90,10 @@ async def _json_body(scope, receive, send):
     if body is None:
         raise _Answered
     try:
-        return json.loads(body or b"null")
-    except (ValueError, RecursionError):
+        return check_depth(json.loads(body or b"null"))
+    except (RecursionError, NestedTooDeeply):
+        raise ValidationError("Malformed JSON", details={"body": [str(NestedTooDeeply())]}) from None
+    except ValueError:
         raise ValidationError("Malformed JSON", details={"body": ["Not valid JSON."]}) from None
 
 

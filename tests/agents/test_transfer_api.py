@@ -1,5 +1,10 @@
 """Agent export and import: Markdown with YAML front matter, through the API."""
 
+import threading
+import time
+
+import pytest
+import requests
 import yaml
 
 from agents.models import Agent, LlmModel
@@ -144,6 +149,58 @@ def test_malformed_files_are_a_400(api):
         response = import_text(api, text)
         assert response.status_code == 400, text
         assert field in response.json()["error"]["details"], (text, response.json())
+
+
+# Front matter that used to take PyYAML's pure-Python scanner from seconds to minutes, or that raised
+# something other than a YAMLError (a 500): each a 400 naming the front matter, quickly.
+HOSTILE_FRONT_MATTER = {
+    "nested flow lists, 40 KB": "[" * 40_000,
+    "nested flow mappings": "{a: " * 10_000,
+    "nested block lists": "- " * 20_000 + "x",
+    "nested block mappings": "".join(" " * i + f"k{i}:\n" for i in range(200)),
+    "an alias bomb": "a: &a [x, x, x, x, x, x, x, x, x]\n"
+    + "".join(f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefg", "bcdefgh", strict=True)),
+    "too many values": "tags: [" + ", ".join(["x"] * 6000) + "]",
+    "a month 13": "name: 2001-13-14",
+    "an int that is not one": "max_iterations: !!int zz",
+    "a timestamp that is not one": "name: !!timestamp zz",
+    "an unhashable key": "? [a]\n: b",
+    "a set": "tags: !!set {x}",
+    "binary data": "name: !!binary aGk=",
+    "a date": "description: 2026-12-07",
+}
+
+
+@pytest.mark.parametrize("front", HOSTILE_FRONT_MATTER.values(), ids=HOSTILE_FRONT_MATTER.keys())
+def test_hostile_front_matter_is_a_quick_400(api, front):
+    started = time.monotonic()
+    response = import_text(api, f"---\n{front}\n---\nPrompt")
+    assert time.monotonic() - started < 2  # a regression guard (it took minutes), not a benchmark
+    assert response.status_code == 400, response.content[:300]
+    error = response.json()["error"]
+    assert error["code"] == "validation_error" and list(error["details"]) == ["front_matter"], error
+    assert not Agent.objects.exists()
+
+
+@pytest.mark.e2e
+def test_hostile_imports_at_once_leave_the_web_answering(seeded_tx, web):
+    """Eight 40 KB nested imports at once (they kept a web process from answering /health for minutes)."""
+    body = f"---\n{'[' * 40_000}\n---\nPrompt".encode()
+    headers = {"Content-Type": "text/markdown"}
+    statuses = []
+
+    def post():
+        statuses.append(requests.post(f"{web}/v1/agents/import", data=body, headers=headers, timeout=30).status_code)
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    health = requests.get(f"{web}/health", timeout=5)
+    for thread in threads:
+        thread.join()
+    assert health.status_code == 200
+    assert statuses == [400] * 8 and time.monotonic() - started < 10
 
 
 def test_import_takes_markdown_only(api):

@@ -417,7 +417,7 @@ def test_the_front_end_routes_need_a_key_and_a_stream_token_only_resumes(seeded_
     body = {
         "messages": [*chat_body["messages"], {"id": "u2", "role": "user", "parts": [{"type": "text", "text": "more"}]}]
     }
-    # A stream token reads (the resume); writes need the key (docs/security-web.md).
+    # A stream token reads (the resume); writes need the key (docs/security.md).
     assert requests.post(f"{base}/sessions/{session.pk}/chat?token={token}", json=body, timeout=5).status_code == 401
     assert requests.post(f"{base}/ag-ui?token={token}", json=run_input, timeout=5).status_code == 401
     assert requests.get(f"{base}/sessions/{session.pk}/chat/stream?token={token}", timeout=5).status_code == 204

@@ -1,6 +1,6 @@
 """The routes served in front of Django's handler (event streams, the chat front-ends) on real web processes:
 the Host check and the JSON content type (AUTH_MODE=none), what a stream token may do, a staff cookie after a
-password change, and what a stalled reader may make a process hold (docs/security-web.md)."""
+password change, and what a stalled reader may make a process hold (docs/security.md)."""
 
 import socket
 import time

@@ -1,12 +1,15 @@
 """Tool turns through litellm's real openai/ HTTP path (the fake server) and through llmsim."""
 
 import json
+import threading
 import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from runner.runtime import runtime
+from runner.toolexec import ToolPool
 from runner.tools import registry
 from sessions import services
 from sessions.log import append_message
@@ -137,6 +140,33 @@ def test_a_tool_over_its_time_limit_is_an_error_result(fake_llm, fake_model, mon
     assert time.monotonic() - started < 2.5
     result = next(m for m in messages(session) if m.role == "tool_result").content[0]
     assert result["error"] == "tool timed out after 0.5 s"
+
+
+def test_stuck_tool_calls_do_not_block_a_later_call_of_another_session(fake_llm, fake_model, monkeypatch, settings):
+    """Three calls that never return (a parser deep in C code) held every tool thread of a worker, so every
+    later call of every session timed out waiting for one. Stuck calls are shed: the later call runs."""
+    settings.TOOL_TIMEOUT_SECONDS = 0.5
+    release = threading.Event()
+    monkeypatch.setattr(runtime(), "tool_pool", ToolPool(threads=3, stuck_max=3))
+    tool = next(t for t in registry.CAPABILITIES["test_math"].tools if t.name == "subtract")
+    monkeypatch.setattr(tool, "func", lambda ctx, args: release.wait(60))
+    try:
+        for i in range(3):
+            fake_llm.reply({"tool_calls": [{"id": f"stuck{i}", "name": "subtract", "arguments": {"a": 1, "b": 1}}]})
+            fake_llm.reply({"text": "gave up"})
+            stuck = session_on(fake_model, capabilities=["test_math"])
+            post_user(stuck, "go")
+            assert run_active_turn(stuck).status == "completed"
+            result = next(m for m in messages(stuck) if m.role == "tool_result").content[0]
+            assert result["error"] == "tool timed out after 0.5 s"
+        fake_llm.reply({"tool_calls": [{"id": "later", "name": "add", "arguments": {"a": 7, "b": 8}}]}, {"text": "15"})
+        other = session_on(fake_model, capabilities=["test_math"])
+        post_user(other, "7 + 8?")
+        assert run_active_turn(other).status == "completed"
+        result = next(m for m in messages(other) if m.role == "tool_result").content[0]
+        assert result["error"] is None and result["result"] == {"result": 15}
+    finally:
+        release.set()
 
 
 def test_max_iterations_ends_a_runaway_turn(fake_llm, fake_model):

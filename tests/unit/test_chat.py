@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from everruns.core.errors import Conflict, ValidationError
+from everruns.core.errors import Conflict, PayloadTooLarge, ValidationError
 from sessions.chat import agui, aisdk
 from sessions.chat.run import Cursor
 
@@ -665,3 +665,17 @@ def test_a_compaction_is_a_step_of_its_own_in_the_ai_sdk_stream():
         "input_tokens": 40,
         "output_tokens": 7,
     }
+
+
+def test_both_protocols_refuse_more_messages_than_a_request_may_carry(settings):
+    settings.CHAT_MAX_MESSAGES = 3
+    ui = [{"id": f"u{i}", "role": "user", "parts": [{"type": "text", "text": "hi"}]} for i in range(4)]
+    agui_messages = [{"id": f"u{i}", "role": "user", "content": "hi"} for i in range(4)]
+    for parse, body in [
+        (aisdk.parse_request, {"messages": ui}),
+        (agui.parse_input, {"threadId": "t", "runId": "r", "messages": agui_messages}),
+    ]:
+        with pytest.raises(PayloadTooLarge) as refused:
+            parse(body)
+        assert refused.value.details == {"messages": ["At most 3 messages in one request; this one has 4."]}
+        assert parse({**body, "messages": body["messages"][:3]})

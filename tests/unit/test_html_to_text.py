@@ -1,5 +1,7 @@
 """web_fetch's HTML to text: the title, readable text with headings and lists, no scripts or styles."""
 
+import time
+
 import pytest
 
 from runner.tools.web_fetch import html_to_text
@@ -33,8 +35,14 @@ def test_a_stray_closing_tag_of_a_skipped_element_does_not_hide_the_rest():
 
 
 def test_the_head_is_left_out_but_its_title_is_kept():
-    html = "<head><title>Name</title><meta charset='utf-8'>metadata</head><body>Body</body>"
+    html = "<head><title>Name</title><meta charset='utf-8'><link rel=x href=y><base href=z></head><body>Body</body>"
     assert html_to_text(html) == ("Name", "Body")
+
+
+def test_text_in_the_head_is_shown_where_a_browser_shows_it():
+    # Text ends the head (HTML's parsing rules): browsers show it in the body, and so does the tool.
+    html = "<head><title>Name</title><meta charset='utf-8'>shown</head><body>Body</body>"
+    assert html_to_text(html) == ("Name", "shownBody")
 
 
 def test_a_page_without_a_title_has_an_empty_one():
@@ -64,6 +72,50 @@ def test_table_rows_are_separate_lines():
 
 def test_preformatted_text_keeps_single_newlines():
     assert html_to_text("<pre>line 1\nline 2</pre>")[1] == "line 1\nline 2"
+
+
+def test_comments_and_processing_instructions_are_left_out():
+    assert html_to_text("<p>a<!-- hidden -->b<?php echo 1 ?>c</p><![CDATA[x]]>")[1].startswith("abc")
+
+
+def test_markup_html_parser_refused_is_read():
+    assert html_to_text("<html><![foo[x]]><p>after</p></html>")[1].endswith("after")
+
+
+def test_an_empty_page_is_empty_text():
+    assert html_to_text("") == ("", "") and html_to_text(" \n ") == ("", "")
+
+
+def test_a_page_that_declares_another_encoding_is_read_as_decoded():
+    html = '<?xml version="1.0" encoding="latin-1"?><html><head><meta charset="koi8-r"></head><p>café €</p></html>'
+    assert html_to_text(html)[1] == "café €"
+
+
+# Pages that took html.parser minutes (its regular expressions backtrack, holding the GIL) or that nest
+# deeper than a recursive walk could go; each at the tool's byte limit (2 MiB).
+PATHOLOGICAL = {
+    "unclosed tag starts": "<a" * (1024 * 1024),
+    "open anchors": "<a>" * 700_000,
+    "nested divs": "<div>" * 400_000 + "x",
+    "formatting with attributes": "".join(f"<b id={i}>x" for i in range(150_000)),
+    "comment starts": "<!--" * 500_000,
+    "markup declarations": "<![a[" * 400_000,
+    "character references": "&#" * 1024 * 1024,
+    "attribute soup": "<p " + "a=" * 1024 * 1024,
+}
+
+
+@pytest.mark.parametrize("html", PATHOLOGICAL.values(), ids=PATHOLOGICAL.keys())
+def test_pathological_pages_convert_in_linear_time(html):
+    started = time.monotonic()
+    title, text = html_to_text(html)
+    assert time.monotonic() - started < 5  # a regression guard (html.parser: minutes), not a benchmark
+    assert isinstance(text, str) and len(text) <= len(html)
+
+
+def test_a_page_nested_deeper_than_the_parser_goes_keeps_what_comes_before():
+    html = "<p>before</p>" + "<div>" * 5000 + "deep" + "</div>" * 5000
+    assert html_to_text(html)[1].startswith("before")
 
 
 def test_plain_text_passes_through_trimmed():
