@@ -18,17 +18,16 @@ import threading
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from everruns.core import rows
 from everruns.core.ids import uuid7
-from runner import history, llm, toolexec
-from runner.compaction import step as compaction
+from runner import llm, steps, toolexec
+from runner.compaction import step as compaction_step
+from runner.compaction.turn import TurnCompaction
 from runner.errors import TurnError, TurnErrorCode
-from runner.resolution import resolve
-from runner.tools import registry
+from runner.state import TurnState, read_state
+from runner.steps import call_from_part
 from runner.tools.base import ToolContext
 from sessions import turns
-from sessions.log import SessionGone, append_event, append_message
-from sessions.models import Event, Message, Session, Turn
+from sessions.log import SessionGone
 from sessions.streams import live
 
 logger = logging.getLogger(__name__)
@@ -42,19 +41,6 @@ CLIENT_TOOL_UNANSWERED = "no result: a new message came before the client answer
 # turn (the sweeper hands it to a worker once the database is back).
 DB_RETRY_DELAYS = (0.5, 1, 2, 4, 8, 8, 8)
 DB_ERRORS = (OperationalError, InterfaceError)
-
-
-TURN_STATE_FIELDS = (
-    "input_message_ids",
-    "iterations",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-    "cancel_requested_at",
-    "approvals",
-    "answered_sequence",
-    "client_tools",
-)
 
 
 class TurnRunner:
@@ -75,13 +61,10 @@ class TurnRunner:
         self.tool_cancel = threading.Event()
         self.used_call_ids: set[str] = set()  # the tool call ids the session has: a new call's must differ
         self.parked = False  # the turn waits for an approval: this worker is done with it
-        # Compaction (runner/compaction), per LLM call of the turn: why the next one compacts first even under
-        # the threshold ("overflow": the provider refused the context), whether this call's context was compacted
-        # already (once is enough: then it trims), and the input size a provider refused (it bounds the window).
-        self.compaction_force: str | None = None  # None, "overflow" (compact first), "overflowed" (done: fail next)
-        self.compacted = False
-        self.window_cap: int | None = None
-        self.overflow_error: llm.LlmError | None = None  # the provider's refusal: the turn's error if nothing fits
+        self.ref: steps.TurnRef | None = None  # what the stored steps write to (set once the turn is claimed)
+        self.compaction = TurnCompaction(
+            pool=rt.tool_pool, store=self._store_compaction, summary_call=self._summary_call
+        )
 
     # --- signals (on the loop) ---------------------------------------------------------------------
     def signal(self, kind: str, sequence: int = 0) -> None:
@@ -108,6 +91,7 @@ class TurnRunner:
         if claim is None:
             return
         self.session_id = claim.session_id
+        self.ref = steps.TurnRef(turn_id=self.turn_id, session_id=self.session_id, owner=self.owner)
         if not claim.resumed:
             self.unstored_calls = 0
         self.rt.held(self.turn_id, self.owner, self)
@@ -148,47 +132,46 @@ class TurnRunner:
     async def _loop(self) -> None:
         while True:
             state = await self.rt.db(self._read_state)
-            if state["unanswered"]:
-                await self._run_tools([_call_from_part(p) for p in state["unanswered"]], state, resumed=True)
+            if state.unanswered:
+                await self._run_tools([call_from_part(p) for p in state.unanswered], state, resumed=True)
                 if self.parked:
                     return
                 continue
-            if not state["final"]:
-                if state["iterations"] >= state["limit"]:
+            if not state.final:
+                if state.iterations >= state.limit:
                     raise TurnError(
-                        TurnErrorCode.MAX_ITERATIONS, f"The turn reached its limit of {state['limit']} LLM calls"
+                        TurnErrorCode.MAX_ITERATIONS, f"The turn reached its limit of {state.limit} LLM calls"
                     )
-                _check_budgets(state)
-                model = state["model"]
+                state.check_budgets()
+                model = state.model
                 self.model_name = model.display
-                if state["compact_requested"]:  # POST .../compact: this turn compacts, then answers what came
-                    await self._compact(state, force="requested")
+                if state.compact_requested:  # POST .../compact: this turn compacts, then answers what came
+                    await self.compaction.compact(state, force="requested")
                     continue
-                messages = await self._fitted_context(state)
+                messages = await self.compaction.fitted_context(state)
                 if messages is None:  # a compaction was stored: read the state again, from it
                     continue
-                iteration = state["iterations"] + 1
+                iteration = state.iterations + 1
                 await self._step(type="llm.started", data={"iteration": iteration, "model": model.display})
-                self.seen_sequence = state["last_seen"]
+                self.seen_sequence = state.last_seen
                 try:
                     message_id, result = await self._call_llm(
                         model=model,
                         messages=messages,
-                        tools=state["offered"] or None,
-                        reasoning_effort=state["reasoning_effort"],
+                        tools=state.offered or None,
+                        reasoning_effort=state.reasoning_effort,
                     )
                 except llm.LlmError as exc:
-                    if exc.code != TurnErrorCode.CONTEXT_WINDOW_EXCEEDED or self.compaction_force == "overflowed":
+                    if not self.compaction.refused(exc):
                         raise
                     # The provider counts more than we do: compact once, within what it refused, and call again.
                     logger.info("turn %s: the provider refused the context (%s); compacting", self.turn_id, exc.message)
-                    self.compaction_force, self.compacted, self.overflow_error = "overflow", False, exc
                     continue
                 if result is None:  # interrupted: the partial text is stored, call again with the new message
                     continue
-                self.compaction_force, self.compacted = None, False
+                self.compaction.answered()
                 calls = await self._store_response_once(message_id, iteration, model.display, result)
-                client_calls = [c for c in calls if c["name"] in state["client_tools"]]
+                client_calls = [c for c in calls if c["name"] in state.client_tools]
                 server_calls = [c for c in calls if c not in client_calls]
                 if server_calls:
                     await self._run_tools(server_calls, state, resumed=False)
@@ -197,179 +180,36 @@ class TurnRunner:
                 if calls and not client_calls:
                     continue
                 if client_calls:
-                    state["client_calls"] = client_calls
+                    state.client_calls = client_calls
             done = await self.rt.db(
                 turns.turn_complete,
                 turn_id=self.turn_id,
                 session_id=self.session_id,
                 owner=self.owner,
-                last_seen=state["last_seen"],
-                client_calls=[_call_from_part(c) for c in state["client_calls"]],
+                last_seen=state.last_seen,
+                client_calls=[call_from_part(c) for c in state.client_calls],
             )
             if done:
                 return
 
-    def _read_state(self) -> dict:
-        """Everything the next step needs, read in one go on a database thread."""
-        # Written out (everruns/core/rows.py): every step of every turn reads these; compiling them was a fifth
-        # of the worker's CPU (py-spy).
-        session = rows.by_pk(Session, self.session_id, related="agent")
-        if session is None:
-            raise SessionGone(str(self.session_id))
-        agent = session.agent
-        system_prompt, tools = registry.system_prompt_and_tools(agent)
-        messages = rows.fetch(
-            Message, '"session_id" = %s', [rows.prep(Message, "session", self.session_id)], tail='ORDER BY "sequence"'
-        )
-        found = rows.by_pk(Turn, self.turn_id, fields=TURN_STATE_FIELDS)
-        turn = {name: getattr(found, name) for name in TURN_STATE_FIELDS} if found else None
-        if turn is None:
-            raise turns.LeaseLost(str(self.turn_id))
-        if turn["cancel_requested_at"] is not None:
-            raise turns.CancelRequested(str(self.turn_id))
-        last = messages[-1] if messages else None
-        self.used_call_ids = history.tool_call_ids(messages)
-        server_tools = {t.name: t for t in tools}
-        client_tools = [t for t in turn["client_tools"] or [] if t.get("name") not in server_tools]
-        unanswered = history.unanswered_tool_calls(messages)
-        unseen_message = any(m.role == Message.Role.USER and m.sequence > turn["answered_sequence"] for m in messages)
-        # A turn started by POST .../compact has no message of its own: it compacts, and ends unless one came
-        # meanwhile (the front-end tool calls a client still owes stay for that client).
-        nothing_to_answer = not turn["input_message_ids"] and not unseen_message
-        if nothing_to_answer:
-            unanswered = []
-        # Calls of front-end tools wait for the client's next run, unless a message came first.
-        client_names = {t["name"] for t in client_tools}
-        client_calls = [] if unseen_message else [p for p in unanswered if p["name"] in client_names]
-        if any(p["name"] not in server_tools and p["name"] not in client_names for p in unanswered):
-            client_names |= _client_tools_of_the_call(messages)  # an earlier turn's front-end tools
-        state = {
-            "tools": server_tools,
-            "client_tools": client_names,
-            "offered": [t.openai_schema() for t in tools] + [{"type": "function", "function": t} for t in client_tools],
-            "policy": agent.tool_policy or {},
-            "approvals": turn["approvals"] or {},
-            "unanswered": [p for p in unanswered if p not in client_calls],
-            "client_calls": client_calls,
-            "last_seen": last.sequence if last else 0,
-            # A resumed turn whose answer is stored already ends without calling the model again, unless
-            # a user message came that the answer's call was not given.
-            "final": not unseen_message
-            and (
-                nothing_to_answer
-                or bool(client_calls and not any(p not in client_calls for p in unanswered))
-                or bool(
-                    last
-                    and last.role == Message.Role.ASSISTANT
-                    and last.turn_id == self.turn_id
-                    and not any(p.get("type") == "tool_call" for p in last.content)
-                    and not (last.metadata or {}).get("interrupted")
-                )
-            ),
-        }
-        state["compact_requested"] = not turn["input_message_ids"] and (session.compaction or {}).get("turn_id") != str(
-            self.turn_id
-        )
-        if state["compact_requested"]:
-            state["final"] = False
-        if state["unanswered"]:
-            state["started"] = _started_tool_calls(self.session_id, self.turn_id)
-            return state
-        if self.unstored_calls is None:  # once per runner: calls a dead worker made and never stored
-            self.unstored_calls = Event.objects.filter(
-                session_id=self.session_id,
-                turn_id=self.turn_id,
-                type="llm.started",
-                data__iteration=turn["iterations"] + 1,
-            ).count()
-        controls = history.latest_controls(messages)
-        state.update(
-            iterations=turn["iterations"],
-            limit=controls.get("max_iterations") or agent.max_iterations or settings.TURN_MAX_ITERATIONS,
-            budgets=_budgets(agent, session, turn),
-            model=resolve(
-                controls_model_id=controls.get("model_id"),
-                session_model_id=session.model_id,
-                agent_model_id=agent.default_model_id,
-            ),
-            context=history.context(system_prompt, messages, session.compaction),
-            compaction_through=(session.compaction or {}).get("through_sequence", 0),
-            reasoning_effort=(controls.get("reasoning") or {}).get("effort"),
-        )
+    def _read_state(self) -> TurnState:
+        """Everything the next step needs, read in one go on a database thread (runner/state.py)."""
+        state = read_state(session_id=self.session_id, turn_id=self.turn_id, count_unstored=self.unstored_calls is None)
+        self.used_call_ids = state.used_call_ids
+        if state.unstored_calls is not None:  # once per runner: calls a dead worker made and never stored
+            self.unstored_calls = state.unstored_calls
         return state
 
     # --- compaction (runner/compaction) ---------------------------------------------------------
-    async def _fitted_context(self, state: dict) -> list[dict] | None:
-        """The messages of the next LLM call, fitted to the model's window; None when a compaction was stored
-        first (the state is to be read again, from it)."""
-        force = "overflow" if self.compaction_force == "overflow" else None
-        if compaction.unbounded(state["model"], cap=self.window_cap, force=force):
-            return state["context"].messages()
-        if force:
-            self.compaction_force = "overflowed"  # one compaction per refusal: refused again, the turn fails
-        try:
-            measured = await compaction.off_loop(
-                self.rt.tool_pool,
-                compaction.measure,
-                state["model"],
-                state["context"],
-                state["offered"] or None,
-                cap=self.window_cap,
-                force=force,
-                compacted_already=self.compacted,
-            )
-        except TurnError as exc:
-            if force and exc.code == TurnErrorCode.CONTEXT_WINDOW_EXCEEDED and self.overflow_error is not None:
-                raise self.overflow_error from None  # nothing to compact: the provider's own words say why
-            raise
-        if force:
-            self.window_cap = measured.window  # the provider's window is below what it refused, for this turn
-        if measured.plan.fitted is not None:
-            return measured.plan.fitted.messages
-        await self._compact(state, force=force, measured=measured)
-        return None
+    async def _store_compaction(self, data: dict, cost_usd) -> None:
+        store = functools.partial(
+            compaction_step.store, turn_id=self.turn_id, session_id=self.session_id, owner=self.owner
+        )
 
-    async def _compact(self, state: dict, *, force: str | None, measured=None) -> None:
-        """The compaction step: the summary, written by the turn's model, stored once with its usage."""
-        model, context = state["model"], state["context"]
-        tools = state["offered"] or None
-        if measured is None:
-            measured = await compaction.off_loop(
-                self.rt.tool_pool, compaction.measure, model, context, tools, cap=self.window_cap, force=force
-            )
-        summary = await compaction.summarise(
-            model=model,
-            previous=context.summary,
-            units=measured.plan.summarise,
-            window=measured.window,
-            count=measured.count,
-            call=functools.partial(self._summary_call, model),
-        )
-        data = await compaction.off_loop(
-            self.rt.tool_pool,
-            compaction.event_data,
-            summary=summary,
-            plan=measured.plan,
-            context=context,
-            model=model.display,
-            reason=force or "threshold",
-            count=measured.count,
-            tools_tokens=llm.tools_tokens(model, tools),
-            previous_through=state["compaction_through"],
-        )
-        await self._once(self._store_compaction, uuid7(), data, summary.cost_usd)
-        self.compacted = True
+        def once(event_id, data, cost_usd, retry=None):
+            store(event_id=event_id, data=data, cost_usd=cost_usd, retry=bool(retry))
 
-    def _store_compaction(self, event_id, data: dict, cost_usd, retry=None) -> None:
-        compaction.store(
-            turn_id=self.turn_id,
-            session_id=self.session_id,
-            owner=self.owner,
-            event_id=event_id,
-            data=data,
-            cost_usd=cost_usd,
-            retry=bool(retry),
-        )
+        await self._once(once, uuid7(), data, cost_usd)
 
     async def _summary_call(self, model, messages: list[dict]) -> llm.LlmResult:
         """One summary call, retried as the turn's calls are; it streams to nobody (it is no answer)."""
@@ -432,7 +272,7 @@ class TurnRunner:
                 # From here the call is no longer in flight: a cancel arriving now must not count it again.
                 self.partial = self.partial_message_id = None
                 usage = await self._estimate(text)
-                await self.rt.db(self._store_interrupted, message_id, text, usage)
+                await self.rt.db(steps.store_interrupted, self.ref, message_id, text, usage, model=self.model_name)
                 return None, None
             except llm.LlmError as exc:
                 self.partial = self.partial_message_id = None  # a failed attempt's text is no answer
@@ -444,12 +284,8 @@ class TurnRunner:
             self.partial = None
             return message_id, result
 
-    def _append_guarded(self, *, type: str, data: dict) -> None:
-        with turns.turn_step(self.turn_id, self.owner):
-            append_event(session_id=self.session_id, turn_id=self.turn_id, type=type, data=data)
-
     async def _step(self, *, type: str, data: dict) -> None:
-        await self.rt.db(self._append_guarded, type=type, data=data)
+        await self.rt.db(steps.append_guarded, self.ref, type=type, data=data)
 
     async def _once(self, fn, *args):
         """A storing step retried through a database blip. fn(*args, retry=True) must first look
@@ -463,21 +299,6 @@ class TurnRunner:
                     raise
                 await asyncio.sleep(delay)
                 retry = True
-
-    def _store_interrupted(self, message_id, text: str, usage: dict) -> None:
-        """An interrupted call: its partial text, marked, and its estimated usage counted (it is an LLM call of
-        the turn, toward max_iterations and the budgets)."""
-        with turns.turn_step(self.turn_id, self.owner):
-            turns.turn_count_abandoned(turn_id=self.turn_id, session_id=self.session_id, usage=usage)
-            if text:
-                append_message(
-                    session_id=self.session_id,
-                    turn_id=self.turn_id,
-                    role=Message.Role.ASSISTANT,
-                    content=[{"type": "text", "text": storable(text)}],
-                    metadata={"model": self.model_name, "interrupted": True, "usage": usage},
-                    message_id=message_id,
-                )
 
     async def _estimate(self, text: str) -> dict | None:
         """The estimated usage of the call in flight, abandoned with `text` streamed (off the event loop:
@@ -496,129 +317,32 @@ class TurnRunner:
             size = len(json.dumps(messages, default=str))
             return {"input_tokens": size // 4, "output_tokens": len(text) // 4, "cost_usd": None, "estimated": True}
 
-    def _store_response(self, message_id, iteration: int, model: str, result: llm.LlmResult, retry=None) -> list:
-        if retry and (stored := Message.objects.filter(pk=message_id).first()) is not None:
-            self.unstored_calls = 0
-            return [_call_from_part(p) for p in stored.content if p.get("type") == "tool_call"]
-        content, calls = [], []
-        if result.text:
-            content.append({"type": "text", "text": storable(result.text)})
-        for tc in result.tool_calls:
-            arguments, error = toolexec.parse_arguments(tc["arguments"])
-            # Results and approvals are matched by call id: one the session has seen (some servers number
-            # their calls call_0, call_1, ... in every response) gets an id of its own.
-            call_id = tc["id"]
-            if not call_id or call_id in self.used_call_ids:
-                call_id = f"call_{uuid7().hex[:16]}"
-            self.used_call_ids.add(call_id)
-            part = {
-                "type": "tool_call",
-                "id": call_id,
-                "name": storable(tc["name"]),
-                "arguments": storable(arguments),
-            }
-            if error:
-                part["argument_error"] = error
-            content.append(part)
-            calls.append(_call_from_part(part))
-        usage = {**result.usage, "cost_usd": result.cost_usd}
-        data = {
-            "iteration": iteration,
-            "model": model,
-            "usage": result.usage,
-            "cost_usd": result.cost_usd,
-            "duration_ms": result.duration_ms,
-            "finish_reason": result.finish_reason,
-        }
-        counted, cost = dict(result.usage), result.cost_usd
-        unstored = self.unstored_calls or 0
-        if unstored:
-            # Calls made for this step and never stored (a worker died, an interrupt) were paid for too:
-            # counted as this call's usage again for each, marked as an estimate.
-            estimate = {k: int(result.usage.get(k, 0)) * unstored for k in ("input_tokens", "output_tokens")}
-            estimate_cost = None if result.cost_usd is None else result.cost_usd * unstored
-            data["unstored_calls"] = unstored
-            data["unstored_usage"] = {**estimate, "cost_usd": estimate_cost, "estimated": True}
-            counted = {k: int(result.usage.get(k, 0)) + estimate[k] for k in estimate}
-            cost = None if result.cost_usd is None else result.cost_usd + estimate_cost
-        with turns.turn_step(self.turn_id, self.owner):
-            append_event(session_id=self.session_id, turn_id=self.turn_id, type="llm.completed", data=data)
-            append_message(
-                session_id=self.session_id,
-                turn_id=self.turn_id,
-                role=Message.Role.ASSISTANT,
-                content=content,
-                metadata={"model": model, "usage": usage, "finish_reason": result.finish_reason},
-                message_id=message_id,
-            )
-            turns.turn_count_usage(
-                turn_id=self.turn_id,
-                session_id=self.session_id,
-                usage=counted,
-                cost_usd=cost,
-                answered_sequence=self.seen_sequence,
-            )
+    async def _store_response_once(self, message_id, iteration: int, model: str, result: llm.LlmResult) -> list:
+        store = functools.partial(
+            steps.store_response,
+            used_call_ids=self.used_call_ids,
+            unstored_calls=self.unstored_calls or 0,
+            answered_sequence=self.seen_sequence,
+        )
+        calls = await self._once(store, self.ref, message_id, iteration, model, result)
         self.unstored_calls = 0
         return calls
 
-    async def _store_response_once(self, message_id, iteration: int, model: str, result: llm.LlmResult) -> list:
-        return await self._once(self._store_response, message_id, iteration, model, result)
-
-    def _tools_started(self, calls: list[dict]) -> None:
-        """Every `tool.started` of one response in one transaction."""
-        with turns.turn_step(self.turn_id, self.owner):
-            for call in calls:
-                data = {"tool_call_id": call["id"], "name": call["name"], "arguments": call["arguments"]}
-                append_event(session_id=self.session_id, turn_id=self.turn_id, type="tool.started", data=data)
-
-    def _store_tool_result(self, call: dict, result, error, duration_ms: int, message_id, retry=None) -> None:
-        if retry and Message.objects.filter(pk=message_id).exists():
-            return
-        result, error = storable(result), storable(error)
-        part = {
-            "type": "tool_result",
-            "tool_call_id": call["id"],
-            "name": call["name"],
-            "result": result,
-            "error": error,
-        }
-        with turns.turn_step(self.turn_id, self.owner):
-            append_message(
-                session_id=self.session_id,
-                turn_id=self.turn_id,
-                role=Message.Role.TOOL_RESULT,
-                content=[part],
-                message_id=message_id,
-            )
-            append_event(
-                session_id=self.session_id,
-                turn_id=self.turn_id,
-                type="tool.completed",
-                data={
-                    "tool_call_id": call["id"],
-                    "name": call["name"],
-                    "status": "error" if error else "success",
-                    "result": result,
-                    "error": error,
-                    "duration_ms": duration_ms,
-                },
-            )
-
     async def _tool_done(self, call, result, error, duration_ms) -> None:
-        await self._once(self._store_tool_result, call, result, error, duration_ms, uuid7())
+        await self._once(steps.store_tool_result, self.ref, call, result, error, duration_ms, uuid7())
 
-    async def _run_tools(self, calls: list[dict], state: dict, *, resumed: bool) -> None:
+    async def _run_tools(self, calls: list[dict], state: TurnState, *, resumed: bool) -> None:
         """Run the calls of one response: those that need approval are asked for (and the turn parks
         once the others are done), denied ones get the denial, and on a resumed turn a call of a tool
         that is not idempotent and had started gets the interrupted error instead of a second run."""
         self.parked = False
-        tools, approvals = state["tools"], state["approvals"]
-        started = state.get("started", set()) if resumed else set()
+        tools, approvals = state.tools, state.approvals
+        started = state.started if resumed else set()
         ready, ask, settled = [], [], []
         for call in calls:
             tool = tools.get(call["name"])
             decision = approvals.get(call["id"], {}).get("status")
-            if tool is None and call["name"] in state["client_tools"]:
+            if tool is None and call["name"] in state.client_tools:
                 settled.append((call, CLIENT_TOOL_UNANSWERED))
             elif tool is not None and call["id"] in started and not tool.idempotent:
                 settled.append((call, INTERRUPTED_TOOL_ERROR))
@@ -627,7 +351,7 @@ class TurnRunner:
             elif decision == "denied":
                 reason = approvals[call["id"]].get("reason")
                 settled.append((call, f"denied: {reason}" if reason else "denied"))
-            elif decision == "pending" or _policy(state["policy"], call["name"], tool) == "ask":
+            elif decision == "pending" or _policy(state.policy, call["name"], tool) == "ask":
                 ask.append(call)
             else:
                 ready.append(call)
@@ -639,7 +363,7 @@ class TurnRunner:
         for call, error in settled:
             await self._tool_done(call, None, error, 0)
         if ready:
-            await self.rt.db(self._tools_started, ready)
+            await self.rt.db(steps.tools_started, self.ref, ready)
             ctx = ToolContext(session_id=str(self.session_id), turn_id=str(self.turn_id), cancelled=self.tool_cancel)
             await toolexec.run_calls(ready, tools, ctx, self._tool_done, self.rt.tool_pool)
         if ask:
@@ -682,79 +406,13 @@ class TurnRunner:
         await asyncio.shield(write)
 
 
-def storable(value):
-    """`value` with NUL characters replaced (U+FFFD): PostgreSQL's jsonb refuses them, and a tool result or
-    model output holding one must not fail the turn."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd") if "\x00" in value else value
-    if isinstance(value, dict):
-        return {storable(k): storable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [storable(v) for v in value]
-    return value
-
-
 def _ignore(text: str) -> None:
     pass
-
-
-def _client_tools_of_the_call(messages: list[Message]) -> set[str]:
-    """The front-end tool names of the turn that made the last response (its calls are the unanswered ones)."""
-    last = next((m for m in reversed(messages) if m.role == Message.Role.ASSISTANT), None)
-    if last is None or last.turn_id is None:
-        return set()
-    tools = Turn.objects.filter(pk=last.turn_id).values_list("client_tools", flat=True).first() or []
-    return {t.get("name") for t in tools}
 
 
 def _policy(policy: dict, name: str, tool) -> str:
     """The agent's tool_policy for the tool, or the tool's own default (an MCP server's `default_policy`)."""
     return policy.get(name) or policy.get("*") or (tool.default_policy if tool else "auto")
-
-
-def _started_tool_calls(session_id, turn_id) -> set:
-    """The tool calls of this turn that a worker started (a `tool.started` is stored before a tool runs)."""
-    rows = Event.objects.filter(session_id=session_id, turn_id=turn_id, type="tool.started").values_list(
-        "data", flat=True
-    )
-    return {data.get("tool_call_id") for data in rows}
-
-
-def _budgets(agent, session, turn: dict) -> list[tuple]:
-    """(scope, limit name, limit, used) for each budget of the agent (per turn) and the session."""
-    agent_limits, session_limits = agent.limits or {}, session.limits or {}
-    return [
-        (
-            "agent",
-            "max_tokens_per_turn",
-            agent_limits.get("max_tokens_per_turn"),
-            turn["input_tokens"] + turn["output_tokens"],
-        ),
-        ("agent", "max_cost_usd_per_turn", agent_limits.get("max_cost_usd_per_turn"), turn["cost_usd"] or 0.0),
-        ("session", "max_tokens", session_limits.get("max_tokens"), session.input_tokens + session.output_tokens),
-        ("session", "max_cost_usd", session_limits.get("max_cost_usd"), session.cost_usd or 0.0),
-    ]
-
-
-def _check_budgets(state: dict) -> None:
-    """Before an LLM call: a budget used up ends the turn."""
-    for scope, name, limit, used in state["budgets"]:
-        if limit is not None and used >= limit:
-            whose = "turn" if scope == "agent" else "session"
-            raise TurnError(
-                TurnErrorCode.BUDGET_EXCEEDED,
-                f"The {whose} used {used:g} of its {scope} limit {name} ({limit:g})",
-                details={"limit": name, "scope": scope, "value": limit, "used": used},
-            )
-
-
-def _call_from_part(part: dict) -> dict:
-    return {
-        "id": part["id"],
-        "name": part["name"],
-        "arguments": part.get("arguments") or {},
-        "argument_error": part.get("argument_error"),
-    }
 
 
 def retry_delay_ms(attempt: int, retry_after: float | None = None) -> int:

@@ -28,12 +28,12 @@ STEPS = [
     "turn_claim",
     "_read_state",
     "llm.started (1)",
-    "_store_response (tool call)",
-    "_tools_started",
-    "_store_tool_result",
+    "store_response (tool call)",
+    "tools_started",
+    "store_tool_result",
     "_read_state",
     "llm.started (2)",
-    "_store_response (answer)",
+    "store_response (answer)",
     "turn_complete",
 ]
 

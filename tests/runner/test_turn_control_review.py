@@ -90,7 +90,7 @@ def test_a_cancel_landing_right_after_an_interrupted_partial_is_stored_ends_the_
     post_user(session, STORY)
     turn = Turn.objects.get(session=session)
     answers = []
-    after_step(monkeypatch, "_store_interrupted", store_cancel_in_background(session.pk, answers))
+    after_step(monkeypatch, "store_interrupted", store_cancel_in_background(session.pk, answers))
     future = runtime().submit(turn.pk, "worker")
     wait_for(lambda: _deltas(session), 20, message="the call in flight")
     post_user(session, "What is 2 + 3?", controls={"interrupt": True})
