@@ -24,8 +24,9 @@ from django.db import InterfaceError, OperationalError, connection
 from everruns.core.ids import uuid7
 from runner.loop import TurnRunner
 from runner.toolexec import ToolPool
-from sessions import control, turns
+from sessions import turns
 from sessions.log import publishing_together
+from sessions.turns import control
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ class Runtime:
         self.runners.pop(turn_id, None)
 
     def _on_control(self, message: dict) -> None:
-        """A cancel or interrupt wake-up (sessions.control), from any thread."""
+        """A cancel or interrupt wake-up (sessions.turns.control), from any thread."""
         try:
             turn_id = uuid.UUID(message["turn_id"])
         except (KeyError, ValueError):

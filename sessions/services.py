@@ -10,9 +10,10 @@ from agents.models import Agent, LlmModel
 from everruns.core import rows
 from everruns.core.errors import Conflict, NotFound, TooManyRequests, ValidationError
 from everruns.services import instance_update
-from sessions import control, turns
+from sessions import turns
 from sessions.log import append_message
 from sessions.models import Message, Session, Turn
+from sessions.turns import control
 
 logger = logging.getLogger(__name__)
 

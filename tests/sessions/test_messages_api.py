@@ -1,7 +1,7 @@
 import pytest
 from rest_framework.test import APIClient
 
-from sessions import turns
+from everruns.celery import app as celery_app
 from sessions.models import Event, Message, Session, Turn
 from sessions.streams import live
 from tests.factories import make_agent, make_session, text
@@ -134,6 +134,6 @@ def test_the_messages_events_are_published_before_its_turn_is_queued(seeded_tx, 
     session = make_session(make_agent())
     order = []
     monkeypatch.setattr(live, "publish_many", lambda items: order.extend(event["type"] for _, event in items))
-    monkeypatch.setattr(turns.celery_app, "send_task", lambda *args, **kwargs: order.append("queued"))
+    monkeypatch.setattr(celery_app, "send_task", lambda *args, **kwargs: order.append("queued"))
     assert post(APIClient(), session, text("Hello")).status_code == 201
     assert order == ["message.user", "session.status", "queued"]

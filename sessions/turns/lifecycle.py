@@ -1,5 +1,6 @@
-"""Every transition of a turn, in one place: create, queue, claim, renew, guard, wait for approval,
-resume, complete, fail, cancel, re-queue.
+"""A turn's lifecycle: create, queue, claim, renew, guard (the one way a step is stored), count usage,
+complete, fail, re-queue. Approvals are in approvals.py, cancel and interrupt in cancel.py, the wake-ups to the
+worker that holds a turn in control.py; the package's __init__ is their one public face (`sessions.turns`).
 
 A turn is `queued` until a worker claims it with a lease (`lease_owner`, `lease_expires_at`, on the
 database's clock), `running` while the owner keeps renewing that lease, `waiting` (no lease, no
@@ -12,7 +13,6 @@ These are short, synchronous transactions; the runner calls them on its database
 """
 
 import logging
-import time
 import uuid
 from contextlib import contextmanager
 from datetime import timedelta
@@ -27,8 +27,6 @@ from django.utils import timezone
 from everruns.celery import RUN_TURN_TASK
 from everruns.celery import app as celery_app
 from everruns.core import rows
-from everruns.core.errors import Conflict, NotFound
-from sessions import control
 from sessions.log import SessionGone, append_event, append_message
 from sessions.models import Message, Session, Turn
 
@@ -43,9 +41,7 @@ class CancelRequested(Exception):
     """The turn's cancel is stored: its holder ends it (turn_cancel) instead of writing the step."""
 
 
-CANCELLED_TOOL_ERROR = "cancelled: the turn was cancelled before this tool call finished"
 FAILED_TOOL_ERROR = "failed: the turn failed before this tool call finished"
-CANCEL_WAIT_SECONDS = 2.0
 
 
 def _from_now(seconds: float):
@@ -168,7 +164,7 @@ def turn_claim(turn_id, owner: str) -> Claim | None:
         turn = rows.by_pk(Turn, turn_id, fields=CLAIM_FIELDS, lock=True)
         if turn is None or turn.status not in Turn.ACTIVE:
             return None
-        if turn.status == Turn.Status.RUNNING and turn.lease_owner not in ("", owner) and _lease_alive(turn):
+        if turn.status == Turn.Status.RUNNING and turn.lease_owner not in ("", owner) and lease_alive(turn):
             return None
         Turn.objects.filter(pk=turn_id).update(
             status=Turn.Status.RUNNING,
@@ -351,7 +347,7 @@ def turn_fail(*, turn_id, session_id, owner: str, code: str, message: str, detai
             if turn is None:
                 return
             session_id = turn.session_id
-            _close_unanswered(turn, FAILED_TOOL_ERROR, denial="the turn failed")
+            close_unanswered(turn, FAILED_TOOL_ERROR, denial="the turn failed")
             Turn.objects.filter(pk=turn_id).update(
                 status=Turn.Status.FAILED, error=error, finished_at=timezone.now(), lease_owner=""
             )
@@ -363,43 +359,7 @@ def turn_fail(*, turn_id, session_id, owner: str, code: str, message: str, detai
         pass
 
 
-# --- approval -------------------------------------------------------------------------------------
-def approvals_request(*, turn_id, session_id, owner: str, calls: list[dict]) -> None:
-    """Record the calls that need a person's approval and emit `tool.approval_requested` for each."""
-    with turn_step(turn_id, owner):
-        approvals = Turn.objects.get(pk=turn_id).approvals or {}
-        for call in calls:
-            approvals[call["id"]] = {"name": call["name"], "status": "pending", "reason": None}
-            append_event(
-                session_id=session_id,
-                turn_id=turn_id,
-                type="tool.approval_requested",
-                data={"tool_call_id": call["id"], "name": call["name"], "arguments": call["arguments"]},
-            )
-        Turn.objects.filter(pk=turn_id).update(approvals=approvals)
-
-
-def turn_wait(*, turn_id, session_id, owner: str) -> bool:
-    """Park the turn while a call awaits approval: `waiting`, no lease, no worker. False (keep
-    going) when every approval was given while the worker ran the other tools."""
-    with turn_step(turn_id, owner):
-        turn = Turn.objects.get(pk=turn_id)
-        pending = [i for i, a in (turn.approvals or {}).items() if a["status"] == "pending"]
-        if not pending:
-            return False
-        unseen = Message.objects.filter(
-            session_id=session_id, role=Message.Role.USER, sequence__gt=turn.answered_sequence
-        ).exists()
-        if unseen:  # a message came while the model was deciding: it goes first, as while waiting
-            for tool_call_id in pending:
-                _resolve(turn, tool_call_id, approved=False, reason="a new message arrived")
-            return False
-        Turn.objects.filter(pk=turn_id).update(status=Turn.Status.WAITING, lease_owner="", lease_expires_at=None)
-        set_session_status(session_id=session_id, status=Session.Status.WAITING, turn_id=turn_id)
-    return True
-
-
-def _resolve(turn: Turn, tool_call_id: str, *, approved: bool, reason: str | None) -> None:
+def resolve_approval(turn: Turn, tool_call_id: str, *, approved: bool, reason: str | None) -> None:
     """Inside a transaction holding the turn's row: decide one pending call."""
     turn.approvals[tool_call_id].update(status="approved" if approved else "denied", reason=reason)
     Turn.objects.filter(pk=turn.pk).update(approvals=turn.approvals)
@@ -409,38 +369,6 @@ def _resolve(turn: Turn, tool_call_id: str, *, approved: bool, reason: str | Non
         type="tool.approval_resolved",
         data={"tool_call_id": tool_call_id, "approved": approved, "reason": reason},
     )
-
-
-def _resume_if_decided(turn: Turn) -> None:
-    """A waiting turn whose calls are all decided goes back to a worker."""
-    if turn.status != Turn.Status.WAITING or any(a["status"] == "pending" for a in turn.approvals.values()):
-        return
-    Turn.objects.filter(pk=turn.pk).update(status=Turn.Status.QUEUED, lease_expires_at=queue_deadline())
-    set_session_status(session_id=turn.session_id, status=Session.Status.RUNNING, turn_id=turn.pk)
-    transaction.on_commit(lambda: turn_queue(turn.pk))
-
-
-def approval_resolve(*, session_id, tool_call_id: str, approved: bool, reason: str | None = None) -> None:
-    """A person's decision on a call awaiting approval; the turn goes on once all its calls are decided.
-    Unknown call -> NotFound; decided already (or its turn ended) -> Conflict."""
-    with transaction.atomic():
-        # The turn's row first, then the session's: the order every worker step takes them in.
-        turn = (
-            Turn.objects.select_for_update()
-            .filter(session_id=session_id, approvals__has_key=tool_call_id)
-            .order_by("-id")
-            .first()
-        )
-        if turn is None:
-            raise NotFound("No tool call with this id awaits approval in this session")
-        entry = turn.approvals[tool_call_id]
-        if entry["status"] != "pending" or turn.status not in Turn.OPEN:
-            raise Conflict(
-                f"This tool call was already {entry['status']}" if entry["status"] != "pending" else "Its turn ended",
-                details={"status": entry["status"], "reason": entry.get("reason")},
-            )
-        _resolve(turn, tool_call_id, approved=approved, reason=reason)
-        _resume_if_decided(turn)
 
 
 _UNREAD = object()
@@ -458,104 +386,11 @@ def lock_open_turn(session_id, active_turn_id=_UNREAD) -> Turn | None:
     return Turn.objects.select_for_update().filter(pk=active_id, status__in=Turn.OPEN).first()
 
 
-def approvals_deny_pending(*, turn: Turn, reason: str) -> None:
-    """Inside the caller's transaction (a new user message): deny every pending call of `turn` and
-    resume it if it was waiting, so the model sees the message at once."""
-    for tool_call_id, entry in (turn.approvals or {}).items():
-        if entry["status"] == "pending":
-            _resolve(turn, tool_call_id, approved=False, reason=reason)
-    _resume_if_decided(turn)
-
-
-# --- interrupt and cancel ------------------------------------------------------------------------------
-def turn_interrupt_request(*, turn: Turn, sequence: int) -> None:
-    """Inside the caller's transaction: message `sequence` interrupts the turn's in-flight LLM call."""
-    Turn.objects.filter(pk=turn.pk).update(interrupt_sequence=sequence)
-    transaction.on_commit(lambda: control.send(turn.pk, "interrupt", sequence))
-
-
-def _lease_alive(turn: Turn) -> bool:
+def lease_alive(turn: Turn) -> bool:
     return Turn.objects.filter(pk=turn.pk, lease_expires_at__gt=Now()).exists()
 
 
-def turn_cancel_request(*, session_id, reason: str | None = None) -> Session:
-    """Cancel the session's open turn. Stored first; a queued or waiting turn, or one whose worker died,
-    ends here and now; a running one is ended by its worker, woken at once (we wait a moment for it so
-    the answer usually shows the session `pending`). Nothing to cancel -> Conflict."""
-    with transaction.atomic():
-        turn = lock_open_turn(session_id)
-        session = Session.objects.select_for_update().filter(pk=session_id).first()
-        if session is None:
-            raise NotFound("Session not found")
-        if turn is None or session.active_turn_id != turn.pk:
-            raise Conflict("Nothing to cancel: the session has no running, queued or waiting turn")
-        Turn.objects.filter(pk=turn.pk).update(cancel_requested_at=timezone.now(), cancel_reason=reason)
-        held = turn.status == Turn.Status.RUNNING and turn.lease_owner and _lease_alive(turn)
-        if not held:
-            _finish_cancel(turn, reason=reason)
-        else:
-            transaction.on_commit(lambda: control.send(turn.pk, "cancel"))
-    if held:
-        deadline = time.monotonic() + CANCEL_WAIT_SECONDS
-        while time.monotonic() < deadline and Turn.objects.filter(pk=turn.pk, status__in=Turn.OPEN).exists():
-            time.sleep(0.02)
-    return Session.objects.get(pk=session_id)
-
-
-def turn_cancel(
-    *,
-    turn_id,
-    session_id,
-    owner: str,
-    partial_text: str | None = None,
-    model: str | None = None,
-    message_id=None,
-    usage: dict | None = None,
-) -> bool:
-    """The worker holding the turn carries out its stored cancel: the partial assistant text of the call in
-    flight is kept, and that call's estimated `usage` counted."""
-    with turn_step(turn_id, owner, cancelling=True):
-        turn = Turn.objects.get(pk=turn_id)
-        if message_id is not None and Message.objects.filter(pk=message_id).exists():
-            partial_text, usage = None, None  # stored and counted already (an interrupt kept it)
-        if usage:
-            turn_count_abandoned(turn_id=turn_id, session_id=turn.session_id, usage=usage)
-        _finish_cancel(
-            turn, reason=turn.cancel_reason, partial_text=partial_text, model=model, message_id=message_id, usage=usage
-        )
-    return True
-
-
-def _finish_cancel(
-    turn: Turn,
-    *,
-    reason: str | None,
-    partial_text: str | None = None,
-    model: str | None = None,
-    message_id=None,
-    usage: dict | None = None,
-) -> None:
-    """Inside a transaction holding the turn's row: calls left without a result get the cancelled
-    error (so no later turn runs them), pending approvals are denied, `turn.cancelled`, session `pending`."""
-    _close_unanswered(turn, CANCELLED_TOOL_ERROR, denial=f"cancelled: {reason}" if reason else "cancelled")
-    session_id = turn.session_id
-    if partial_text:
-        append_message(
-            session_id=session_id,
-            turn_id=turn.pk,
-            role=Message.Role.ASSISTANT,
-            content=[{"type": "text", "text": partial_text}],
-            metadata={"model": model, "cancelled": True, "usage": usage},
-            message_id=message_id,
-        )
-    Turn.objects.filter(pk=turn.pk).update(
-        status=Turn.Status.CANCELLED, finished_at=timezone.now(), lease_owner="", lease_expires_at=None
-    )
-    append_event(session_id=session_id, turn_id=turn.pk, type="turn.cancelled", data={"reason": reason})
-    set_session_status(session_id=session_id, status=Session.Status.PENDING, turn_id=turn.pk, active_turn=None)
-
-
-def _close_unanswered(turn: Turn, error: str, *, denial: str) -> None:
+def close_unanswered(turn: Turn, error: str, *, denial: str) -> None:
     """Inside a transaction holding the turn's row, as it ends: every call of its last response without a
     result gets `error` as its result (so no later turn runs it), and pending approvals are denied."""
     session_id = turn.session_id
@@ -580,6 +415,6 @@ def _close_unanswered(turn: Turn, error: str, *, denial: str) -> None:
         if call["id"] in answered:
             continue
         if (turn.approvals or {}).get(call["id"], {}).get("status") == "pending":
-            _resolve(turn, call["id"], approved=False, reason=denial)
+            resolve_approval(turn, call["id"], approved=False, reason=denial)
         part = {"type": "tool_result", "tool_call_id": call["id"], "name": call["name"], "result": None, "error": error}
         append_message(session_id=session_id, turn_id=turn.pk, role=Message.Role.TOOL_RESULT, content=[part])
