@@ -289,3 +289,15 @@ LLM_ALLOWED_HOSTS = [h.strip().lower() for h in os.environ.get("LLM_ALLOWED_HOST
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 3)
 LLM_RETRY_BASE_MS = env_int("LLM_RETRY_BASE_MS", 1000)
 LLM_RETRY_MAX_MS = env_int("LLM_RETRY_MAX_MS", 30000)
+
+# --- Observability (everruns/telemetry/, docs/observability.md) ----------------------------------------
+# GET /metrics in api_key mode: this bearer token, or an admin key.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Where every process's counters meet in Redis (one hash, and per-process gauges with a TTL).
+METRICS_KEY_PREFIX = os.environ.get("METRICS_KEY_PREFIX", "everruns:metrics")
+# Traces: OTLP/HTTP to this endpoint (the exporter reads the other standard OTEL_* settings itself); unset, none.
+OTEL_EXPORTER_OTLP_ENDPOINT = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+OTEL_SERVICE_NAME = os.environ.get("OTEL_SERVICE_NAME", "everruns")
+OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT = env_bool(
+    "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", False
+)

@@ -17,6 +17,7 @@ import threading
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from everruns import telemetry
 from everruns.core import rows
 from everruns.core.ids import uuid7
 from runner import history, llm, toolexec
@@ -303,6 +304,7 @@ class TurnRunner:
                 return None, None
             except llm.LlmError as exc:
                 self.partial = self.partial_message_id = None  # a failed attempt's text is no answer
+                telemetry.llm_attempt_failed(model=model.display)
                 attempt += 1
                 if not exc.transient or attempt > settings.LLM_MAX_RETRIES:
                     raise

@@ -12,6 +12,7 @@ import uuid
 from django.db import connection, transaction
 from django.utils import timezone
 
+from everruns import telemetry
 from everruns.core.dates import rfc3339
 from everruns.core.ids import uuid7
 from sessions.models import Event, Message, Session
@@ -109,6 +110,7 @@ def append_event(*, session_id, type: str, data: dict, turn_id=None) -> Event:
             Event, "last_event_sequence", {"session_id": session_id, "turn_id": turn_id, "type": type, "data": data}
         )
         _publish_after_commit(session_id, event_to_dict(event))
+        telemetry.event_appended(type=type, data=data, turn_id=turn_id)
     return event
 
 

@@ -28,6 +28,7 @@ from everruns.celery import RUN_TURN_TASK
 from everruns.celery import app as celery_app
 from everruns.core import rows
 from everruns.core.errors import Conflict, NotFound
+from everruns.telemetry import tracing
 from sessions import control
 from sessions.log import SessionGone, append_event, append_message
 from sessions.models import Message, Session, Turn
@@ -113,6 +114,7 @@ def turn_create(
             lease_expires_at=queue_deadline(),
             api_key_id=api_key_id,
             client_tools=client_tools or [],
+            trace_context=tracing.trace_context(),
         )
     )
     rows.update(Message, message.pk, turn=turn)

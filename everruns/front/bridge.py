@@ -22,6 +22,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.db import close_old_connections
 
 from everruns.api.errors import envelope
+from everruns.telemetry import tracing
 
 
 def _environ(scope, body: bytes) -> dict:
@@ -118,9 +119,22 @@ async def on_db_thread(fn, *args, **kwargs):
     return await asyncio.get_running_loop().run_in_executor(db_threads(), call)
 
 
+ROUTE = "everruns.route"  # the scope's (and the WSGI environ's) key for the route template that answered
+UNMATCHED = "unmatched"
+
+
+class _Handler(WSGIHandler):
+    def get_response(self, request):
+        """Django's, noting the URL pattern that answered (a template, never an id) for the metrics."""
+        response = super().get_response(request)
+        match = request.resolver_match
+        request.environ[ROUTE] = match.route if match is not None and match.route else UNMATCHED
+        return response
+
+
 class DjangoBridge:
     def __init__(self):
-        self.handler = WSGIHandler()
+        self.handler = _Handler()
         self.pool = db_threads()
 
     def _respond(self, environ: dict):
@@ -130,7 +144,12 @@ class DjangoBridge:
         def start_response(status, headers, exc_info=None):
             started["status"], started["headers"] = int(status.split(" ", 1)[0]), headers
 
-        response = self.handler(environ, start_response)
+        span = tracing.request_started(environ) if tracing.ON else None
+        try:
+            response = self.handler(environ, start_response)
+        finally:
+            if span is not None:
+                tracing.request_finished(span, route=environ.get(ROUTE, UNMATCHED), status=started.get("status", 500))
         if getattr(response, "is_async", False):
             # An endless async stream (the events route reached with a format sessions/streams/sse.py did not
             # route) would hold this thread, which stream reads need too, for ever: streams are served on the
@@ -170,5 +189,6 @@ class DjangoBridge:
             return
         environ = _environ(scope, body)
         status, headers, body = await asyncio.get_running_loop().run_in_executor(self.pool, self._respond, environ)
+        scope[ROUTE] = environ.get(ROUTE, UNMATCHED)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

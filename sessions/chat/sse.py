@@ -22,7 +22,7 @@ from everruns.api.auth import Denied, Principal, authenticate
 from everruns.api.errors import DATABASE_ERRORS, envelope
 from everruns.api.limits import stream_slots, write_allowed
 from everruns.core.errors import AppError, NotFound, TooManyRequests, ValidationError
-from everruns.front.bridge import on_db_thread, read_body
+from everruns.front.bridge import ROUTE, on_db_thread, read_body
 from sessions.chat import agui, aisdk
 from sessions.chat import services as chat_services
 from sessions.chat.run import Cursor, RunView
@@ -49,10 +49,13 @@ class ChatRouter:
         if scope["type"] == "http":
             method, path = scope["method"], scope["path"]
             if method == "POST" and (match := AGUI_PATH.match(path)):
+                scope[ROUTE] = "v1/agents/<uuid:agent_id>/ag-ui"  # the route templates of sessions/urls.py
                 return await _guarded(serve_agui(scope, receive, send, match["agent_id"]), send)
             if method == "POST" and (match := CHAT_PATH.match(path)):
+                scope[ROUTE] = "v1/agents/<uuid:agent_id>/sessions/<uuid:session_id>/chat"
                 return await _guarded(serve_chat(scope, receive, send, match["agent_id"], match["session_id"]), send)
             if method == "GET" and (match := RESUME_PATH.match(path)):
+                scope[ROUTE] = "v1/agents/<uuid:agent_id>/sessions/<uuid:session_id>/chat/stream"
                 ids = (match["agent_id"], match["session_id"], match["chat_id"])
                 return await _guarded(serve_resume(scope, receive, send, *ids), send)
         return await self.app(scope, receive, send)

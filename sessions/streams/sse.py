@@ -23,7 +23,7 @@ from rest_framework.utils.mediatypes import media_type_matches, order_by_precede
 from everruns.api.auth import Denied, Principal, authenticate
 from everruns.api.errors import DATABASE_ERRORS, RETRY_UNAVAILABLE_SECONDS, UNAVAILABLE, envelope
 from everruns.api.limits import stream_slots
-from everruns.front.bridge import on_db_thread
+from everruns.front.bridge import ROUTE, on_db_thread
 from sessions.models import Session
 from sessions.streams import live
 from sessions.streams.stream import event_stream, parse_cursor
@@ -172,6 +172,7 @@ class StreamRouter:
             # DRF lets ?format= override the Accept header (its last value, as Django's QueryDict.get reads it).
             stream = query["format"][-1] == "event-stream" if query.get("format") else wants_stream(accept)
             if match and stream:
+                scope[ROUTE] = "v1/agents/<uuid:agent_id>/sessions/<uuid:session_id>/events"  # sessions/urls.py's
                 return await serve_stream(scope, receive, send, match["agent_id"], match["session_id"])
         return await self.django_app(scope, receive, send)
 
