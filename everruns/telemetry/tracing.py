@@ -226,9 +226,11 @@ def build_turn(turn_id) -> None:
     emit_turn(turn_id, turn, events, messages)
 
 
-def emit_turn(turn_id, turn: dict, events: list[dict], messages: list[dict] | None) -> None:
+def emit_turn(turn_id, turn: dict, events: list[dict], messages: list[dict] | None, provider_of=None) -> None:
     """The spans of one ended turn. `turn`: the row's fields (see build_turn); `events`: its log; `messages`:
-    the session's messages when content is captured, else None. Pure: unit tests call it with rows of their own."""
+    the session's messages when content is captured, else None; `provider_of(model)`: the provider's name (a
+    database read by default). Unit tests call it with rows of their own."""
+    provider_of = provider_of or _provider_of
     from opentelemetry import trace  # noqa: PLC0415 (loaded only when tracing is on)
     from opentelemetry.trace import Status, StatusCode  # noqa: PLC0415
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator  # noqa: PLC0415
@@ -276,9 +278,8 @@ def emit_turn(turn_id, turn: dict, events: list[dict], messages: list[dict] | No
         elif kind == "llm.completed":
             model = data.get("model") or ""
             pending = started_calls.get(data.get("iteration")) or []
-            start_ns = _ns(at) - int(data.get("duration_ms") or 0) * 1_000_000
-            if pending:
-                start_ns = max(start_ns, _ns(pending.pop(0)))
+            # From llm.started: the span covers the call's retried attempts too (each a gen_ai.retry event).
+            start_ns = _ns(pending.pop(0)) if pending else _ns(at) - int(data.get("duration_ms") or 0) * 1_000_000
             usage = data.get("usage") or {}
             span = _tracer.start_span(
                 f"chat {model}",
@@ -287,7 +288,7 @@ def emit_turn(turn_id, turn: dict, events: list[dict], messages: list[dict] | No
                 start_time=start_ns,
                 attributes={
                     "gen_ai.operation.name": "chat",
-                    "gen_ai.provider.name": providers.get(model) or providers.setdefault(model, _provider_of(model)),
+                    "gen_ai.provider.name": providers.get(model) or providers.setdefault(model, provider_of(model)),
                     "gen_ai.request.model": model,
                     "gen_ai.response.model": model,
                     "gen_ai.usage.input_tokens": int(usage.get("input_tokens") or 0),
