@@ -10,6 +10,7 @@ but their database reads run on the same threads (`on_db_thread`): a web process
 """
 
 import asyncio
+import contextvars
 import functools
 import io
 import json
@@ -115,8 +116,15 @@ def _checked(fn, *args, **kwargs):
 
 async def on_db_thread(fn, *args, **kwargs):
     """Run the synchronous `fn` (database work) on one of the web threads, from the event loop."""
-    call = functools.partial(_checked, fn, *args, **kwargs)
-    return await asyncio.get_running_loop().run_in_executor(db_threads(), call)
+    return await asyncio.get_running_loop().run_in_executor(db_threads(), traced(_checked, fn, *args, **kwargs))
+
+
+def traced(fn, *args, **kwargs):
+    """`fn(*args, **kwargs)` for a pool thread; with tracing on, in the caller's context (the request's span, so
+    a turn queued there stores it: run_in_executor does not carry context variables)."""
+    if tracing.ON:
+        return functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+    return functools.partial(fn, *args, **kwargs)
 
 
 ROUTE = "everruns.route"  # the scope's (and the WSGI environ's) key for the route template that answered
@@ -144,12 +152,7 @@ class DjangoBridge:
         def start_response(status, headers, exc_info=None):
             started["status"], started["headers"] = int(status.split(" ", 1)[0]), headers
 
-        span = tracing.request_started(environ) if tracing.ON else None
-        try:
-            response = self.handler(environ, start_response)
-        finally:
-            if span is not None:
-                tracing.request_finished(span, route=environ.get(ROUTE, UNMATCHED), status=started.get("status", 500))
+        response = self.handler(environ, start_response)
         if getattr(response, "is_async", False):
             # An endless async stream (the events route reached with a format sessions/streams/sse.py did not
             # route) would hold this thread, which stream reads need too, for ever: streams are served on the
@@ -188,7 +191,9 @@ class DjangoBridge:
         if body is None:
             return
         environ = _environ(scope, body)
-        status, headers, body = await asyncio.get_running_loop().run_in_executor(self.pool, self._respond, environ)
+        status, headers, body = await asyncio.get_running_loop().run_in_executor(
+            self.pool, traced(self._respond, environ)
+        )
         scope[ROUTE] = environ.get(ROUTE, UNMATCHED)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

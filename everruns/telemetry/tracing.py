@@ -95,21 +95,18 @@ def capture_content() -> bool:
 
 
 # --- the web side ---------------------------------------------------------------------------------
-def request_started(environ: dict):
-    """A server span for a Django request (ON only), continuing the caller's `traceparent`, current on this
-    thread until `request_finished`."""
+def request_started(method: str, path: str, headers: dict):
+    """A server span for a request (ON only), continuing the caller's `traceparent` (`headers`: the ASGI
+    scope's, bytes to bytes), current in this context until `request_finished`."""
     from opentelemetry import context, trace  # noqa: PLC0415 (loaded only when tracing is on)
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator  # noqa: PLC0415
 
-    carrier = {
-        k: environ[v]
-        for k, v in (("traceparent", "HTTP_TRACEPARENT"), ("tracestate", "HTTP_TRACESTATE"))
-        if v in environ
-    }
+    names = ("traceparent", "tracestate")
+    carrier = {name: headers[name.encode()].decode("latin-1") for name in names if name.encode() in headers}
     parent = TraceContextTextMapPropagator().extract(carrier)
-    span = _tracer.start_span(environ["REQUEST_METHOD"], context=parent, kind=trace.SpanKind.SERVER)
-    span.set_attribute("http.request.method", environ["REQUEST_METHOD"])
-    span.set_attribute("url.path", environ.get("PATH_INFO", ""))
+    span = _tracer.start_span(method, context=parent, kind=trace.SpanKind.SERVER)
+    span.set_attribute("http.request.method", method)
+    span.set_attribute("url.path", path)
     token = context.attach(trace.set_span_in_context(span))
     return span, token
 
@@ -262,24 +259,25 @@ def emit_turn(turn_id, turn: dict, events: list[dict], messages: list[dict] | No
     under = trace.set_span_in_context(root)
     providers: dict[str, str] = {}
     outputs = _responses(turn_id, messages) if messages is not None else None
-    started_calls: dict[int, list] = {}  # iteration -> llm.started times not yet matched by llm.completed
     tool_starts = {}
     response_index = 0
-    chat_of_iteration = {}
-    iteration_now = None
+    # A turn's LLM calls are one after the other: a call started (llm.started) and not completed when the
+    # next one starts, or when the turn ends, was never stored (its worker died, an interrupt, a cancel).
+    open_call: tuple | None = None  # (started at, model, retries)
     for event in events:
         kind, data, at = event["type"], event["data"] or {}, event["created_at"]
         if kind == "llm.started":
-            iteration_now = data.get("iteration")
-            pending = started_calls.setdefault(iteration_now, [])
-            if pending:  # a second start of the same iteration: the first call was never stored (a crash)
-                _abandoned_chat(under, data.get("model") or "", pending.pop(0), at, providers)
-            pending.append(at)
+            if open_call is not None:
+                _abandoned_chat(under, open_call, at)
+            open_call = (at, data.get("model") or "", [])
         elif kind == "llm.completed":
             model = data.get("model") or ""
-            pending = started_calls.get(data.get("iteration")) or []
             # From llm.started: the span covers the call's retried attempts too (each a gen_ai.retry event).
-            start_ns = _ns(pending.pop(0)) if pending else _ns(at) - int(data.get("duration_ms") or 0) * 1_000_000
+            if open_call is not None:
+                start_ns, retries = _ns(open_call[0]), open_call[2]
+            else:
+                start_ns, retries = _ns(at) - int(data.get("duration_ms") or 0) * 1_000_000, []
+            open_call = None
             usage = data.get("usage") or {}
             span = _tracer.start_span(
                 f"chat {model}",
@@ -303,13 +301,13 @@ def emit_turn(turn_id, turn: dict, events: list[dict], messages: list[dict] | No
                 span.set_attribute("gen_ai.input.messages", json.dumps(prompt, default=str))
                 span.set_attribute("gen_ai.output.messages", json.dumps(completion, default=str))
             response_index += 1
-            for retry in chat_of_iteration.pop(("retries", data.get("iteration")), []):
-                span.add_event("gen_ai.retry", retry[1], timestamp=retry[0])
+            for timestamp, attributes in retries:
+                span.add_event("gen_ai.retry", attributes, timestamp=timestamp)
             span.end(end_time=_ns(at))
-        elif kind == "llm.retrying":
+        elif kind == "llm.retrying" and open_call is not None:
             error = data.get("error") or {}
             retry = {"attempt": int(data.get("attempt") or 0), "error.type": str(error.get("code") or "")}
-            chat_of_iteration.setdefault(("retries", iteration_now), []).append((_ns(at), retry))
+            open_call[2].append((_ns(at), retry))
         elif kind == "tool.started":
             tool_starts[data.get("tool_call_id")] = at
         elif kind == "tool.completed":
@@ -338,9 +336,8 @@ def emit_turn(turn_id, turn: dict, events: list[dict], messages: list[dict] | No
             root.add_event(SPAN_EVENTS[kind], _event_attributes(kind, data), timestamp=_ns(at))
         elif kind.startswith("compaction"):  # the compaction sub-system's events, whatever their names
             root.add_event(f"everruns.{kind}", {}, timestamp=_ns(at))
-    for pending in started_calls.values():  # started and never completed: the turn ended during the call
-        for at in pending:
-            _abandoned_chat(under, "", at, turn["finished_at"], providers)
+    if open_call is not None:  # the turn ended during the call
+        _abandoned_chat(under, open_call, turn["finished_at"])
     if turn["status"] == "failed":
         error = turn.get("error") or {}
         root.set_attribute("error.type", str(error.get("code") or "error"))
@@ -362,10 +359,11 @@ def _event_attributes(kind: str, data: dict) -> dict:
     return {}
 
 
-def _abandoned_chat(under, model: str, started: datetime, ended: datetime, providers: dict) -> None:
-    """A call that a worker started and never stored (it died, or the turn was cancelled during the call)."""
+def _abandoned_chat(under, call: tuple, ended: datetime) -> None:
+    """A call that a worker started and never stored (it died, an interrupt or a cancel came during the call)."""
     from opentelemetry.trace import SpanKind, Status, StatusCode  # noqa: PLC0415 (loaded only when tracing is on)
 
+    started, model, retries = call
     span = _tracer.start_span(
         f"chat {model}".strip(),
         context=under,
@@ -373,6 +371,8 @@ def _abandoned_chat(under, model: str, started: datetime, ended: datetime, provi
         start_time=_ns(started),
         attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": model, "error.type": "abandoned"},
     )
+    for timestamp, attributes in retries:
+        span.add_event("gen_ai.retry", attributes, timestamp=timestamp)
     span.set_status(Status(StatusCode.ERROR, "the call's response was never stored"))
     span.end(end_time=max(_ns(ended), _ns(started)))
 

@@ -160,3 +160,26 @@ def test_a_worker_killed_mid_turn_still_gives_one_invoke_agent_span(traced, rece
     assert abandoned["attributes"]["error.type"] == "abandoned" and abandoned["status"] == 2  # STATUS_CODE_ERROR
     assert answered["attributes"]["gen_ai.usage.output_tokens"] > 0 and "error.type" not in answered["attributes"]
     assert not [s for s in spans if s["service"] == "doomed-traced"]
+
+
+def test_a_turn_queued_by_the_ai_sdk_route_is_in_the_trace_of_that_post(traced, receiver):
+    url, start_worker = traced
+    start_worker("chat-worker")
+    session_url = open_session(url, agent={"name": "chatty"})
+    header, trace_id, parent_id = _traceparent()
+    body = {
+        "trigger": "submit-message",
+        "messages": [{"id": "u1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}],
+    }
+    with requests.post(
+        f"{session_url}/chat", json=body, headers={"traceparent": header}, stream=True, timeout=(5, 60)
+    ) as answer:
+        assert answer.status_code == 200
+        assert b"[DONE]" in b"".join(answer.iter_content(None))
+    wait_for(lambda: _spans_named(receiver.of_trace(trace_id), "invoke_agent"), 60, message="the invoke_agent span")
+    spans = receiver.of_trace(trace_id)
+    (post,) = [s for s in spans if s["attributes"].get("http.route", "").endswith("/chat")]
+    assert post["parent_span_id"] == parent_id and post["attributes"]["http.response.status_code"] == 200
+    (invoke,) = _spans_named(spans, "invoke_agent")
+    assert invoke["name"] == "invoke_agent chatty" and invoke["parent_span_id"] == post["span_id"]
+    assert [s["parent_span_id"] for s in _spans_named(spans, "chat ")] == [invoke["span_id"]]
