@@ -11,7 +11,7 @@ from django.db import transaction
 
 from everruns.telemetry import counters, tracing
 
-COUNTED_EVENTS = {"llm.completed", "tool.completed", "llm.retrying"}
+COUNTED_EVENTS = {"llm.completed", "tool.completed"}
 
 
 def event_appended(*, type: str, data: dict, turn_id) -> None:
