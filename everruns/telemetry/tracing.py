@@ -25,11 +25,12 @@ from django.apps import apps
 from django.conf import settings
 from django.db import close_old_connections, transaction
 
+from everruns.telemetry import counters
+
 logger = logging.getLogger(__name__)
 
 ON = False  # the hooks' one check: tracing is set up in this process
 _tracer = None
-_provider = None
 _ended: list = []  # turn ids that ended (committed) and whose spans are to be built
 _ended_lock = threading.Lock()
 _forced_span_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("forced_span_id", default=None)
@@ -52,12 +53,13 @@ def setup() -> None:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: PLC0415
     from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: PLC0415
 
-    provider = _new_provider()
+    provider = new_provider()
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))  # reads the standard OTEL_* settings
     install(provider)
 
 
-def _new_provider():
+def new_provider():
+    """A TracerProvider with our resource and ids (span processors are the caller's)."""
     # Imported here: only a process that traces loads the SDK.
     from opentelemetry.sdk.resources import Resource  # noqa: PLC0415
     from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
@@ -74,20 +76,12 @@ def _new_provider():
     return TracerProvider(resource=resource, id_generator=_Ids())
 
 
-def install(provider=None):
-    """Trace with `provider` (a TracerProvider from `new_provider()`, e.g. with an in-memory exporter in tests)."""
-    global ON, _tracer, _provider
-    from everruns.telemetry import counters  # noqa: PLC0415 (counters imports nothing of ours; avoids a cycle at import)
-
-    _provider = provider or _new_provider()
-    _tracer = _provider.get_tracer("everruns")
+def install(provider) -> None:
+    """Trace with `provider` (from `new_provider()`) from now on; the flusher thread builds ended turns' spans."""
+    global ON, _tracer
+    _tracer = provider.get_tracer("everruns")
     ON = True
     counters.after_flush(build_ended)
-    return _provider
-
-
-def new_provider():
-    return _new_provider()
 
 
 def capture_content() -> bool:
@@ -397,10 +391,10 @@ def _responses(turn_id, messages: list[dict]) -> list[tuple[list, list]]:
 @contextlib.contextmanager
 def installed(provider):
     """Tracing on with `provider` for the duration of the block (unit tests)."""
-    global ON, _tracer, _provider
-    saved = ON, _tracer, _provider
-    _provider, _tracer, ON = provider, provider.get_tracer("everruns"), True
+    global ON, _tracer
+    saved = ON, _tracer
+    _tracer, ON = provider.get_tracer("everruns"), True
     try:
         yield provider
     finally:
-        ON, _tracer, _provider = saved
+        ON, _tracer = saved

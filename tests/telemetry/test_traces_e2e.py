@@ -8,6 +8,8 @@ import pytest
 import requests
 from django.conf import settings
 
+from everruns.celery import RUN_TURN_TASK
+from everruns.celery import app as celery_app
 from sessions.models import Event, Session, Turn
 from tests import processes
 from tests.conftest import wait_for
@@ -139,7 +141,9 @@ def test_a_worker_killed_mid_turn_still_gives_one_invoke_agent_span(traced, rece
     session_url = open_session(url, agent={"name": "slowpoke"}, session={"model_id": str(slow.pk)})
     session = _session_of(session_url)
     header, trace_id, _ = _traceparent()
-    doomed = start_worker("doomed-traced")
+    # Leases long enough that no sweeper (the suite's other workers sweep too) hands the turn on by itself: the
+    # test hands it to the rescuer the way a sweeper does (lease released, task queued), so the rescuer resumes it.
+    doomed = start_worker("doomed-traced", TURN_LEASE_SECONDS=60)
     posted = requests.post(
         f"{session_url}/messages",
         json={"message": {"content": [{"type": "text", "text": "What is 4 + 4?"}]}},
@@ -148,7 +152,11 @@ def test_a_worker_killed_mid_turn_still_gives_one_invoke_agent_span(traced, rece
     assert posted.status_code == 201
     wait_for(lambda: Event.objects.filter(session=session, type="llm.started").exists(), 30, message="llm.started")
     doomed.kill()  # SIGKILL, mid LLM call
-    start_worker("rescuer-traced")
+    start_worker("rescuer-traced", TURN_LEASE_SECONDS=60)
+    turn = Turn.objects.get(session=session)
+    assert turn.status == "running"
+    Turn.objects.filter(pk=turn.pk).update(lease_owner="")
+    celery_app.send_task(RUN_TURN_TASK, args=[str(turn.pk)], queue=QUEUE)
     wait_for(lambda: Turn.objects.get(session=session).status == "completed", 60, message="the turn taken over")
     wait_for(lambda: _spans_named(receiver.of_trace(trace_id), "invoke_agent"), 30, message="the invoke_agent span")
     spans = receiver.of_trace(trace_id)
