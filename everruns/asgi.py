@@ -14,14 +14,18 @@ django.setup(set_prefix=False)
 from django.conf import settings  # noqa: E402
 from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 
+from everruns.api.limits import stream_slots  # noqa: E402
 from everruns.front import serving  # noqa: E402
 from everruns.front.bridge import DjangoBridge  # noqa: E402
 from everruns.front.cors import Cors  # noqa: E402
+from everruns.front.counted import Counted  # noqa: E402
 from everruns.startup import freeze_loaded_objects  # noqa: E402
+from everruns.telemetry import counters  # noqa: E402
 from sessions.chat.sse import ChatRouter  # noqa: E402
 from sessions.streams.sse import StreamRouter  # noqa: E402
 
-application = Cors(ChatRouter(StreamRouter(DjangoBridge())))
+application = Counted(Cors(ChatRouter(StreamRouter(DjangoBridge()))))
+counters.gauge("stream_clients", lambda: stream_slots.total)  # everruns_stream_clients, summed over web processes
 
 if settings.AUTH_MODE == "none" and not settings.ALLOW_OPEN_ON_NETWORK:
     # Before the embedded worker starts: a refused process does nothing.

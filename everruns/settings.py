@@ -364,3 +364,15 @@ CHAT_MAX_MESSAGES = env_int("CHAT_MAX_MESSAGES", 1000)
 # Tool calls stuck past their time limit whose threads a worker replaces (runner/toolexec.py ToolPool): a
 # worker runs at most WORKER_TOOL_THREADS + WORKER_TOOL_STUCK_MAX tool threads.
 WORKER_TOOL_STUCK_MAX = env_int("WORKER_TOOL_STUCK_MAX", 8)
+
+# --- Observability (everruns/telemetry/, docs/observability.md) ----------------------------------------
+# GET /metrics in api_key mode: this bearer token, or an admin key.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Where every process's counters meet in Redis (one hash, and per-process gauges with a TTL).
+METRICS_KEY_PREFIX = os.environ.get("METRICS_KEY_PREFIX", "everruns:metrics")
+# Traces: OTLP/HTTP to this endpoint (the exporter reads the other standard OTEL_* settings itself); unset, none.
+OTEL_EXPORTER_OTLP_ENDPOINT = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+OTEL_SERVICE_NAME = os.environ.get("OTEL_SERVICE_NAME", "everruns")
+OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT = env_bool(
+    "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", False
+)

@@ -7,9 +7,11 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 from everruns.api.auth import DocumentAccess
 from everruns.api.health import HealthView
 from everruns.bench_views import PingView, StreamsView
+from everruns.telemetry.metrics import metrics_view
 
 urlpatterns = [
     path("health", HealthView.as_view()),
+    path("metrics", metrics_view),
     path("api-doc/openapi.json", SpectacularJSONAPIView.as_view(permission_classes=[DocumentAccess]), name="openapi"),
     path("swagger-ui/", SpectacularSwaggerView.as_view(url_name="openapi", permission_classes=[DocumentAccess])),
     path("admin/", admin.site.urls),

@@ -18,6 +18,7 @@ import threading
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from everruns import telemetry
 from everruns.core.ids import uuid7
 from runner import llm, steps, toolexec
 from runner.compaction import step as compaction_step
@@ -276,6 +277,7 @@ class TurnRunner:
                 return None, None
             except llm.LlmError as exc:
                 self.partial = self.partial_message_id = None  # a failed attempt's text is no answer
+                telemetry.llm_attempt_failed(model=model.display)
                 attempt += 1
                 await self._retry_or_raise(exc, attempt)
                 continue

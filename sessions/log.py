@@ -12,6 +12,7 @@ import uuid
 from django.db import connection, transaction
 from django.utils import timezone
 
+from everruns import telemetry
 from everruns.core.dates import rfc3339
 from everruns.core.ids import uuid7
 from sessions.models import Event, Message, Session
@@ -121,6 +122,7 @@ def append_event(*, session_id, type: str, data: dict, turn_id=None, event_id: u
         event, delivery_ids = _insert(Event, "last_event_sequence", fields)
         _publish_after_commit(session_id, event_to_dict(event))
         outbox.wake_after_commit(delivery_ids)
+        telemetry.event_appended(type=type, data=data, turn_id=turn_id)
     return event
 
 

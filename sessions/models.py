@@ -92,6 +92,9 @@ class Turn(models.Model):
     # Tools a front-end declared for this turn (AG-UI `tools`: [{name, description, parameters}]): offered to
     # the model, run by the client. A call to one ends the turn; the client answers in its next run.
     client_tools = models.JSONField(default=list, blank=True)
+    # The W3C trace context ({"traceparent": ...}) of the request that queued the turn, when tracing is on: the
+    # turn's spans, built when it ends (everruns/telemetry/tracing.py), go into that request's trace.
+    trace_context = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

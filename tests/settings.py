@@ -13,6 +13,8 @@ os.environ.setdefault("TURN_SWEEP_SECONDS", "0")
 # One id per run names what the run owns (its database, its queues), so two runs never meet.
 RUN_ID = os.environ.setdefault("EVERRUNS_TEST_RUN_ID", uuid.uuid4().hex[:8])
 os.environ.setdefault("CELERY_QUEUE", f"inprocess-tests-{RUN_ID}")
+# The run's counters (every process of the run counts into these; delete_run_keys removes them).
+os.environ.setdefault("METRICS_KEY_PREFIX", f"everruns:metrics:{RUN_ID}")
 # A fixed Fernet key for the suite (its subprocesses inherit it); never used outside tests.
 os.environ.setdefault("SECRETS_ENCRYPTION_KEY", "xjuHNf168f3SJTauATMJSl3dCAd9VuAm4wuJuupyI38=")
 # The fake LLM server (tests/fake_llm_server.py) listens on loopback, which provider base URLs may not reach otherwise.

@@ -10,6 +10,7 @@ but their database reads run on the same threads (`on_db_thread`): a web process
 """
 
 import asyncio
+import contextvars
 import functools
 import io
 import json
@@ -22,6 +23,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.db import close_old_connections
 
 from everruns.api.errors import envelope
+from everruns.telemetry import tracing
 
 
 def wsgi_environ(scope, body: bytes) -> dict:
@@ -116,13 +118,33 @@ def _checked(fn, *args, **kwargs):
 
 async def on_db_thread(fn, *args, **kwargs):
     """Run the synchronous `fn` (database work) on one of the web threads, from the event loop."""
-    call = functools.partial(_checked, fn, *args, **kwargs)
-    return await asyncio.get_running_loop().run_in_executor(db_threads(), call)
+    return await asyncio.get_running_loop().run_in_executor(db_threads(), traced(_checked, fn, *args, **kwargs))
+
+
+def traced(fn, *args, **kwargs):
+    """`fn(*args, **kwargs)` for a pool thread; with tracing on, in the caller's context (the request's span, so
+    a turn queued there stores it: run_in_executor does not carry context variables)."""
+    if tracing.ON:
+        return functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+    return functools.partial(fn, *args, **kwargs)
+
+
+ROUTE = "everruns.route"  # the scope's (and the WSGI environ's) key for the route template that answered
+UNMATCHED = "unmatched"
+
+
+class _Handler(WSGIHandler):
+    def get_response(self, request):
+        """Django's, noting the URL pattern that answered (a template, never an id) for the metrics."""
+        response = super().get_response(request)
+        match = request.resolver_match
+        request.environ[ROUTE] = match.route if match is not None and match.route else UNMATCHED
+        return response
 
 
 class DjangoBridge:
     def __init__(self):
-        self.handler = WSGIHandler()
+        self.handler = _Handler()
         self.pool = db_threads()
 
     def _respond(self, environ: dict):
@@ -171,6 +193,9 @@ class DjangoBridge:
         if body is None:
             return
         environ = wsgi_environ(scope, body)
-        status, headers, body = await asyncio.get_running_loop().run_in_executor(self.pool, self._respond, environ)
+        status, headers, body = await asyncio.get_running_loop().run_in_executor(
+            self.pool, traced(self._respond, environ)
+        )
+        scope[ROUTE] = environ.get(ROUTE, UNMATCHED)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -24,7 +24,7 @@ from everruns.api.limits import stream_slots
 from everruns.api.parsers import NestedTooDeeply, check_depth
 from everruns.core.errors import AppError, NotFound, TooManyRequests, ValidationError
 from everruns.front.access import caller, require_json
-from everruns.front.bridge import on_db_thread, read_body
+from everruns.front.bridge import ROUTE, on_db_thread, read_body
 from sessions.chat import agui, aisdk
 from sessions.chat import services as chat_services
 from sessions.chat.run import Cursor, RunView
@@ -51,10 +51,13 @@ class ChatRouter:
         if scope["type"] == "http":
             method, path = scope["method"], scope["path"]
             if method == "POST" and (match := AGUI_PATH.match(path)):
+                scope[ROUTE] = "v1/agents/<uuid:agent_id>/ag-ui"  # the route templates of sessions/urls.py
                 return await _guarded(serve_agui(scope, receive, send, match["agent_id"]), send)
             if method == "POST" and (match := CHAT_PATH.match(path)):
+                scope[ROUTE] = "v1/agents/<uuid:agent_id>/sessions/<uuid:session_id>/chat"
                 return await _guarded(serve_chat(scope, receive, send, match["agent_id"], match["session_id"]), send)
             if method == "GET" and (match := RESUME_PATH.match(path)):
+                scope[ROUTE] = "v1/agents/<uuid:agent_id>/sessions/<uuid:session_id>/chat/stream"
                 ids = (match["agent_id"], match["session_id"], match["chat_id"])
                 return await _guarded(serve_resume(scope, receive, send, *ids), send)
         return await self.app(scope, receive, send)

@@ -21,7 +21,7 @@ from everruns.api.auth import Denied
 from everruns.api.errors import DATABASE_ERRORS, RETRY_UNAVAILABLE_SECONDS, UNAVAILABLE, envelope
 from everruns.api.limits import stream_slots
 from everruns.front.access import caller
-from everruns.front.bridge import on_db_thread
+from everruns.front.bridge import ROUTE, on_db_thread
 from sessions.models import Session
 from sessions.streams import live
 from sessions.streams.stream import Outbox, event_stream, parse_cursor
@@ -146,6 +146,8 @@ class StreamRouter:
             # DRF lets ?format= override the Accept header (its last value, as Django's QueryDict.get reads it).
             stream = query["format"][-1] == "event-stream" if query.get("format") else wants_stream(accept)
             if match and (stream or match["route"] == "sse"):
+                # the route's template, as sessions/urls.py declares it (the metrics' `route` label)
+                scope[ROUTE] = f"v1/agents/<uuid:agent_id>/sessions/<uuid:session_id>/{match['route']}"
                 return await serve_stream(scope, receive, send, match["agent_id"], match["session_id"])
         return await self.django_app(scope, receive, send)
 

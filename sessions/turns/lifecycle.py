@@ -8,7 +8,7 @@ worker) while a tool call awaits approval, then `completed`, `failed` or `cancel
 holder writes: every write of a running turn re-checks the lease in its transaction. A turn whose
 deadline passes (queued and never taken, or running with a lease nobody renews) is re-queued by the
 sweeper. A cancel is stored on the turn first: whoever holds the turn ends it (the API when no worker
-holds it, else the worker, woken through sessions.control), exactly once under the turn's row lock.
+holds it, else the worker, woken through sessions.turns.control), exactly once under the turn's row lock.
 These are short, synchronous transactions; the runner calls them on its database threads.
 """
 
@@ -27,6 +27,7 @@ from django.utils import timezone
 from everruns.celery import RUN_TURN_TASK
 from everruns.celery import app as celery_app
 from everruns.core import rows
+from everruns.telemetry import tracing
 from sessions.log import SessionGone, append_event, append_message
 from sessions.models import Message, Session, Turn
 
@@ -112,6 +113,7 @@ def turn_create(
             api_key_id=api_key_id,
             client_tools=client_tools or [],
             answered_sequence=answered_sequence,
+            trace_context=tracing.trace_context(),
         )
     )
     if message:
