@@ -5,9 +5,8 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from agents import provider_types, secrets
+from agents import provider_types, secrets, sql
 from agents.models import LlmModel, LlmProvider, endpoint_refusal
-from everruns.core import rows
 from runner.errors import TurnError, TurnErrorCode
 
 
@@ -98,7 +97,7 @@ def resolve(*, controls_model_id=None, session_model_id=None, agent_model_id=Non
     for model_id in (controls_model_id, session_model_id, agent_model_id):
         if model_id:
             # Written out (everruns/core/rows.py): every step of a turn resolves its model.
-            model = rows.by_pk(LlmModel, model_id, related="provider")
+            model = sql.model_with_provider(model_id=model_id)
             if model is None:
                 raise ModelUnavailable(TurnErrorCode.MODEL_NOT_FOUND, f"Model {model_id} does not exist")
             return to_litellm(model)
@@ -106,10 +105,7 @@ def resolve(*, controls_model_id=None, session_model_id=None, agent_model_id=Non
         secrets.remember_environment_keys()  # litellm takes the key from the environment
         name = settings.EVERRUNS_DEFAULT_MODEL
         return ResolvedModel(litellm_model=name, display=name, provider_type=name.split("/", 1)[0])
-    table = LlmModel._meta.db_table
-    newest = f'ORDER BY "{table}"."id" DESC LIMIT 1'  # as LlmModel.Meta.ordering, which .first() followed
-    found = rows.fetch(LlmModel, f'"{table}"."is_default"', [], related="provider", tail=newest)
-    model = found[0] if found else None
+    model = sql.default_model_with_provider()
     if model is None:
         raise ModelUnavailable(TurnErrorCode.NO_DEFAULT_MODEL, "No model chosen and no default model configured")
     return to_litellm(model)

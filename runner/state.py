@@ -10,7 +10,7 @@ from runner import history
 from runner.errors import TurnError, TurnErrorCode
 from runner.resolution import ResolvedModel, resolve
 from runner.tools import registry
-from sessions import turns
+from sessions import sql, turns
 from sessions.log import SessionGone
 from sessions.models import Event, Message, Session, Turn
 
@@ -81,9 +81,7 @@ def read_state(*, session_id, turn_id, count_unstored: bool) -> TurnState:
         raise SessionGone(str(session_id))
     agent = session.agent
     system_prompt, tools = registry.system_prompt_and_tools(agent)
-    messages = rows.fetch(
-        Message, '"session_id" = %s', [rows.prep(Message, "session", session_id)], tail='ORDER BY "sequence"'
-    )
+    messages = sql.messages_of(session_id=session_id)
     turn = rows.by_pk(Turn, turn_id, fields=TURN_STATE_FIELDS)
     if turn is None:
         raise turns.LeaseLost(str(turn_id))

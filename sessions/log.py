@@ -15,29 +15,14 @@ from django.utils import timezone
 from everruns import telemetry
 from everruns.core.dates import rfc3339
 from everruns.core.ids import uuid7
-from sessions.models import Event, Message, Session
+from sessions import sql
+from sessions.models import Event, Message
 from sessions.streams import live
 from sessions.webhooks import outbox
 
 
 class SessionGone(Exception):
     """The session was deleted while something was still writing to it."""
-
-
-def _next_sequence(session_id, counter: str) -> int:
-    """Bump and read the counter in one statement (PostgreSQL, and SQLite >= 3.35)."""
-    table = Session._meta.db_table
-    column = Session._meta.get_field(counter).column
-    pk = Session._meta.pk
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f'UPDATE "{table}" SET "{column}" = "{column}" + 1 WHERE "{pk.column}" = %s RETURNING "{column}"',
-            [pk.get_db_prep_value(session_id, connection)],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        raise SessionGone(str(session_id))
-    return row[0]
 
 
 # The one encoding of an event and of a message: the live SSE payload, the `message.*` event's data and,
@@ -68,25 +53,6 @@ def message_to_dict(message: Message) -> dict:
     }
 
 
-@functools.cache
-def _insert_statement(model, counter: str, names: tuple[str, ...]) -> tuple[str, list]:
-    """The CTE of `_insert` for these fields, and the fields, built once per shape (PostgreSQL only). An event's
-    statement also writes its webhook deliveries (sessions.webhooks.outbox) and returns their ids."""
-    session_table, column = Session._meta.db_table, Session._meta.get_field(counter).column
-    model_fields = [model._meta.get_field(name) for name in names]
-    columns = ", ".join(f'"{field.column}"' for field in model_fields)
-    casts = ", ".join(f"%s::{field.db_type(connection)}" for field in model_fields)
-    update = f'UPDATE "{session_table}" SET "{column}" = "{column}" + 1 WHERE "id" = %s RETURNING "{column}"'
-    insert = f'INSERT INTO "{model._meta.db_table}" ("sequence", {columns}) SELECT seq."{column}", {casts} FROM seq'
-    if model is not Event:
-        return f'WITH seq AS ({update}) {insert} RETURNING "sequence"', model_fields
-    sql = (
-        f'WITH seq AS ({update}, "agent_id"), ins AS ({insert} RETURNING "id", "sequence", "type", "session_id"), '
-        f'{outbox.deliveries_cte("ins", "seq")} SELECT ins."sequence", {outbox.DELIVERY_IDS_SQL} FROM ins'
-    )
-    return sql, model_fields
-
-
 def _insert(model, counter: str, fields: dict) -> tuple:
     """Create a `model` row whose `sequence` is the session's next `counter` value; returns it and, for an
     event, the ids of the webhook deliveries written with it.
@@ -96,19 +62,18 @@ def _insert(model, counter: str, fields: dict) -> tuple:
     session_id = fields["session_id"]
     fields = {"id": uuid7(), "created_at": timezone.now(), **fields}
     if connection.vendor != "postgresql":
-        row = model.objects.create(sequence=_next_sequence(session_id, counter), **fields)
+        sequence = sql.next_sequence(session_id=session_id, counter=counter)
+        if sequence is None:
+            raise SessionGone(str(session_id))
+        row = model.objects.create(sequence=sequence, **fields)
         if model is not Event:
             return row, []
         return row, outbox.deliveries_record(event_id=row.id, event_type=row.type, session_id=session_id)
-    sql, model_fields = _insert_statement(model, counter, tuple(fields))
-    values = zip(model_fields, fields.values(), strict=True)
-    params = [field.get_db_prep_save(value, connection) for field, value in values]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [Session._meta.pk.get_db_prep_value(session_id, connection), *params])
-        row = cursor.fetchone()
-    if row is None:
+    inserted = sql.insert_counted(model, counter=counter, session_id=session_id, fields=fields)
+    if inserted is None:
         raise SessionGone(str(session_id))
-    return model(sequence=row[0], **fields), (row[1] if len(row) > 1 else [])
+    sequence, delivery_ids = inserted
+    return model(sequence=sequence, **fields), delivery_ids
 
 
 def append_event(*, session_id, type: str, data: dict, turn_id=None, event_id: uuid.UUID | None = None) -> Event:

@@ -10,7 +10,7 @@ from agents.models import Agent, LlmModel
 from everruns.core import rows
 from everruns.core.errors import Conflict, NotFound, TooManyRequests, ValidationError
 from everruns.services import instance_update
-from sessions import turns
+from sessions import sql, turns
 from sessions.log import append_message
 from sessions.models import Message, Session, Turn
 from sessions.turns import control
@@ -168,8 +168,7 @@ def _message_store(
                 raise _StaleTurn(locked.active_turn_id)  # roll back: taking its row now could deadlock
             active = Turn.objects.select_for_update().filter(pk=locked.active_turn_id, status__in=Turn.OPEN).first()
         if idempotency_key:
-            params = [rows.prep(Message, "session", session.pk), idempotency_key]
-            existing = rows.fetch_one(Message, '"session_id" = %s AND "idempotency_key" = %s', params)
+            existing = sql.message_by_idempotency_key(session_id=session.pk, key=idempotency_key)
             if existing:
                 return _replayed(existing, idempotency_hash), False
         message = append_message(

@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import DateTimeField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -28,6 +28,7 @@ from everruns.celery import RUN_TURN_TASK
 from everruns.celery import app as celery_app
 from everruns.core import rows
 from everruns.telemetry import tracing
+from sessions import sql
 from sessions.log import SessionGone, append_event, append_message
 from sessions.models import Message, Session, Turn
 
@@ -56,13 +57,7 @@ def lease_expiry():
 
 def turn_count_of_key(api_key_id: str) -> int:
     """The turns started for an API key that have not ended (MAX_TURNS_PER_KEY)."""
-    active = [status.value for status in Turn.ACTIVE]
-    marks = ", ".join(["%s"] * len(active))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f'SELECT COUNT(*) FROM "{TURN}" WHERE "api_key_id" = %s AND "status" IN ({marks})', [api_key_id, *active]
-        )
-        return cursor.fetchone()[0]
+    return sql.active_turns_of_key(api_key_id=api_key_id)
 
 
 def queue_deadline():
@@ -213,47 +208,6 @@ def turn_signals(turn_ids) -> dict:
     }
 
 
-# The statements every step of every turn runs are written out once, not built by the ORM per call:
-# compiling a query cost more CPU than the round trip it makes (py-spy, README Performance).
-TURN, SESSION = Turn._meta.db_table, Session._meta.db_table
-GUARD_SQL = (
-    f'SELECT "cancel_requested_at" IS NOT NULL FROM "{TURN}" WHERE "id" = %s AND "lease_owner" = %s AND "status" = %s'
-)
-COUNT_TURN_SQL = (
-    f'UPDATE "{TURN}" SET "iterations" = "iterations" + 1, "input_tokens" = "input_tokens" + %s, '
-    f'"output_tokens" = "output_tokens" + %s, "cost_usd" = COALESCE("cost_usd", 0) + %s, "answered_sequence" = %s '
-    'WHERE "id" = %s'
-)
-COUNT_SESSION_SQL = (
-    f'UPDATE "{SESSION}" SET "input_tokens" = "input_tokens" + %s, "output_tokens" = "output_tokens" + %s, '
-    f'"cost_usd" = COALESCE("cost_usd", 0) + %s WHERE "id" = %s'
-)
-
-
-COUNT_ABANDONED_SQL = (
-    f'UPDATE "{TURN}" SET "iterations" = "iterations" + 1, "input_tokens" = "input_tokens" + %s, '
-    f'"output_tokens" = "output_tokens" + %s, "cost_usd" = COALESCE("cost_usd", 0) + %s WHERE "id" = %s'
-)
-
-
-COUNT_COMPACTION_SQL = (
-    f'UPDATE "{TURN}" SET "input_tokens" = "input_tokens" + %s, "output_tokens" = "output_tokens" + %s, '
-    f'"cost_usd" = COALESCE("cost_usd", 0) + %s WHERE "id" = %s'
-)
-
-
-MESSAGE = Message._meta.db_table
-NEWS_SQL = f'SELECT 1 FROM "{MESSAGE}" WHERE "session_id" = %s AND "role" IN (%s, %s) AND "sequence" > %s LIMIT 1'
-COMPLETE_SQL = (
-    f'UPDATE "{TURN}" SET "status" = %s, "finished_at" = %s, "lease_owner" = \'\' WHERE "id" = %s '
-    'RETURNING "iterations", "input_tokens", "output_tokens", "cost_usd"'
-)
-
-
-def _uuid(value):
-    return Turn._meta.pk.get_db_prep_value(value, connection)
-
-
 @contextmanager
 def turn_step(turn_id, owner: str, *, cancelling: bool = False):
     """The one way a worker stores a step of a running turn: a transaction that first locks the turn and
@@ -267,10 +221,7 @@ def turn_step(turn_id, owner: str, *, cancelling: bool = False):
 def turn_guard(turn_id, owner: str, *, cancelling: bool = False) -> None:
     """Inside a transaction: lock the turn and make sure `owner` still holds it, and that no cancel
     is stored (unless this is the cancel being carried out)."""
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    with connection.cursor() as cursor:
-        cursor.execute(GUARD_SQL + lock, [_uuid(turn_id), owner, Turn.Status.RUNNING.value])
-        row = cursor.fetchone()
+    row = sql.turn_lease_row(turn_id=turn_id, owner=owner, lock=True)
     if row is None:
         raise LeaseLost(str(turn_id))
     if row[0] and not cancelling:
@@ -280,32 +231,21 @@ def turn_guard(turn_id, owner: str, *, cancelling: bool = False) -> None:
 def turn_count_usage(*, turn_id, session_id, usage: dict, cost_usd: float | None, answered_sequence: int) -> None:
     """Inside the guarded transaction that stores an LLM response: one more iteration, its tokens and
     cost on the turn and the session, and the newest message the call was given."""
-    tokens = [int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), float(cost_usd or 0.0)]
-    with connection.cursor() as cursor:
-        cursor.execute(COUNT_TURN_SQL, [*tokens, answered_sequence, _uuid(turn_id)])
-        cursor.execute(COUNT_SESSION_SQL, [*tokens, _uuid(session_id)])
+    sql.count_call(
+        turn_id=turn_id, session_id=session_id, usage=usage, cost_usd=cost_usd, answered_sequence=answered_sequence
+    )
 
 
 def turn_count_abandoned(*, turn_id, session_id, usage: dict) -> None:
     """Inside a guarded transaction: a call abandoned mid-stream (interrupted, cancelled) is an LLM call of
     the turn (it counts toward max_iterations) and its estimated usage counts on the turn and the session."""
-    tokens = [
-        int(usage.get("input_tokens", 0)),
-        int(usage.get("output_tokens", 0)),
-        float(usage.get("cost_usd") or 0.0),
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(COUNT_ABANDONED_SQL, [*tokens, _uuid(turn_id)])
-        cursor.execute(COUNT_SESSION_SQL, [*tokens, _uuid(session_id)])
+    sql.count_call(turn_id=turn_id, session_id=session_id, usage=usage, cost_usd=usage.get("cost_usd"))
 
 
 def turn_count_compaction(*, turn_id, session_id, usage: dict, cost_usd: float | None) -> None:
     """Inside the guarded transaction that stores a `context.compacted`: its summary calls' tokens and cost on
     the turn and the session (toward the budgets), and no iteration (they are no step of the conversation)."""
-    tokens = [int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), float(cost_usd or 0.0)]
-    with connection.cursor() as cursor:
-        cursor.execute(COUNT_COMPACTION_SQL, [*tokens, _uuid(turn_id)])
-        cursor.execute(COUNT_SESSION_SQL, [*tokens, _uuid(session_id)])
+    sql.count_compaction(turn_id=turn_id, session_id=session_id, usage=usage, cost_usd=cost_usd)
 
 
 def turn_complete(*, turn_id, session_id, owner: str, last_seen: int, client_calls: list | None = None) -> bool:
@@ -315,14 +255,11 @@ def turn_complete(*, turn_id, session_id, owner: str, last_seen: int, client_cal
         # The turn's row lock is enough: a message for this session takes it first too (lock_open_turn).
         # A user message, or a front-end's tool result, came since the last LLM call: the model goes on.
         news = [Message.Role.USER.value, Message.Role.TOOL_RESULT.value]
-        finished_at = Turn._meta.get_field("finished_at").get_db_prep_save(timezone.now(), connection)
-        with connection.cursor() as cursor:
-            cursor.execute(NEWS_SQL, [_uuid(session_id), *news, last_seen])
-            if cursor.fetchone() is not None:
-                return False
-            cursor.execute(COMPLETE_SQL, [Turn.Status.COMPLETED.value, finished_at, _uuid(turn_id)])
-            iterations, input_tokens, output_tokens, cost_usd = cursor.fetchone()
-        usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "cost_usd": cost_usd}
+        if sql.news_since(session_id=session_id, roles=news, after=last_seen):
+            return False
+        counted = sql.turn_completed(turn_id=turn_id, finished_at=timezone.now())
+        iterations = counted.pop("iterations")
+        usage = counted
         pending = {"pending_tool_calls": client_calls} if client_calls else {}
         append_event(
             session_id=session_id,
