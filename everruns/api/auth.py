@@ -10,7 +10,6 @@ everruns/front/access.py).
   a superuser, `agents` scope otherwise).
 """
 
-import re
 import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs
@@ -26,6 +25,7 @@ from rest_framework.permissions import BasePermission
 from everruns.api.errors import DATABASE_ERRORS, envelope, unavailable
 from everruns.api.keys import api_key_check, api_key_live
 from everruns.api.limits import write_allowed
+from everruns.front import routes
 from everruns.models import ApiKey
 
 STREAM_TOKEN_SALT = "everruns.stream-token"
@@ -113,19 +113,18 @@ def _stream_token_principal(token: str, method: str, path: str) -> Principal | N
     return Principal(kind="stream_token", scope="stream", key_id=minter, session_id=session_id)
 
 
-# The routes a stream token opens, for its own session, and for reading only: the events (list and stream, also
-# under upstream's name `.../sse`) and the AI SDK's resume (GET .../chat/stream). Writes (POST .../chat, POST
-# .../ag-ui, approvals) need a key: a token is carried in URLs, and would otherwise write outside its key's limits.
-TOKEN_SESSION_ROUTE = re.compile(
-    r"^/v1/agents/[^/]+/sessions/(?P<session>[^/]+)/(?:events|sse|chat(?:/[^/]+)?/stream)$"
-)
 # Open in every mode: what a client reads to learn how to sign in (upstream Everruns' auth config).
 OPEN_ROUTES = frozenset({("GET", "/v1/auth/config"), ("HEAD", "/v1/auth/config")})
 
 
 def _token_opens(method: str, path: str, session_id: str) -> bool:
-    match = TOKEN_SESSION_ROUTE.match(path)
-    return match is not None and match["session"] == session_id and method in SAFE_METHODS
+    """A stream token opens the routes marked `token_reads` (everruns/front/routes.py: the events, list and stream,
+    also under upstream's name `.../sse`, and the AI SDK's resume), for its own session, for reading only. Writes
+    (POST .../chat, POST .../ag-ui, approvals) need a key: a token is carried in URLs, and would otherwise write
+    outside its key's limits."""
+    if method not in SAFE_METHODS:
+        return False
+    return any(route.token_reads and ids.get("session_id") == session_id for route, ids in routes.match_path(path))
 
 
 def authenticate(

@@ -13,7 +13,6 @@ AI SDK's resume expects (its client starts the message over at `start`).
 import contextlib
 import functools
 import json
-import re
 import uuid
 from urllib.parse import parse_qs
 
@@ -23,6 +22,7 @@ from everruns.api.errors import DATABASE_ERRORS, envelope
 from everruns.api.limits import stream_slots
 from everruns.api.parsers import NestedTooDeeply, check_depth
 from everruns.core.errors import AppError, NotFound, TooManyRequests, ValidationError
+from everruns.front import routes
 from everruns.front.access import caller, require_json
 from everruns.front.bridge import ROUTE, on_db_thread, read_body
 from sessions.chat import agui, aisdk
@@ -32,12 +32,6 @@ from sessions.models import Session
 from sessions.streams.sse import _json, _unavailable, denied, until_disconnect
 from sessions.streams.stream import KEEPALIVE, Outbox, log_items, read_events_after
 
-AGUI_PATH = re.compile(r"^/v1/agents/(?P<agent_id>[^/]+)/ag-ui$")
-CHAT_PATH = re.compile(r"^/v1/agents/(?P<agent_id>[^/]+)/sessions/(?P<session_id>[^/]+)/chat$")
-# `.../chat/{chat_id}/stream` is where the AI SDK's default transport resumes (`{api}/{chatId}/stream`).
-RESUME_PATH = re.compile(
-    r"^/v1/agents/(?P<agent_id>[^/]+)/sessions/(?P<session_id>[^/]+)/chat(?:/(?P<chat_id>[^/]+))?/stream$"
-)
 AGUI_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 
 
@@ -48,18 +42,18 @@ class ChatRouter:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            method, path = scope["method"], scope["path"]
-            if method == "POST" and (match := AGUI_PATH.match(path)):
-                scope[ROUTE] = "v1/agents/<uuid:agent_id>/ag-ui"  # the route templates of sessions/urls.py
-                return await _guarded(serve_agui(scope, receive, send, match["agent_id"]), send)
-            if method == "POST" and (match := CHAT_PATH.match(path)):
-                scope[ROUTE] = "v1/agents/<uuid:agent_id>/sessions/<uuid:session_id>/chat"
-                return await _guarded(serve_chat(scope, receive, send, match["agent_id"], match["session_id"]), send)
-            if method == "GET" and (match := RESUME_PATH.match(path)):
-                scope[ROUTE] = "v1/agents/<uuid:agent_id>/sessions/<uuid:session_id>/chat/stream"
-                ids = (match["agent_id"], match["session_id"], match["chat_id"])
-                return await _guarded(serve_resume(scope, receive, send, *ids), send)
+        if scope["type"] == "http" and (found := routes.match(scope["method"], scope["path"])):
+            route, ids = found
+            if route.name == "ag-ui":
+                scope[ROUTE] = route.template  # the metrics' `route` label
+                return await _guarded(serve_agui(scope, receive, send, ids["agent_id"]), send)
+            if route.name == "chat":
+                scope[ROUTE] = route.template
+                return await _guarded(serve_chat(scope, receive, send, ids["agent_id"], ids["session_id"]), send)
+            if route.name == "chat-resume":
+                scope[ROUTE] = route.template
+                resume = serve_resume(scope, receive, send, ids["agent_id"], ids["session_id"], ids.get("chat_id"))
+                return await _guarded(resume, send)
         return await self.app(scope, receive, send)
 
 

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import uuid
 from urllib.parse import parse_qs
 
@@ -20,6 +19,7 @@ from rest_framework.utils.mediatypes import media_type_matches, order_by_precede
 from everruns.api.auth import Denied
 from everruns.api.errors import DATABASE_ERRORS, RETRY_UNAVAILABLE_SECONDS, UNAVAILABLE, envelope
 from everruns.api.limits import stream_slots
+from everruns.front import routes
 from everruns.front.access import caller
 from everruns.front.bridge import ROUTE, on_db_thread
 from sessions.models import Session
@@ -27,7 +27,6 @@ from sessions.streams import live
 from sessions.streams.stream import Outbox, event_stream, parse_cursor
 
 # `events` streams when the client asks for the stream; `sse` always does.
-STREAM_PATH = re.compile(r"^/v1/agents/(?P<agent_id>[^/]+)/sessions/(?P<session_id>[^/]+)/(?P<route>events|sse)$")
 STREAM_HEADERS = [
     (b"content-type", b"text/event-stream"),
     (b"cache-control", b"no-cache"),
@@ -140,15 +139,15 @@ class StreamRouter:
         if scope["type"] == "lifespan":
             live.listen_now()  # then Django's side (everruns/front/bridge.py) answers the lifespan messages
         elif scope["type"] == "http" and scope["method"] == "GET":
-            match = STREAM_PATH.match(scope["path"])
+            found = routes.match("GET", scope["path"])
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             accept = dict(scope.get("headers") or []).get(b"accept", b"").decode("latin-1")
             # DRF lets ?format= override the Accept header (its last value, as Django's QueryDict.get reads it).
             stream = query["format"][-1] == "event-stream" if query.get("format") else wants_stream(accept)
-            if match and (stream or match["route"] == "sse"):
-                # the route's template, as sessions/urls.py declares it (the metrics' `route` label)
-                scope[ROUTE] = f"v1/agents/<uuid:agent_id>/sessions/<uuid:session_id>/{match['route']}"
-                return await serve_stream(scope, receive, send, match["agent_id"], match["session_id"])
+            route, ids = found or (None, {})
+            if route is not None and (route.name == "sse" or (route.name == "events" and stream)):
+                scope[ROUTE] = route.template  # the metrics' `route` label
+                return await serve_stream(scope, receive, send, ids["agent_id"], ids["session_id"])
         return await self.django_app(scope, receive, send)
 
 
