@@ -14,7 +14,8 @@ class CapabilityIdsField(serializers.ListField):
 
     def to_internal_value(self, data):
         ids = super().to_internal_value(data)
-        unknown = [c for c in ids if c not in capabilities.known_ids()]
+        known = capabilities.known_ids()  # one read: it lists the MCP servers too
+        unknown = [c for c in ids if c not in known]
         if unknown:
             raise serializers.ValidationError(f"Unknown capability: {', '.join(unknown)}.")
         if len(set(ids)) != len(ids):

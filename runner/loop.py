@@ -64,7 +64,7 @@ class TurnRunner:
         self.parked = False  # the turn waits for an approval: this worker is done with it
         self.ref: steps.TurnRef | None = None  # what the stored steps write to (set once the turn is claimed)
         self.compaction = TurnCompaction(
-            pool=rt.tool_pool, store=self._store_compaction, summary_call=self._summary_call
+            pool=rt.count_pool, store=self._store_compaction, summary_call=self._summary_call
         )
 
     # --- signals (on the loop) ---------------------------------------------------------------------
@@ -309,7 +309,7 @@ class TurnRunner:
             return None
         model, messages, tools = self.llm_request
         estimate = asyncio.get_running_loop().run_in_executor(
-            self.rt.tool_pool, llm.estimate_usage, model, messages, tools, text
+            self.rt.count_pool, llm.estimate_usage, model, messages, tools, text
         )
         try:
             # A tokenizer litellm must fetch first, or one that fails, must not hold up a cancel or an interrupt.

@@ -64,6 +64,9 @@ class Runtime:
         self.db_threads = db_threads
         self.db_pool = ThreadPoolExecutor(db_threads, thread_name_prefix="turn-db")
         self.tool_pool = ToolPool(threads=tool_threads, stuck_max=tool_stuck_max)
+        # Counting tokens (usage estimates, compaction's measures) is our own CPU work, not a tool call: a thread
+        # pool of its own, so it never waits behind stuck tools nor counts as one when a time limit abandons it.
+        self.count_pool = ThreadPoolExecutor(2, thread_name_prefix="turn-count")
         # The heartbeat has a thread and a connection of its own, so a slow step never delays a renewal.
         self.beat_pool = ThreadPoolExecutor(1, thread_name_prefix="turn-heartbeat")
         self.slots = threading.BoundedSemaphore(max_turns)

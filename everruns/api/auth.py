@@ -185,13 +185,17 @@ class ApiAuthMiddleware:
         if not request.path.startswith("/v1/") and request.path != "/v1":
             return self.get_response(request)
         try:
-            # A staff cookie's user is read from the database here (AuthenticationMiddleware: get_user).
-            staff = staff_principal(getattr(request, "user", None))
+            authorization = request.headers.get("Authorization", "")
+            query_string = request.META.get("QUERY_STRING", "")
+            # A staff cookie counts only without a key or a token (as on the routes in front of Django): its user
+            # and permissions are read from the database then only (AuthenticationMiddleware: get_user).
+            cookie = not authorization and "token=" not in query_string
+            staff = staff_principal(getattr(request, "user", None)) if cookie else None
             principal = authenticate(
                 method=request.method,
                 path=request.path,
-                authorization=request.headers.get("Authorization", ""),
-                query_string=request.META.get("QUERY_STRING", ""),
+                authorization=authorization,
+                query_string=query_string,
                 staff=staff,
             )
         except Denied as denied:

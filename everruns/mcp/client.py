@@ -266,7 +266,8 @@ class Connection:
         if future.done():
             return future.result()
         if self.broken.done():
-            future.cancel()
+            if future is not self.ready:  # the connection's own start-up is shared by every waiting call
+                future.cancel()
             raise McpUnavailable(self.broken.result())
         raise McpTimeout(f"the MCP server did not answer within {self.config.timeout_seconds:g} s")
 

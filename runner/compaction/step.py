@@ -6,7 +6,6 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
 
 from everruns.core import rows
 from runner import llm
@@ -151,8 +150,7 @@ def store(
     commit that went through finds it and stores nothing twice."""
     if retry and Event.objects.filter(pk=event_id).exists():
         return
-    with transaction.atomic():
-        turns.turn_guard(turn_id, owner)
+    with turns.turn_step(turn_id, owner):
         event = append_event(
             session_id=session_id, turn_id=turn_id, type="context.compacted", data=data, event_id=event_id
         )

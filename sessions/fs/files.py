@@ -239,11 +239,14 @@ def update(
         if existing.is_directory:
             raise Conflict(f"{path} is a directory")
         fields = ["updated_at"]
+        # The stored flag decides: a change that makes a read-only file writable may also write it, and one that
+        # makes a writable file read-only writes it first.
+        was_readonly = existing.is_readonly
         if is_readonly is not None:
             existing.is_readonly = is_readonly
             fields.append("is_readonly")
         if data is not None:
-            if existing.is_readonly:
+            if was_readonly and is_readonly is not False:
                 raise Forbidden(f"{path} is read-only")
             _check_quota(session_id, path, data, [])
             existing.content, existing.size = data, len(data)

@@ -138,17 +138,21 @@ class StreamRouter:
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
             live.listen_now()  # then Django's side (everruns/front/bridge.py) answers the lifespan messages
-        elif scope["type"] == "http" and scope["method"] == "GET":
-            found = routes.match("GET", scope["path"])
-            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-            accept = dict(scope.get("headers") or []).get(b"accept", b"").decode("latin-1")
-            # DRF lets ?format= override the Accept header (its last value, as Django's QueryDict.get reads it).
-            stream = query["format"][-1] == "event-stream" if query.get("format") else wants_stream(accept)
-            route, ids = found or (None, {})
-            if route is not None and (route.name == "sse" or (route.name == "events" and stream)):
+        elif scope["type"] == "http" and scope["method"] == "GET" and (found := routes.match("GET", scope["path"])):
+            route, ids = found
+            if route.name == "sse" or (route.name == "events" and _wants_stream(scope)):
                 scope[ROUTE] = route.template  # the metrics' `route` label
                 return await serve_stream(scope, receive, send, ids["agent_id"], ids["session_id"])
         return await self.django_app(scope, receive, send)
+
+
+def _wants_stream(scope) -> bool:
+    """An events request that DRF's negotiation would answer as `text/event-stream`: DRF lets ?format= override
+    the Accept header (its last value, as Django's QueryDict.get reads it)."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    if query.get("format"):
+        return query["format"][-1] == "event-stream"
+    return wants_stream(dict(scope.get("headers") or []).get(b"accept", b"").decode("latin-1"))
 
 
 async def until_disconnect(receive, pump) -> None:

@@ -266,6 +266,15 @@ def test_a_read_only_file_refuses_new_content_with_403(api, fs):
     assert api.put(f"{fs_url}/locked.txt", {"content": "changed"}, format="json").json()["content"] == "changed"
 
 
+def test_one_put_may_write_a_writable_file_and_lock_it(api, fs):
+    fs_url, _ = fs
+    api.post(f"{fs_url}/notes.txt", {"content": "draft"}, format="json")
+    locked = api.put(f"{fs_url}/notes.txt", {"content": "final", "is_readonly": True}, format="json")
+    assert locked.status_code == 200 and locked.json()["is_readonly"] is True
+    assert api.get(f"{fs_url}/notes.txt").json()["content"] == "final"
+    assert api.put(f"{fs_url}/notes.txt", {"content": "again", "is_readonly": True}, format="json").status_code == 403
+
+
 def test_deleting_a_non_empty_directory_without_recursive_is_a_400(api, fs):
     fs_url, _ = fs
     api.post(f"{fs_url}/dir/f.txt", {"content": "x"}, format="json")
