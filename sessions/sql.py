@@ -8,7 +8,7 @@ import functools
 
 from django.db import connection
 
-from everruns.core import rows
+from everruns.core import prepared, rows
 from sessions.models import Event, Message, Session, Turn
 from sessions.webhooks import outbox
 
@@ -47,7 +47,7 @@ def _uuid(value):
 
 def _one(sql: str, params: list):
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        prepared.execute(cursor, sql, params)
         return cursor.fetchone()
 
 
@@ -76,18 +76,18 @@ def count_call(*, turn_id, session_id, usage: dict, cost_usd, answered_sequence:
     tokens = _tokens(usage, cost_usd)
     with connection.cursor() as cursor:
         if answered_sequence is None:
-            cursor.execute(COUNT_ABANDONED, [*tokens, _uuid(turn_id)])
+            prepared.execute(cursor, COUNT_ABANDONED, [*tokens, _uuid(turn_id)])
         else:
-            cursor.execute(COUNT_TURN, [*tokens, answered_sequence, _uuid(turn_id)])
-        cursor.execute(COUNT_SESSION, [*tokens, _uuid(session_id)])
+            prepared.execute(cursor, COUNT_TURN, [*tokens, answered_sequence, _uuid(turn_id)])
+        prepared.execute(cursor, COUNT_SESSION, [*tokens, _uuid(session_id)])
 
 
 def count_compaction(*, turn_id, session_id, usage: dict, cost_usd) -> None:
     """A compaction's summary calls: tokens and cost on the turn and the session, no iteration."""
     tokens = _tokens(usage, cost_usd)
     with connection.cursor() as cursor:
-        cursor.execute(COUNT_COMPACTION, [*tokens, _uuid(turn_id)])
-        cursor.execute(COUNT_SESSION, [*tokens, _uuid(session_id)])
+        prepared.execute(cursor, COUNT_COMPACTION, [*tokens, _uuid(turn_id)])
+        prepared.execute(cursor, COUNT_SESSION, [*tokens, _uuid(session_id)])
 
 
 def news_since(*, session_id, roles: list[str], after: int) -> bool:

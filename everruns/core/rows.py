@@ -16,6 +16,8 @@ from django.db import connections
 from django.db.models import Model
 from django.db.models.sql import Query
 
+from everruns.core import prepared
+
 
 @dataclass(frozen=True)
 class _Part:
@@ -96,7 +98,7 @@ def fetch(
     if lock and connection.features.has_select_for_update:
         tail += " FOR UPDATE"
     with connection.cursor() as cursor:
-        cursor.execute(f"{select.sql} WHERE {where} {tail}", params)
+        prepared.execute(cursor, f"{select.sql} WHERE {where} {tail}", params)
         rows = cursor.fetchall()
     made = []
     main, *joined = select.parts
@@ -149,7 +151,7 @@ def update(model: type[Model], pk, using: str = "default", **values) -> int:
     params.append(prep(model, model._meta.pk.name, pk))
     sql = f"UPDATE {quote(model._meta.db_table)} SET {', '.join(columns)} WHERE {quote(model._meta.pk.column)} = %s"
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        prepared.execute(cursor, sql, params)
         return cursor.rowcount
 
 
@@ -183,6 +185,6 @@ def insert(instance: Model, using: str = "default") -> Model:
         else:
             params.append(field.get_db_prep_save(value, connection))
     with connection.cursor() as cursor:
-        cursor.execute(f"{head}({', '.join(marks)})", params)
+        prepared.execute(cursor, f"{head}({', '.join(marks)})", params)
     instance._state.adding, instance._state.db = False, using
     return instance
