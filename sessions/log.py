@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from everruns import telemetry
+from everruns.core import deferred
 from everruns.core.dates import rfc3339
 from everruns.core.ids import uuid7
 from sessions import sql
@@ -101,7 +102,7 @@ def _publish_after_commit(session_id, payload: dict) -> None:
 def _release(session_id, payload: dict) -> None:
     items = getattr(_outbox, "items", None)
     if items is None:
-        live.publish(session_id, payload)
+        deferred.later(functools.partial(live.publish, session_id, payload))
     else:
         items.append((session_id, payload))
 

@@ -23,6 +23,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.db import close_old_connections
 
 from everruns.api.errors import envelope
+from everruns.core import deferred
 from everruns.telemetry import tracing
 
 
@@ -147,8 +148,16 @@ class DjangoBridge:
         self.handler = _Handler()
         self.pool = db_threads()
 
-    def _respond(self, environ: dict):
-        """On a pool thread: the whole request, and the whole response body."""
+    def _respond(self, environ: dict, deliver):
+        """On a pool thread: the whole request and the whole response body, given to `deliver(status, headers,
+        body)`; then the wake-ups the request's writes made (everruns/core/deferred.py), while the loop sends."""
+        held = deferred.hold()
+        try:
+            deliver(*self._response(environ))
+        finally:
+            deferred.release(held)
+
+    def _response(self, environ: dict):
         started = {}
 
         def start_response(status, headers, exc_info=None):
@@ -193,9 +202,19 @@ class DjangoBridge:
         if body is None:
             return
         environ = wsgi_environ(scope, body)
-        status, headers, body = await asyncio.get_running_loop().run_in_executor(
-            self.pool, traced(self._respond, environ)
-        )
+        loop = asyncio.get_running_loop()
+        response = loop.create_future()
+
+        def deliver(*answer):
+            loop.call_soon_threadsafe(lambda: response.done() or response.set_result(answer))
+
+        job = loop.run_in_executor(self.pool, traced(self._respond, environ, deliver))
+        await asyncio.wait((response, job), return_when=asyncio.FIRST_COMPLETED)
+        if not response.done():
+            await job  # the request failed outside Django's handler: its exception goes to the server
+            raise RuntimeError("the request ended without a response")
+        status, headers, body = response.result()
         scope[ROUTE] = environ.get(ROUTE, UNMATCHED)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+        await job

@@ -12,6 +12,7 @@ holds it, else the worker, woken through sessions.turns.control), exactly once u
 These are short, synchronous transactions; the runner calls them on its database threads.
 """
 
+import functools
 import logging
 import uuid
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from django.utils import timezone
 
 from everruns.celery import RUN_TURN_TASK
 from everruns.celery import app as celery_app
-from everruns.core import rows
+from everruns.core import deferred, rows
 from everruns.telemetry import tracing
 from sessions import sql
 from sessions.log import SessionGone, append_event, append_message
@@ -116,7 +117,7 @@ def turn_create(
     set_session_status(
         session_id=session_id, status=Session.Status.RUNNING, turn_id=turn.id, active_turn=turn, previous=session_status
     )
-    transaction.on_commit(lambda: turn_queue(turn.id))
+    transaction.on_commit(lambda: deferred.later(functools.partial(turn_queue, turn.id)))
     return turn
 
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from everruns.celery import DELIVER_WEBHOOK_TASK
 from everruns.celery import app as celery_app
+from everruns.core import deferred
 from everruns.core.ids import uuid7
 from everruns.selectors import json_list_contains
 from sessions.models import Session
@@ -74,7 +75,7 @@ def deliveries_record(*, event_id, event_type: str, session_id) -> list[str]:
 def wake_after_commit(delivery_ids: list[str]) -> None:
     """Queue one send per delivery once the transaction commits (the rows exist for the worker by then)."""
     if delivery_ids:
-        transaction.on_commit(functools.partial(wake, delivery_ids))
+        transaction.on_commit(lambda: deferred.later(functools.partial(wake, delivery_ids)))
 
 
 def wake(delivery_ids: list[str]) -> None:
