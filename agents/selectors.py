@@ -2,13 +2,18 @@ from django.db.models import QuerySet
 
 from agents import capabilities
 from agents.models import Agent, LlmModel, LlmProvider
+from everruns.core import rows
 from everruns.core.errors import NotFound, ValidationError
 from everruns.selectors import get_object, json_list_contains
 
 
 def agent_get(*, agent_id, fields: tuple[str, ...] = ()) -> Agent:
-    """The agent; with `fields`, only those columns are read (the rest load on first use)."""
-    return get_object(Agent.objects.only(*fields) if fields else Agent, "Agent not found", pk=agent_id)
+    """The agent; with `fields`, only those columns are read (the rest load on first use). Written out
+    (everruns/core/rows.py): every session created and every agent read starts here."""
+    agent = rows.by_pk(Agent, agent_id, fields=fields)
+    if agent is None:
+        raise NotFound("Agent not found")
+    return agent
 
 
 def agent_list(*, status: str | None = None, tag: str | None = None, search: str | None = None) -> QuerySet[Agent]:

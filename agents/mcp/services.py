@@ -11,7 +11,7 @@ from django.utils import timezone
 from agents import secrets
 from agents.mcp.models import McpServer
 from everruns.core.errors import Conflict, ValidationError
-from everruns.mcp.client import McpUnavailable, ServerConfig, list_tools
+from everruns.mcp.config import McpUnavailable, ServerConfig
 from everruns.services import full_clean, instance_update
 
 SERVER_FIELDS = [
@@ -101,6 +101,8 @@ def server_config(server: McpServer) -> ServerConfig:
 def server_refresh(*, server: McpServer) -> McpServer:
     """List the server's tools again and store them; an unreachable server keeps its old list, with `last_error`.
     Network first, then one short write: no transaction is held while the server answers."""
+    from everruns.mcp.client import list_tools  # noqa: PLC0415 - the SDK costs the web 0.5 s at start
+
     try:
         tools, error = list_tools(server_config(server)), None
     except (McpUnavailable, secrets.SecretUnreadable, secrets.SecretsNotConfigured) as exc:

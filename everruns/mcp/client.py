@@ -13,8 +13,6 @@ call's id goes to the server in the request's `_meta` as `everruns/tool_call_id`
 
 import asyncio
 import contextlib
-import dataclasses
-import hashlib
 import json
 import logging
 import time
@@ -24,6 +22,7 @@ from mcp import ClientSession, McpError, types
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
+from everruns.mcp.config import McpTimeout, McpUnavailable, ServerConfig, SessionForgotten
 from everruns.mcp.transport import guarded_client
 
 logger = logging.getLogger(__name__)
@@ -34,35 +33,6 @@ MAX_TOOL_PAGES = 20
 MAX_LIST_SECONDS = 30.0  # listing runs in a web request: at most this long, whatever the server's time-out
 CONNECTION_CLOSED = -32000  # mcp.shared.exceptions: the SDK's code for a session whose stream ended
 SESSION_TERMINATED = 32600  # the SDK's code when a streamable HTTP server forgot the session (404)
-
-
-class McpUnavailable(Exception):
-    """The server cannot be reached or used now (refused address, down, broken connection, protocol error)."""
-
-
-class McpTimeout(Exception):
-    pass
-
-
-class SessionForgotten(McpUnavailable):
-    """The server no longer knows our session (it restarted): the request did not run, a new session may."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ServerConfig:
-    id: str
-    name: str
-    url: str
-    transport: str  # "streamable_http" | "sse"
-    headers: tuple[tuple[str, str], ...]
-    timeout_seconds: float
-    connect_timeout: float
-    allowed_hosts: tuple[str, ...]
-    max_message_bytes: int
-
-    def fingerprint(self) -> str:
-        """What a connection was opened with: a server changed since gets a new one."""
-        return hashlib.sha256(json.dumps(dataclasses.astuple(self)).encode()).hexdigest()
 
 
 def describe(exc: BaseException) -> str:

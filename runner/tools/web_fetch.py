@@ -15,6 +15,7 @@ and write waits at most until the deadline (DeadlineStream). A gzip body is infl
 WEB_FETCH_MAX_BYTES of it (httpx inflates a whole network chunk at once: 204 KB of gzip became 77 MiB).
 """
 
+import functools
 import re
 import time
 import zlib
@@ -22,9 +23,7 @@ from urllib.parse import urlsplit
 
 import httpcore
 import httpx
-import lxml.html
 from django.conf import settings
-from lxml import etree
 
 from everruns.core.netguard import GuardedBackend, GuardedTransport, RefusedAddress
 from runner.tools.base import Capability, Tool, ToolError, obj
@@ -96,19 +95,28 @@ BLOCK = ("p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "sect
 BLOCK += ("ul", "ol")
 MARKS = {"h1": "# ", "h2": "## ", "h3": "### ", "li": "- "}
 
+
 # The page is parsed by libxml2's HTML parser (lxml), linear in its input: html.parser took minutes on
 # `"<a" * 80000` (its regular expressions backtrack), holding the GIL all the while. Comments and processing
 # instructions stay out of the tree. libxml2 nests at most 2048 elements deep with `huge_tree` (256 without)
 # and drops what lies deeper; the body is at most WEB_FETCH_MAX_BYTES anyway.
-_HTML_PARSER = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True, huge_tree=True)
+@functools.cache
+def _lxml():
+    """lxml's etree and the HTML parser, loaded on the first page: the web process lists this tool, never runs it
+    (lxml is 6 MB of its memory)."""
+    import lxml.html  # noqa: PLC0415 - see the docstring
+    from lxml import etree  # noqa: PLC0415
+
+    return etree, lxml.html.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True, huge_tree=True)
 
 
 def html_to_text(html: str) -> tuple[str, str]:
     """(title, text) of an HTML page. Only block elements are visited in Python; stripping the skipped ones
     and joining the text run in libxml2, so 2 MiB of tiny inline elements convert in a fraction of a second."""
+    etree, parser = _lxml()
     try:
         # Bytes with the encoding given: a page's own <meta charset> or XML declaration cannot re-decode it.
-        root = etree.fromstring(html.encode("utf-8", errors="replace"), _HTML_PARSER)
+        root = etree.fromstring(html.encode("utf-8", errors="replace"), parser)
     except etree.LxmlError as exc:
         raise ToolError(f"could not parse the HTML: {exc}") from None
     if root is None:  # nothing but blanks
