@@ -80,7 +80,7 @@ chaos: $(STAMP)
 # (fnmatch patterns over mutant names; `mutmut results --all true` lists them all).
 MUTANTS ?= sessions.streams.stream.x_parse_cursor* sessions.streams.stream.x_event_stream* sessions.streams.stream.x_encode_raw* \
 	runner.history.x_unanswered_tool_calls* runner.history.x_tool_result_text* runner.toolexec.x_parse_arguments* \
-	runner.loop.x_retry_delay_ms* runner.llm.x__classify* runner.llm.x__retry_after* runner.llm.x__connection_failed*
+	runner.loop.x_retry_delay_ms* runner.llm.errors.x_classify* runner.llm.errors.x__retry_after* runner.llm.errors.x__connection_failed*
 mutation: $(STAMP) services
 	DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/everruns} \
 	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} \

@@ -1,7 +1,7 @@
 """A model's profile (context window, output limit, tool and vision support, prices) from litellm's model map.
 
 The web process must not import litellm (about 5 s and 200 MB, and it may fetch a price list at import): only
-workers do (runner/llm.py). litellm ships the same map as a JSON file inside its package,
+workers do (runner/llm/). litellm ships the same map as a JSON file inside its package,
 `model_prices_and_context_window_backup.json`; this module finds the package with `importlib.util.find_spec`,
 which locates a top-level package without importing it, reads that file once per process and keeps only the
 fields a profile shows (a few hundred kB instead of the whole map).

@@ -5,7 +5,7 @@ from enum import StrEnum
 
 
 class TurnErrorCode(StrEnum):
-    # The LLM call failed (runner/llm.py sorts litellm's exceptions into these).
+    # The LLM call failed (runner/llm/errors.py sorts litellm's exceptions into these).
     LLM_PROVIDER_ERROR = "llm_provider_error"
     LLM_RATE_LIMITED = "llm_rate_limited"
     LLM_TIMEOUT = "llm_timeout"

@@ -61,7 +61,7 @@ def _api_key(provider: LlmProvider) -> str | None:
 
 def _check_base_url(provider: LlmProvider) -> None:
     """The save-time address rule once more, right before the call, for a clear refusal before anything is sent.
-    The connection itself is guarded too (runner/llm.py: litellm's transports connect only to checked
+    The connection itself is guarded too (runner/llm/transport.py: litellm's transports connect only to checked
     addresses), so a name re-pointed after this check reaches nothing either."""
     if refusal := endpoint_refusal(provider.provider_type, provider.base_url):
         raise ModelUnavailable(TurnErrorCode.LLM_CONNECTION_ERROR, f"Provider {provider.name}: {refusal}")

@@ -32,11 +32,6 @@ PAGE = page_parameters()
 MAX_STREAM_TOKEN_SECONDS = 3600
 
 
-def _counts_turns(request) -> bool:
-    """Turns at once are capped per API key (MAX_TURNS_PER_KEY)."""
-    return getattr(request, "principal", OPEN).kind == "key"
-
-
 def _request_hash(*parts) -> str:
     """What makes two message posts "the same request" for Idempotency-Key: the validated body."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
@@ -128,7 +123,7 @@ class SessionViewSet(viewsets.ViewSet):
     )
     def compact(self, request, agent_id, session_id):
         session = selectors.session_get(agent_id=agent_id, session_id=session_id, with_agent=True)
-        key_id = getattr(request, "principal", OPEN).key_id if _counts_turns(request) else None
+        key_id = getattr(request, "principal", OPEN).turn_key_id
         return Response(SessionSerializer(services.compaction_request(session=session, api_key_id=key_id)).data, 202)
 
 
@@ -217,7 +212,7 @@ class MessageViewSet(viewsets.ViewSet):
             metadata=metadata,
             idempotency_key=key,
             idempotency_hash=_request_hash(content, controls, metadata) if key else None,
-            api_key_id=getattr(request, "principal", OPEN).key_id if _counts_turns(request) else None,
+            api_key_id=getattr(request, "principal", OPEN).turn_key_id,
         )
         return Response(MessageSerializer(message).data, status=201 if created else 200)
 

@@ -43,7 +43,7 @@ class ScheduleAdmin(admin.ModelAdmin):
     list_display = ["agent", "cron", "timezone", "enabled", "overlap", "next_run_at", "last_run_at"]
     list_filter = ["enabled", "overlap"]
     search_fields = ["id", "cron", "agent__name"]
-    readonly_fields = ["id", "next_run_at", "last_run_at", "created_at", "updated_at"]
+    readonly_fields = ["id", "api_key_id", "next_run_at", "last_run_at", "created_at", "updated_at"]
     inlines = [ScheduleRunInline]
     actions = ["run_now"]
 

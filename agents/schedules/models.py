@@ -20,6 +20,9 @@ class Schedule(models.Model):
     )
     enabled = models.BooleanField(default=True)
     overlap = models.CharField(max_length=8, choices=Overlap.choices, default=Overlap.SKIP)
+    # The API key that created the schedule ("" when none did), as Turn.api_key_id: the turns its due times start
+    # count against that key's MAX_TURNS_PER_KEY (a manual run's count against its caller's key).
+    api_key_id = models.CharField(max_length=64, blank=True, default="")
     # The next due time (UTC); a scheduler claims it by moving it on in the same transaction as the run.
     next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
     last_run_at = models.DateTimeField(null=True, blank=True)

@@ -16,7 +16,7 @@ from agents.models import Agent
 from agents.schedules import cron
 from agents.schedules.models import Schedule, ScheduleRun
 from everruns.core.dates import rfc3339
-from everruns.core.errors import AppError, Conflict, ValidationError
+from everruns.core.errors import AppError, Conflict, TooManyRequests, ValidationError
 from everruns.services import instance_update
 from sessions.models import Session, Turn
 from sessions.services import message_post, session_create
@@ -49,7 +49,10 @@ def schedule_create(
     session_id=None,
     enabled: bool = True,
     overlap: str = Schedule.Overlap.SKIP,
+    api_key_id: str | None = None,
 ) -> Schedule:
+    """`api_key_id`: the creating caller's key, if it is capped (MAX_TURNS_PER_KEY); the turns of the schedule's due
+    times count against it."""
     if agent.status == Agent.Status.ARCHIVED:
         raise Conflict("Agent is archived; it takes no new schedules")
     _checked(agent=agent, cron_expression=cron, zone=timezone, session_id=session_id)
@@ -61,6 +64,7 @@ def schedule_create(
         session_id=session_id,
         enabled=enabled,
         overlap=overlap,
+        api_key_id=api_key_id or "",
     )
     schedule.next_run_at = _next_run(schedule, now())
     schedule.save()
@@ -102,20 +106,24 @@ def _previous_run_open(schedule: Schedule, run: ScheduleRun) -> bool:
     return session_id is not None and Turn.objects.filter(session_id=session_id, status__in=Turn.OPEN).exists()
 
 
-def _post(schedule: Schedule, scheduled_for: datetime) -> tuple[Session, object]:
+def _post(schedule: Schedule, scheduled_for: datetime, *, api_key_id: str | None) -> tuple[Session, object]:
     session = schedule.session
     if session is None:
         title = f"Schedule {schedule.cron} ({schedule.timezone}) at {rfc3339(scheduled_for)}"
         session = session_create(agent=schedule.agent, title=title[:255])
     message, _ = message_post(
-        session=session, content=schedule.message["content"], metadata={"schedule_id": str(schedule.pk)}
+        session=session,
+        content=schedule.message["content"],
+        metadata={"schedule_id": str(schedule.pk)},
+        api_key_id=api_key_id,
     )
     return session, message
 
 
-def _fire(schedule: Schedule, scheduled_for: datetime, *, manual: bool) -> ScheduleRun | None:
-    """One run of `schedule` (its row locked by the caller's transaction) for `scheduled_for`; None when another
-    scheduler already recorded this due time. The run's row comes first, so a taken time posts nothing."""
+def _fire(schedule: Schedule, scheduled_for: datetime, *, manual: bool, api_key_id: str | None) -> ScheduleRun | None:
+    """One run of `schedule` (its row locked by the caller's transaction) for `scheduled_for`, its turn counted
+    against `api_key_id`; None when another scheduler already recorded this due time. The run's row comes first, so
+    a taken time posts nothing. A manual run whose key is at its cap raises TooManyRequests (the caller's 429)."""
     run = ScheduleRun(schedule=schedule, scheduled_for=scheduled_for, manual=manual, status=ScheduleRun.Status.STARTED)
     try:
         with transaction.atomic():
@@ -128,19 +136,26 @@ def _fire(schedule: Schedule, scheduled_for: datetime, *, manual: bool) -> Sched
     else:
         try:
             with transaction.atomic():
-                session, message = _post(schedule, scheduled_for)
+                session, message = _post(schedule, scheduled_for, api_key_id=api_key_id)
             run.session_id, run.message_id = session.pk, message.pk
         except AppError as exc:  # archived agent, a per-key cap, a deleted session: the run failed, the time passed
+            if manual and isinstance(exc, TooManyRequests):
+                raise  # the caller's own key: refused as its message would be, and its transaction stores nothing
             run.status, run.error = ScheduleRun.Status.FAILED, {"code": exc.code, "message": exc.message}
     run.save(update_fields=["status", "error", "session_id", "message_id"])
     return run
 
 
-def schedule_run_now(*, schedule: Schedule) -> ScheduleRun:
-    """A manual run, now (a disabled schedule too); overlap applies as for a due time."""
+def schedule_run_now(*, schedule: Schedule, api_key_id: str | None = None) -> ScheduleRun:
+    """A manual run, now (a disabled schedule too); overlap applies as for a due time. Its turn counts against
+    `api_key_id`, the caller's key (MAX_TURNS_PER_KEY): at its cap, TooManyRequests and nothing is stored."""
     with transaction.atomic():
         locked = Schedule.objects.select_for_update(of=("self",)).select_related("agent", "session").get(pk=schedule.pk)
-        run = _fire(locked, now(), manual=True)
+        run = _fire(locked, now(), manual=True, api_key_id=api_key_id)
+        if run is None:
+            # No unique key covers manual runs, so their row is not expected to collide; if it ever does, a clear
+            # refusal rather than a run that was never stored.
+            raise Conflict("The run could not be recorded; try again")
         Schedule.objects.filter(pk=locked.pk).update(last_run_at=run.created_at)
     return run
 
@@ -171,7 +186,7 @@ def _fire_next_due(now: datetime) -> tuple[bool, ScheduleRun | None]:
         if schedule is None:
             return False, None
         due = schedule.next_run_at
-        run = _fire(schedule, due, manual=False)
+        run = _fire(schedule, due, manual=False, api_key_id=schedule.api_key_id or None)
         Schedule.objects.filter(pk=schedule.pk).update(
             next_run_at=cron.next_after(schedule.cron, schedule.timezone, max(now, due)),
             last_run_at=now if run is not None else schedule.last_run_at,

@@ -5,6 +5,7 @@ from rest_framework.response import Response
 from agents import selectors as agent_selectors
 from agents.schedules import selectors, services
 from agents.schedules.serializers import ScheduleInputSerializer, ScheduleRunSerializer, ScheduleSerializer
+from everruns.api.auth import OPEN
 from everruns.api.pagination import list_schema, page_parameters, paginated
 from everruns.api.views import errors, validated
 
@@ -27,7 +28,10 @@ class ScheduleViewSet(viewsets.ViewSet):
     )
     def create(self, request, agent_id):
         agent = agent_selectors.agent_get(agent_id=agent_id)
-        schedule = services.schedule_create(agent=agent, **validated(ScheduleInputSerializer, request.data))
+        data = validated(ScheduleInputSerializer, request.data)
+        schedule = services.schedule_create(
+            agent=agent, api_key_id=getattr(request, "principal", OPEN).turn_key_id, **data
+        )
         return Response(ScheduleSerializer(schedule).data, status=201)
 
     @extend_schema(operation_id="schedules_get", responses={200: ScheduleSerializer, **errors(404)})
@@ -49,10 +53,13 @@ class ScheduleViewSet(viewsets.ViewSet):
         services.schedule_delete(schedule=selectors.schedule_get(agent_id=agent_id, schedule_id=schedule_id))
         return Response(status=204)
 
-    @extend_schema(operation_id="schedules_run", request=None, responses={202: ScheduleRunSerializer, **errors(404)})
+    @extend_schema(
+        operation_id="schedules_run", request=None, responses={202: ScheduleRunSerializer, **errors(404, 409)}
+    )
     def run(self, request, agent_id, schedule_id):
         schedule = selectors.schedule_get(agent_id=agent_id, schedule_id=schedule_id)
-        return Response(ScheduleRunSerializer(services.schedule_run_now(schedule=schedule)).data, status=202)
+        run = services.schedule_run_now(schedule=schedule, api_key_id=getattr(request, "principal", OPEN).turn_key_id)
+        return Response(ScheduleRunSerializer(run).data, status=202)
 
 
 # `/v1/agents/{agent_id}/schedules/{schedule_id}/runs`.

@@ -41,6 +41,11 @@ class Principal:
     key_id: str | None = None  # what rate limits and caps count by (a stream token's: its minter's)
     session_id: str | None = None  # a stream token's one session
 
+    @property
+    def turn_key_id(self) -> str | None:
+        """What MAX_TURNS_PER_KEY counts this caller's turns by: an API key's id (other callers are not capped)."""
+        return self.key_id if self.kind == "key" else None
+
 
 OPEN = Principal(kind="open", scope=ApiKey.Scope.ADMIN)
 

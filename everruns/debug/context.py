@@ -2,7 +2,7 @@
 
 The debug pages import the runner here, and only here, to build it with the runner's own functions
 (`registry.for_agent`, `history.build`, `resolve`), so the view cannot drift from what the loop sends. None
-of them imports litellm (runner/llm.py alone does), so the web process stays light.
+of them imports litellm (the runner/llm/ package alone does), so the web process stays light.
 tests/debug/test_context.py compares this view with the request a real turn then sends.
 """
 

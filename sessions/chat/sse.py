@@ -17,7 +17,7 @@ import uuid
 from urllib.parse import parse_qs
 
 from agents.models import Agent
-from everruns.api.auth import Denied, Principal
+from everruns.api.auth import Denied
 from everruns.api.errors import DATABASE_ERRORS, envelope
 from everruns.api.limits import stream_slots
 from everruns.api.parsers import NestedTooDeeply, check_depth
@@ -113,11 +113,6 @@ def _cursor(scope, headers: dict) -> Cursor | None:
     return cursor
 
 
-def _turn_key(principal: Principal) -> str | None:
-    """Turns at once are capped per API key (MAX_TURNS_PER_KEY)."""
-    return principal.key_id if principal.kind == "key" else None
-
-
 # --- the requests' database work, on threads ------------------------------------------------------------
 @_db
 def _agui_session(agent_id: uuid.UUID, thread_id: str) -> tuple[Session, int]:
@@ -171,7 +166,7 @@ async def serve_agui(scope, receive, send, agent_id: str) -> None:
             messages=messages,
             approvals=decisions,
             metadata=extra,
-            api_key_id=_turn_key(principal),
+            api_key_id=principal.turn_key_id,
             client_tools=tools,
         )
 
@@ -196,7 +191,7 @@ async def serve_chat(scope, receive, send, agent_id: str, session_id: str) -> No
             session=session,
             messages=request["messages"],
             approvals=request["approvals"],
-            api_key_id=_turn_key(principal),
+            api_key_id=principal.turn_key_id,
         )
 
     def view(start, turn_id):

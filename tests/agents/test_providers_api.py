@@ -131,7 +131,7 @@ def test_model_validation(api):
 def test_static_provider_list_matches_litellm():
 
     theirs = {p.value if hasattr(p, "value") else p for p in litellm.provider_list}
-    # registering llmsim as a custom provider (runner.llm) adds it to litellm's list at run time
+    # registering llmsim as a custom provider (runner.llm.library) adds it to litellm's list at run time
     assert provider_types.LITELLM_TYPES == theirs - provider_types.EVERRUNS_TYPES
 
 

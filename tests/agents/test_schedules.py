@@ -6,15 +6,18 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from agents.schedules.cron import next_after
 from agents.schedules.models import Schedule, ScheduleRun
 from agents.schedules.services import schedules_fire_due
+from everruns.api.keys import api_key_create
+from sessions import turns
 from sessions.models import Message, Session, Turn
 from tests.conftest import wait_for
-from tests.factories import make_agent, make_session
+from tests.factories import make_agent, make_session, text
 
 HELLO = {"content": [{"type": "text", "text": "Good morning"}]}
 
@@ -173,6 +176,81 @@ def test_an_archived_agent_fails_the_run_and_the_time_passes(api):
     [run] = schedules_fire_due()
     assert run.status == "failed" and run.error["code"] == "conflict"
     assert not Session.objects.filter(agent=agent).exists()  # the session made for the run is rolled back too
+
+
+@pytest.fixture
+def keys(settings, seeded):
+    """AUTH_MODE=api_key with one running turn allowed per key (MAX_TURNS_PER_KEY=1); the write limit off."""
+    settings.AUTH_MODE = "api_key"
+    settings.WRITE_RATE_LIMIT = 0
+    settings.MAX_TURNS_PER_KEY = 1
+
+
+def key_client() -> tuple[str, APIClient]:
+    """A new API key's id and a client that sends it."""
+    key, secret = api_key_create(name="k")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return str(key.pk), client
+
+
+def test_a_manual_run_by_a_key_at_its_cap_is_the_429_of_a_message_and_stores_nothing(keys):
+    agent = make_agent()
+    key_id, client = key_client()
+    busy, idle = make_session(agent), make_session(agent)
+    assert (
+        client.post(f"/v1/agents/{agent.pk}/sessions/{busy.pk}/messages", text("hi"), format="json").status_code == 201
+    )
+    schedule = create(client, agent).json()
+    refused_message = client.post(f"/v1/agents/{agent.pk}/sessions/{idle.pk}/messages", text("hi"), format="json")
+    refused = client.post(f"/v1/agents/{agent.pk}/schedules/{schedule['id']}/run")
+    assert refused.status_code == 429 and refused["Retry-After"] == refused_message["Retry-After"]
+    assert refused.json() == refused_message.json() and refused.json()["error"]["code"] == "rate_limited"
+    assert not ScheduleRun.objects.exists() and Session.objects.filter(agent=agent).count() == 2
+    assert not Message.objects.filter(metadata__schedule_id=schedule["id"]).exists()
+    assert Schedule.objects.get(pk=schedule["id"]).last_run_at is None
+    assert turns.turn_count_of_key(key_id) == 1
+
+
+def test_a_manual_run_counts_against_the_callers_key(keys):
+    agent = make_agent()
+    _, creator = key_client()
+    caller_id, caller = key_client()
+    schedule = create(creator, agent).json()
+    run = caller.post(f"/v1/agents/{agent.pk}/schedules/{schedule['id']}/run").json()
+    assert run["status"] == "started"
+    assert Turn.objects.get(session_id=run["session_id"]).api_key_id == caller_id
+
+
+def test_a_due_run_counts_against_the_key_that_created_the_schedule_and_is_refused_at_its_cap(keys):
+    agent = make_agent()
+    key_id, client = key_client()
+    schedule = create(client, agent, cron="* * * * *", overlap="queue").json()
+    now = timezone.now()
+    make_due(schedule["id"], now - timedelta(seconds=1))
+    [first] = schedules_fire_due(now=now)
+    assert first.status == "started" and Turn.objects.get(session_id=first.session_id).api_key_id == key_id
+    assert turns.turn_count_of_key(key_id) == 1
+    make_due(schedule["id"], now)  # the next time comes while the first run's turn is still queued
+    [second] = schedules_fire_due(now=now)
+    assert second.status == "failed" and second.error["code"] == "rate_limited", second.error
+    assert "1 turns running" in second.error["message"] and second.session_id is None
+    assert Session.objects.filter(agent=agent).count() == 1  # the session made for the refused run is rolled back
+    assert Schedule.objects.get(pk=schedule["id"]).next_run_at > now  # the time passed
+
+
+def test_a_manual_run_whose_row_cannot_be_stored_is_a_409_and_changes_nothing(api, monkeypatch):
+    agent = make_agent()
+    schedule = create(api, agent).json()
+
+    def refused(self, *args, **kwargs):
+        raise IntegrityError("duplicate key value violates unique constraint")
+
+    monkeypatch.setattr(ScheduleRun, "save", refused)
+    response = api.post(f"/v1/agents/{agent.pk}/schedules/{schedule['id']}/run")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "conflict"
+    assert not Session.objects.filter(agent=agent).exists()
+    assert Schedule.objects.get(pk=schedule["id"]).last_run_at is None
 
 
 def utc(*args) -> datetime:

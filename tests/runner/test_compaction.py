@@ -11,8 +11,9 @@ from django.utils import timezone
 from litellm import ContextWindowExceededError
 from rest_framework.test import APIClient
 
-from runner import llm, llmsim
+from runner import llm
 from runner.compaction import prompt
+from runner.llm import sim
 from runner.runtime import run_turn
 from sessions.fs import files
 from sessions.models import Event, Message, Session, Turn
@@ -229,7 +230,7 @@ def test_llmsim_answers_an_input_over_its_window_with_the_providers_overflow_err
     assert turn.status == "failed" and turn.error["code"] == "context_window_exceeded"
     assert "context window of 100" in turn.error["message"]
     with pytest.raises(ContextWindowExceededError):
-        llmsim.check_window("llmsim/llmsim-tiny", 101, 100)
+        sim.check_window("llmsim/llmsim-tiny", 101, 100)
 
 
 def test_llmsim_summarises_deterministically_keeping_every_number():
@@ -237,8 +238,8 @@ def test_llmsim_summarises_deterministically_keeping_every_number():
         "Earlier: 12 apples", [{"role": "user", "content": "Pay 3.50 EUR on 2026-12-07 for file report_7.pdf"}]
     )
     request = [{"role": "system", "content": prompt.summary_prompt(100)}, {"role": "user", "content": text}]
-    summary = llmsim.summarise(request)
-    assert summary == llmsim.summarise(request)
+    summary = sim.summarise(request)
+    assert summary == sim.summarise(request)
     for number in prompt.NUMBER.findall(text):
         assert number in summary
 

@@ -6,7 +6,8 @@ import httpx
 import litellm
 import pytest
 
-from runner.llm import LlmError, _classify_type
+from runner.llm import LlmError
+from runner.llm.errors import classify_type
 
 ARGS = {"message": "scripted", "llm_provider": "anthropic", "model": "m"}
 
@@ -40,7 +41,7 @@ def response(status: int) -> httpx.Response:
     ids=lambda value: type(value).__name__ if isinstance(value, Exception) else None,
 )
 def test_classification(exc, code, transient):
-    error = _classify_type(exc)
+    error = classify_type(exc)
     assert isinstance(error, LlmError)
     assert (error.code, error.transient) == (code, transient)
     assert "scripted" not in error.message and "chunk" not in error.message  # never the exception's text
@@ -58,10 +59,10 @@ def test_a_connection_failure_reported_as_a_server_error_is_a_connection_error()
             raise litellm.InternalServerError(**{**ARGS, "message": "Connection error."})
         except litellm.InternalServerError as exc:
             wrapped = exc
-    error = _classify_type(wrapped)
+    error = classify_type(wrapped)
     assert (error.code, error.transient) == ("llm_connection_error", True)
 
 
 def test_the_message_is_ours_with_the_status():
-    error = _classify_type(litellm.BadRequestError(**{**ARGS, "message": "<html>" + "x" * 2000}))
+    error = classify_type(litellm.BadRequestError(**{**ARGS, "message": "<html>" + "x" * 2000}))
     assert error.message == "The LLM provider refused the request (HTTP 400)"

@@ -1,6 +1,6 @@
 """llmsim's `call <tool name> <JSON object>`: the call when the agent has the tool, then its result stated."""
 
-from runner.llmsim import plan
+from runner.llm.sim import plan
 
 
 def test_the_directive_calls_the_named_tool_with_its_arguments():

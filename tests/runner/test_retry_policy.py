@@ -6,7 +6,7 @@ import random
 import httpx
 import pytest
 
-from runner.llm import _retry_after
+from runner.llm.errors import _retry_after
 from runner.loop import retry_delay_ms
 
 
