@@ -22,7 +22,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
-	exec $(VENV)/bin/uvicorn everruns.asgi:application --host 127.0.0.1 --port $(PORT) \
+	exec $(VENV)/bin/uvicorn everruns.asgi:application --host 127.0.0.1 --port $(PORT) --loop uvloop \
 		--timeout-graceful-shutdown 5 --no-access-log
 
 services:

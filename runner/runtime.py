@@ -18,6 +18,7 @@ import threading
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 
+import uvloop
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
@@ -74,7 +75,7 @@ class Runtime:
         self.leases: dict[uuid.UUID, str] = {}  # claimed turns -> their owner
         self.runners: dict[uuid.UUID, TurnRunner] = {}  # claimed turns -> their runner, for signals
         self.sweeping = False
-        self.loop = asyncio.new_event_loop()
+        self.loop = uvloop.new_event_loop()
         ready = threading.Event()
         self.thread = threading.Thread(target=self._run_loop, args=(ready,), name="turn-runtime", daemon=True)
         self.thread.start()
