@@ -6,7 +6,6 @@ Every client talks to a loopback address only (bench/run.py refuses any other ta
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -114,31 +113,18 @@ class Api:
     async def post_message(self, agent_id: str, session_id: str, text: str = TOOL_TURN) -> dict:
         """POST a user message; returns {status, message (or error text), started, finished} with Unix times.
 
-        Like a careful client, it sends an Idempotency-Key and sends the same request once more when the
-        connection broke before an answer came (a keep-alive connection the server closed as it was reused): a
-        message the first attempt stored is answered 200 with it, reported here as the 201 that was lost."""
+        Sent once: a connection the server closed under a reused keep-alive request (`ReadError`) is an error of the
+        run, not retried, so the figures show one (issue 25). The web's keep-alive time-out (75 s in the Procfile)
+        outlasts clients' pool expiry (httpx: 5 s), so a client closes an idle connection before the server does."""
         started = time.time()
-        headers = {"Idempotency-Key": str(uuid.uuid4())}
         body = {"message": {"content": [{"type": "text", "text": text}]}}
-        retried = None
-        for attempt in (1, 2):
-            try:
-                response = await self.http.post(
-                    f"{self.session_path(agent_id, session_id)}/messages", json=body, headers=headers
-                )
-                break
-            except httpx.TransportError as exc:
-                retried = f"{type(exc).__name__}: {exc}"
-                if attempt == 2:
-                    return {"status": None, "error": retried, "started": started, "finished": time.time()}
-            except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}: {exc}"
-                return {"status": None, "error": error, "started": started, "finished": time.time()}
-        status = 201 if retried and response.status_code == 200 else response.status_code
-        out = {"status": status, "started": started, "finished": time.time()}
-        if retried:
-            out["retried_after"] = retried
-        if status == 201:
+        try:
+            response = await self.http.post(f"{self.session_path(agent_id, session_id)}/messages", json=body)
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            return {"status": None, "error": error, "started": started, "finished": time.time()}
+        out = {"status": response.status_code, "started": started, "finished": time.time()}
+        if response.status_code == 201:
             out["message"] = response.json()
         else:
             out["error"] = response.text[:300]

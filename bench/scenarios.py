@@ -181,8 +181,6 @@ async def _waiting_run(ctx, result: Result, key, sessions: int, latency_ms: int,
                 "turns_failed": failed,
                 "post_errors": len(errors),
                 "post_error_samples": [p.get("error") for p in errors[:3]],
-                # POSTs whose connection broke before the answer and were sent again (same Idempotency-Key)
-                "post_retries": sum(1 for p in posted.values() if p.get("retried_after")),
                 # How the wall time splits: the burst of POSTs (the last answered this long after the first was
                 # sent), and each turn from its POST's answer to its end (ideal: the two calls, 2 x latency).
                 "posts_answered_s": max((p["finished"] for p in posted.values()), default=started) - started,
@@ -202,7 +200,7 @@ async def _waiting_run(ctx, result: Result, key, sessions: int, latency_ms: int,
                 pct, bound = ideal / cap * 100, "<"
                 note = f"did not finish in {cap:g} s: {len(done)}/{sessions} turns ended"
             if failed or errors:
-                note += f"; {failed} turns failed, {len(errors)} POSTs refused"
+                note += f"; {failed} turns failed, {len(errors)} POSTs refused or reset"
             result.target(f"waiting.{key}.ideal_pct", f"{label}: % of ideal", ">=", 90, "%", pct, note, bound)
             # A refused message or a failed turn misses the target whatever the wall time of the others.
             result.targets[-1].broken = bool(failed or errors)

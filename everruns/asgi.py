@@ -1,6 +1,6 @@
-"""The ASGI application: event streams and the chat front-ends' routes on the event loop
-(sessions/streams/sse.py, sessions/chat/sse.py), everything else through Django's handler on a bounded pool of
-threads (everruns/front/bridge.py)."""
+"""The ASGI application: event streams, the chat front-ends' routes and GET session on the event loop
+(sessions/streams/sse.py, sessions/chat/sse.py, sessions/reads.py), everything else through Django's handler on a
+bounded pool of threads (everruns/front/bridge.py)."""
 
 import logging
 import os
@@ -22,9 +22,10 @@ from everruns.front.counted import Counted  # noqa: E402
 from everruns.startup import freeze_loaded_objects  # noqa: E402
 from everruns.telemetry import counters  # noqa: E402
 from sessions.chat.sse import ChatRouter  # noqa: E402
+from sessions.reads import ReadRouter  # noqa: E402
 from sessions.streams.sse import StreamRouter  # noqa: E402
 
-application = Counted(Cors(ChatRouter(StreamRouter(DjangoBridge()))))
+application = Counted(Cors(ChatRouter(StreamRouter(ReadRouter(DjangoBridge())))))
 counters.gauge("stream_clients", lambda: stream_slots.total)  # everruns_stream_clients, summed over web processes
 
 if settings.AUTH_MODE == "none" and not settings.ALLOW_OPEN_ON_NETWORK:

@@ -45,8 +45,9 @@ def _staff(request) -> Principal | None:
     return staff_principal(get_user(request))
 
 
-def _caller(request, write: bool) -> Principal:
-    """On a web thread (it reads the database)."""
+def identify(request, write: bool) -> Principal:
+    """Who makes this request (after `host_check`), on a web thread: it may read the database. Denied, or
+    TooManyRequests for a write past the rate limit."""
     authorization = request.headers.get("Authorization", "")
     query_string = request.META.get("QUERY_STRING", "")
     staff = None
@@ -67,4 +68,4 @@ async def caller(scope) -> Principal:
     """Who makes this request, or Denied (a Host not allowed, no or bad credentials) or TooManyRequests (writes)."""
     request = WSGIRequest(wsgi_environ(scope, b""))
     host_check(request)
-    return await on_db_thread(_caller, request, scope["method"] not in SAFE_METHODS)
+    return await on_db_thread(identify, request, scope["method"] not in SAFE_METHODS)

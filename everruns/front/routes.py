@@ -26,6 +26,8 @@ class FrontRoute:
 
 
 ROUTES = (
+    # GET session, the status poll (sessions/reads.py); PATCH and DELETE are Django's.
+    FrontRoute("session", "GET", SESSION),
     # The event stream (`Accept: text/event-stream` or `?format=event-stream`; the JSON list is Django's), and
     # the same stream under upstream Everruns' name, whatever the Accept header.
     FrontRoute("events", "GET", f"{SESSION}/events", token_reads=True),

@@ -24,12 +24,13 @@ from everruns.api.parsers import NestedTooDeeply, check_depth
 from everruns.core.errors import AppError, NotFound, TooManyRequests, ValidationError
 from everruns.front import routes
 from everruns.front.access import caller, require_json
+from everruns.front.answers import denied, send_json, unavailable
 from everruns.front.bridge import ROUTE, on_db_thread, read_body
 from sessions.chat import agui, aisdk
 from sessions.chat import services as chat_services
 from sessions.chat.run import Cursor, RunView
 from sessions.models import Session
-from sessions.streams.sse import _json, _unavailable, denied, until_disconnect
+from sessions.streams.sse import until_disconnect
 from sessions.streams.stream import KEEPALIVE, Outbox, log_items, read_events_after
 
 AGUI_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
@@ -71,9 +72,9 @@ async def _guarded(handler, send) -> None:
         await denied(send, refusal)
     except AppError as error:
         extra = [(b"retry-after", str(error.retry_after).encode())] if isinstance(error, TooManyRequests) else []
-        await _json(send, error.status, envelope(error.code, error.message, error.details), extra)
+        await send_json(send, error.status, envelope(error.code, error.message, error.details), extra)
     except DATABASE_ERRORS as exc:
-        await _unavailable(send, exc)
+        await unavailable(send, exc)
 
 
 def _db(fn):

@@ -9,18 +9,17 @@ Everruns' name for the stream) is always the stream: the same one, with the same
 
 import asyncio
 import contextlib
-import json
-import logging
 import uuid
 from urllib.parse import parse_qs
 
 from rest_framework.utils.mediatypes import media_type_matches, order_by_precedence
 
 from everruns.api.auth import Denied
-from everruns.api.errors import DATABASE_ERRORS, RETRY_UNAVAILABLE_SECONDS, UNAVAILABLE, envelope
+from everruns.api.errors import DATABASE_ERRORS, envelope
 from everruns.api.limits import stream_slots
 from everruns.front import routes
 from everruns.front.access import caller
+from everruns.front.answers import denied, send_json, unavailable
 from everruns.front.bridge import ROUTE, on_db_thread
 from sessions.models import Session
 from sessions.streams import live
@@ -32,8 +31,6 @@ STREAM_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
-
-logger = logging.getLogger(__name__)
 
 
 def wants_stream(accept: str) -> bool:
@@ -52,14 +49,6 @@ def _session_exists(agent_id: uuid.UUID, session_id: uuid.UUID) -> bool:
     return Session.objects.filter(pk=session_id, agent_id=agent_id).exists()
 
 
-async def _json(send, status: int, body: dict, extra_headers: list | None = None) -> None:
-    payload = json.dumps(body).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    headers += extra_headers or []
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
-
-
 def _cursor(scope, headers: dict) -> int | None | bool:
     """The resume cursor: Last-Event-ID, ?lastEventId= or ?after= (0 without one); False when invalid."""
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
@@ -72,19 +61,6 @@ def _cursor(scope, headers: dict) -> int | None | bool:
     return False if cursor is None else cursor
 
 
-async def denied(send, refusal: Denied) -> None:
-    """A refusal before the response started, as the JSON envelope (with the Bearer challenge on a 401)."""
-    extra = [(b"www-authenticate", b'Bearer realm="everruns"')] if refusal.status == 401 else []
-    await _json(send, refusal.status, envelope(refusal.code, refusal.message), extra)
-
-
-async def _unavailable(send, exc) -> None:
-    """The database is away before the stream starts: 503 with Retry-After (EventSource retries on its own)."""
-    logger.warning("event stream: database unavailable: %s", exc)
-    retry = [(b"retry-after", str(RETRY_UNAVAILABLE_SECONDS).encode())]
-    await _json(send, 503, envelope(*UNAVAILABLE), retry)
-
-
 async def serve_stream(scope, receive, send, agent_id: str, session_id: str) -> None:
     headers = dict(scope.get("headers") or [])
     try:
@@ -92,15 +68,15 @@ async def serve_stream(scope, receive, send, agent_id: str, session_id: str) -> 
     except Denied as refusal:
         return await denied(send, refusal)
     except DATABASE_ERRORS as exc:
-        return await _unavailable(send, exc)
+        return await unavailable(send, exc)
     try:
         agent_uuid, session_uuid = uuid.UUID(agent_id), uuid.UUID(session_id)
     except ValueError:
-        return await _json(send, 404, envelope("not_found", "Not found"))
+        return await send_json(send, 404, envelope("not_found", "Not found"))
     slot = principal.key_id or "open"
     if not stream_slots.take(slot):
         message = "Too many open event streams (MAX_STREAMS_PER_KEY / MAX_STREAMS_PER_PROCESS)"
-        return await _json(send, 429, envelope("rate_limited", message), [(b"retry-after", b"5")])
+        return await send_json(send, 429, envelope("rate_limited", message), [(b"retry-after", b"5")])
     try:
         await _serve(scope, receive, send, headers, agent_uuid, session_uuid)
     finally:
@@ -111,13 +87,13 @@ async def _serve(scope, receive, send, headers: dict, agent_uuid: uuid.UUID, ses
     after = _cursor(scope, headers)
     if after is False:
         details = {"after": ["Must be a non-negative event sequence."]}
-        return await _json(send, 400, envelope("validation_error", "Invalid cursor", details))
+        return await send_json(send, 400, envelope("validation_error", "Invalid cursor", details))
     try:
         exists = await on_db_thread(_session_exists, agent_uuid, session_uuid)
     except DATABASE_ERRORS as exc:
-        return await _unavailable(send, exc)
+        return await unavailable(send, exc)
     if not exists:
-        return await _json(send, 404, envelope("not_found", "Session not found"))
+        return await send_json(send, 404, envelope("not_found", "Session not found"))
     await send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})
 
     async def pump(outbox: Outbox):
