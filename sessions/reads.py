@@ -74,7 +74,7 @@ class ReadRouter:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["method"] == "GET" and (found := routes.match("GET", scope["path"])):
+        if scope["type"] == "http" and scope["method"] == "GET" and (found := routes.of_request(scope)):
             route, ids = found
             if route.name == "session" and (request := _servable(scope)) is not None:
                 scope[ROUTE] = route.template  # the metrics' `route` label

@@ -54,3 +54,13 @@ def match_path(path: str) -> list[tuple[FrontRoute, dict]]:
 def match(method: str, path: str) -> tuple[FrontRoute, dict] | None:
     """The route for this request, with its arguments (ids as strings), or None: Django serves it."""
     return next(((route, kwargs) for route, kwargs in match_path(path) if route.method == method), None)
+
+
+_MATCHED = "everruns.front_route"  # the scope's key for what `of_request` found
+
+
+def of_request(scope) -> tuple[FrontRoute, dict] | None:
+    """`match` for an HTTP request's scope, done once per request however many routers ask."""
+    if _MATCHED not in scope:
+        scope[_MATCHED] = match(scope["method"], scope["path"])
+    return scope[_MATCHED]

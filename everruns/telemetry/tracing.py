@@ -221,9 +221,26 @@ def emit_turn(turn_id, turn: dict, events: list[dict], messages: list[dict] | No
     """The spans of one ended turn. `turn`: the row's fields (see build_turn); `events`: its log; `messages`:
     the session's messages when content is captured, else None; `provider_of(model)`: the provider's name (a
     database read by default). Unit tests call it with rows of their own."""
-    provider_of = provider_of or _provider_of
+    from opentelemetry.trace import Status, StatusCode  # noqa: PLC0415 (loaded only when tracing is on)
+
+    root = _turn_span(turn_id, turn)
+    outputs = _responses(turn_id, messages) if messages is not None else None
+    spans = _TurnSpans(root, provider_of or _provider_of, outputs)
+    for event in events:
+        spans.add(event["type"], event["data"] or {}, event["created_at"])
+    if spans.open_call is not None:  # the turn ended during the call
+        spans.abandoned(turn["finished_at"])
+    if turn["status"] == "failed":
+        error = turn.get("error") or {}
+        root.set_attribute("error.type", str(error.get("code") or "error"))
+        root.set_status(Status(StatusCode.ERROR, str(error.get("message") or "")))
+    root.end(end_time=_ns(turn["finished_at"]))
+
+
+def _turn_span(turn_id, turn: dict):
+    """The turn's `invoke_agent` span, under the trace context the POST that queued it stored, with the span id
+    every process derives from the turn's id."""
     from opentelemetry import trace  # noqa: PLC0415 (loaded only when tracing is on)
-    from opentelemetry.trace import Status, StatusCode  # noqa: PLC0415
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator  # noqa: PLC0415
 
     parent = TraceContextTextMapPropagator().extract(turn.get("trace_context") or {})
@@ -241,7 +258,7 @@ def emit_turn(turn_id, turn: dict, events: list[dict], messages: list[dict] | No
     }
     token = _forced_span_id.set(turn_span_id(turn_id))
     try:
-        root = _tracer.start_span(
+        return _tracer.start_span(
             f"invoke_agent {agent}",
             context=parent,
             kind=trace.SpanKind.INTERNAL,
@@ -250,95 +267,111 @@ def emit_turn(turn_id, turn: dict, events: list[dict], messages: list[dict] | No
         )
     finally:
         _forced_span_id.reset(token)
-    under = trace.set_span_in_context(root)
-    providers: dict[str, str] = {}
-    outputs = _responses(turn_id, messages) if messages is not None else None
-    tool_starts = {}
-    response_index = 0
-    # A turn's LLM calls are one after the other: a call started (llm.started) and not completed when the
-    # next one starts, or when the turn ends, was never stored (its worker died, an interrupt, a cancel).
-    open_call: tuple | None = None  # (started at, model, retries)
-    for event in events:
-        kind, data, at = event["type"], event["data"] or {}, event["created_at"]
+
+
+class _TurnSpans:
+    """The `chat` and `execute_tool` spans under a turn's span, and its span events, from the turn's log in order."""
+
+    def __init__(self, root, provider_of, outputs: list | None):
+        from opentelemetry import trace  # noqa: PLC0415 (loaded only when tracing is on)
+
+        self.root, self.under = root, trace.set_span_in_context(root)
+        self.provider_of, self.providers = provider_of, {}
+        self.outputs, self.response_index = outputs, 0
+        self.tool_starts = {}
+        # A turn's LLM calls are one after the other: a call started (llm.started) and not completed when the
+        # next one starts, or when the turn ends, was never stored (its worker died, an interrupt, a cancel).
+        self.open_call: tuple | None = None  # (started at, model, retries)
+
+    def add(self, kind: str, data: dict, at) -> None:
         if kind == "llm.started":
-            if open_call is not None:
-                _abandoned_chat(under, open_call, at)
-            open_call = (at, data.get("model") or "", [])
+            if self.open_call is not None:
+                self.abandoned(at)
+            self.open_call = (at, data.get("model") or "", [])
         elif kind == "llm.completed":
-            model = data.get("model") or ""
-            # From llm.started: the span covers the call's retried attempts too (each a gen_ai.retry event).
-            if open_call is not None:
-                start_ns, retries = _ns(open_call[0]), open_call[2]
-            else:
-                start_ns, retries = _ns(at) - int(data.get("duration_ms") or 0) * 1_000_000, []
-            open_call = None
-            usage = data.get("usage") or {}
-            span = _tracer.start_span(
-                f"chat {model}",
-                context=under,
-                kind=trace.SpanKind.CLIENT,
-                start_time=start_ns,
-                attributes={
-                    "gen_ai.operation.name": "chat",
-                    "gen_ai.provider.name": providers.get(model) or providers.setdefault(model, provider_of(model)),
-                    "gen_ai.request.model": model,
-                    "gen_ai.response.model": model,
-                    "gen_ai.usage.input_tokens": int(usage.get("input_tokens") or 0),
-                    "gen_ai.usage.output_tokens": int(usage.get("output_tokens") or 0),
-                    "gen_ai.response.finish_reasons": [str(data.get("finish_reason") or "unknown")],
-                },
-            )
-            if data.get("unstored_calls"):
-                span.set_attribute("everruns.unstored_calls", int(data["unstored_calls"]))
-            if outputs is not None and response_index < len(outputs):
-                prompt, completion = outputs[response_index]
-                span.set_attribute("gen_ai.input.messages", json.dumps(prompt, default=str))
-                span.set_attribute("gen_ai.output.messages", json.dumps(completion, default=str))
-            response_index += 1
-            for timestamp, attributes in retries:
-                span.add_event("gen_ai.retry", attributes, timestamp=timestamp)
-            span.end(end_time=_ns(at))
-        elif kind == "llm.retrying" and open_call is not None:
+            self._chat(data, at)
+        elif kind == "llm.retrying" and self.open_call is not None:
             error = data.get("error") or {}
             retry = {"attempt": int(data.get("attempt") or 0), "error.type": str(error.get("code") or "")}
-            open_call[2].append((_ns(at), retry))
+            self.open_call[2].append((_ns(at), retry))
         elif kind == "tool.started":
-            tool_starts[data.get("tool_call_id")] = at
+            self.tool_starts[data.get("tool_call_id")] = at
         elif kind == "tool.completed":
-            name, call_id = data.get("name") or "", data.get("tool_call_id") or ""
-            started = tool_starts.pop(call_id, None)
-            start_ns = _ns(started) if started else _ns(at) - int(data.get("duration_ms") or 0) * 1_000_000
-            span = _tracer.start_span(
-                f"execute_tool {name}",
-                context=under,
-                kind=trace.SpanKind.INTERNAL,
-                start_time=start_ns,
-                attributes={
-                    "gen_ai.operation.name": "execute_tool",
-                    "gen_ai.tool.name": name,
-                    "gen_ai.tool.call.id": call_id,
-                    "gen_ai.tool.type": "function",
-                },
-            )
-            if data.get("status") == "error":
-                span.set_attribute("error.type", "tool_error")
-                span.set_status(Status(StatusCode.ERROR))
-            if capture_content():
-                span.set_attribute("gen_ai.tool.call.result", json.dumps(data.get("result"), default=str))
-            span.end(end_time=_ns(at))
+            self._tool(data, at)
         if kind in SPAN_EVENTS:
-            root.add_event(SPAN_EVENTS[kind], _event_attributes(kind, data), timestamp=_ns(at))
+            self.root.add_event(SPAN_EVENTS[kind], _event_attributes(kind, data), timestamp=_ns(at))
         elif kind == "context.compacted":  # runner/compaction: the sizes, never the summary's text
             sizes = ("tokens_before", "tokens_after", "through_sequence")
             attributes = {k: data[k] for k in sizes if isinstance(data.get(k), int)}
-            root.add_event("everruns.context.compacted", attributes, timestamp=_ns(at))
-    if open_call is not None:  # the turn ended during the call
-        _abandoned_chat(under, open_call, turn["finished_at"])
-    if turn["status"] == "failed":
-        error = turn.get("error") or {}
-        root.set_attribute("error.type", str(error.get("code") or "error"))
-        root.set_status(Status(StatusCode.ERROR, str(error.get("message") or "")))
-    root.end(end_time=_ns(turn["finished_at"]))
+            self.root.add_event("everruns.context.compacted", attributes, timestamp=_ns(at))
+
+    def abandoned(self, at) -> None:
+        _abandoned_chat(self.under, self.open_call, at)
+        self.open_call = None
+
+    def _chat(self, data: dict, at) -> None:
+        from opentelemetry import trace  # noqa: PLC0415 (loaded only when tracing is on)
+
+        model = data.get("model") or ""
+        # From llm.started: the span covers the call's retried attempts too (each a gen_ai.retry event).
+        if self.open_call is not None:
+            start_ns, retries = _ns(self.open_call[0]), self.open_call[2]
+        else:
+            start_ns, retries = _ns(at) - int(data.get("duration_ms") or 0) * 1_000_000, []
+        self.open_call = None
+        usage = data.get("usage") or {}
+        provider = self.providers.get(model) or self.providers.setdefault(model, self.provider_of(model))
+        span = _tracer.start_span(
+            f"chat {model}",
+            context=self.under,
+            kind=trace.SpanKind.CLIENT,
+            start_time=start_ns,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": provider,
+                "gen_ai.request.model": model,
+                "gen_ai.response.model": model,
+                "gen_ai.usage.input_tokens": int(usage.get("input_tokens") or 0),
+                "gen_ai.usage.output_tokens": int(usage.get("output_tokens") or 0),
+                "gen_ai.response.finish_reasons": [str(data.get("finish_reason") or "unknown")],
+            },
+        )
+        if data.get("unstored_calls"):
+            span.set_attribute("everruns.unstored_calls", int(data["unstored_calls"]))
+        if self.outputs is not None and self.response_index < len(self.outputs):
+            prompt, completion = self.outputs[self.response_index]
+            span.set_attribute("gen_ai.input.messages", json.dumps(prompt, default=str))
+            span.set_attribute("gen_ai.output.messages", json.dumps(completion, default=str))
+        self.response_index += 1
+        for timestamp, attributes in retries:
+            span.add_event("gen_ai.retry", attributes, timestamp=timestamp)
+        span.end(end_time=_ns(at))
+
+    def _tool(self, data: dict, at) -> None:
+        from opentelemetry import trace  # noqa: PLC0415 (loaded only when tracing is on)
+        from opentelemetry.trace import Status, StatusCode  # noqa: PLC0415
+
+        name, call_id = data.get("name") or "", data.get("tool_call_id") or ""
+        started = self.tool_starts.pop(call_id, None)
+        start_ns = _ns(started) if started else _ns(at) - int(data.get("duration_ms") or 0) * 1_000_000
+        span = _tracer.start_span(
+            f"execute_tool {name}",
+            context=self.under,
+            kind=trace.SpanKind.INTERNAL,
+            start_time=start_ns,
+            attributes={
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": name,
+                "gen_ai.tool.call.id": call_id,
+                "gen_ai.tool.type": "function",
+            },
+        )
+        if data.get("status") == "error":
+            span.set_attribute("error.type", "tool_error")
+            span.set_status(Status(StatusCode.ERROR))
+        if capture_content():
+            span.set_attribute("gen_ai.tool.call.result", json.dumps(data.get("result"), default=str))
+        span.end(end_time=_ns(at))
 
 
 def _event_attributes(kind: str, data: dict) -> dict:

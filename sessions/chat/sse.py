@@ -43,7 +43,7 @@ class ChatRouter:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and (found := routes.match(scope["method"], scope["path"])):
+        if scope["type"] == "http" and (found := routes.of_request(scope)):
             route, ids = found
             if route.name == "ag-ui":
                 scope[ROUTE] = route.template  # the metrics' `route` label

@@ -114,7 +114,7 @@ class StreamRouter:
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
             live.listen_now()  # then Django's side (everruns/front/bridge.py) answers the lifespan messages
-        elif scope["type"] == "http" and scope["method"] == "GET" and (found := routes.match("GET", scope["path"])):
+        elif scope["type"] == "http" and scope["method"] == "GET" and (found := routes.of_request(scope)):
             route, ids = found
             if route.name == "sse" or (route.name == "events" and _wants_stream(scope)):
                 scope[ROUTE] = route.template  # the metrics' `route` label
