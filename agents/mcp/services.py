@@ -98,11 +98,16 @@ def server_config(server: McpServer) -> ServerConfig:
     )
 
 
+def list_tools(config: ServerConfig) -> list[dict]:
+    """The server's tools (everruns/mcp/client.py); the SDK loads with the first listing, not at the web's start."""
+    from everruns.mcp import client  # noqa: PLC0415 - the SDK costs the web 0.5 s at start
+
+    return client.list_tools(config)
+
+
 def server_refresh(*, server: McpServer) -> McpServer:
     """List the server's tools again and store them; an unreachable server keeps its old list, with `last_error`.
     Network first, then one short write: no transaction is held while the server answers."""
-    from everruns.mcp.client import list_tools  # noqa: PLC0415 - the SDK costs the web 0.5 s at start
-
     try:
         tools, error = list_tools(server_config(server)), None
     except (McpUnavailable, secrets.SecretUnreadable, secrets.SecretsNotConfigured) as exc:
