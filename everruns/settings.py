@@ -115,6 +115,9 @@ DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite
 # WORKER_DB_THREADS: each thread keeps its connection, so connections are bounded and reused.
 WEB_THREADS = env_int("WEB_THREADS", 8)
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 600))}
+# The written-out SQL as server-side prepared statements (everruns/core/prepared.py); off behind a pooler that hands a
+# session's statements to different server connections (PgBouncer in transaction pooling mode).
+DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded worker thread and the web share one file: WAL and immediate write locks.
     DATABASES["default"]["OPTIONS"] = {

@@ -53,3 +53,14 @@ def test_a_new_connection_prepares_again():
     connection.close()
     assert [s.pk for s in _read(session)] == [session.pk]
     assert any('"title" = $2' in s for s in _prepared_statements())
+
+
+def test_switched_off_nothing_is_prepared(settings):
+    settings.DB_PREPARED_STATEMENTS = False
+    session = make_session(title="as written")
+    where, params = '"id" = %s AND "status" = %s', [rows.prep(Session, "id", session.pk), session.status]
+    assert [s.pk for s in rows.fetch(Session, where, params)] == [session.pk]
+    assert not [s for s in _prepared_statements() if '"status" = $2' in s]
+    settings.DB_PREPARED_STATEMENTS = True
+    rows.fetch(Session, where, params)
+    assert [s for s in _prepared_statements() if '"status" = $2' in s]  # the same read, switched on

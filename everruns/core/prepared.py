@@ -12,6 +12,9 @@ unbounded and their parameters' types are not ours to vouch for.
   cannot infer) leaves the transaction as it was, and the statement is sent as written from then on.
 - With the query log on (DEBUG, or a test that captures queries) statements are sent as written, so the log shows
   them; the counts are the same either way (the `PREPARE` is not a query of the caller's).
+- `DB_PREPARED_STATEMENTS=false` sends every statement as written: behind a pooler that gives one client's statements
+  to different server connections (PgBouncer's transaction pooling), a statement prepared on one is unknown on the
+  next.
 """
 
 import itertools
@@ -19,6 +22,7 @@ import threading
 import weakref
 
 import psycopg2
+from django.conf import settings
 from psycopg2.extensions import TRANSACTION_STATUS_INERROR
 
 MAX_PER_CONNECTION = 256
@@ -54,7 +58,13 @@ def execute(cursor, sql: str, params) -> None:
     """`cursor.execute(sql, params)` (a Django cursor, `params` a list), prepared where it can be."""
     db = cursor.db
     raw = db.connection
-    if db.vendor != "postgresql" or db.queries_logged or raw is None or getattr(cursor.cursor, "name", None):
+    if (
+        db.vendor != "postgresql"
+        or not settings.DB_PREPARED_STATEMENTS
+        or db.queries_logged
+        or raw is None
+        or getattr(cursor.cursor, "name", None)
+    ):
         cursor.execute(sql, params)
         return
     known = _statements.get(raw)
