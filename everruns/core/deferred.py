@@ -7,8 +7,11 @@ request runs, hands the response to the event loop, then runs them in the order 
 while the loop writes the response. Anywhere else (a worker, a management command, Django's test client) `later`
 runs them at once."""
 
+import functools
 import logging
 import threading
+
+from django.db import transaction
 
 logger = logging.getLogger(__name__)
 _held = threading.local()
@@ -21,6 +24,11 @@ def later(fn) -> None:
         fn()
     else:
         queue.append(fn)
+
+
+def after_commit(fn, *args) -> None:
+    """`fn(*args)` once the current transaction commits, as a wake-up (`later`)."""
+    transaction.on_commit(lambda: later(functools.partial(fn, *args)))
 
 
 def hold() -> list:

@@ -9,14 +9,6 @@ from everruns.api.errors import RETRY_UNAVAILABLE_SECONDS, UNAVAILABLE, envelope
 
 logger = logging.getLogger(__name__)
 
-# What Django's SecurityMiddleware and XFrameOptionsMiddleware add to every response (settings' defaults).
-SECURITY_HEADERS = [
-    (b"x-frame-options", b"DENY"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"same-origin"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-]
-
 
 def json_response(status: int, body, extra_headers: list | None = None) -> tuple[int, list, bytes]:
     """(status, headers, payload) of a JSON answer, as DRF's JSONRenderer writes it (compact, UTF-8)."""

@@ -1,8 +1,6 @@
 """A turn's tool approvals: asked for (the turn parks, `waiting`, holding no worker), resolved by a person
 through the API (the turn is queued again once every call is decided), denied when a new message comes."""
 
-import functools
-
 from django.db import transaction
 
 from everruns.core import deferred
@@ -59,7 +57,7 @@ def _resume_if_decided(turn: Turn) -> None:
         return
     Turn.objects.filter(pk=turn.pk).update(status=Turn.Status.QUEUED, lease_expires_at=queue_deadline())
     set_session_status(session_id=turn.session_id, status=Session.Status.RUNNING, turn_id=turn.pk)
-    transaction.on_commit(lambda: deferred.later(functools.partial(turn_queue, turn.pk)))
+    deferred.after_commit(turn_queue, turn.pk)
 
 
 def approval_resolve(*, session_id, tool_call_id: str, approved: bool, reason: str | None = None) -> None:

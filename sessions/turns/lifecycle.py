@@ -12,7 +12,6 @@ holds it, else the worker, woken through sessions.turns.control), exactly once u
 These are short, synchronous transactions; the runner calls them on its database threads.
 """
 
-import functools
 import logging
 import uuid
 from contextlib import contextmanager
@@ -117,7 +116,7 @@ def turn_create(
     set_session_status(
         session_id=session_id, status=Session.Status.RUNNING, turn_id=turn.id, active_turn=turn, previous=session_status
     )
-    transaction.on_commit(lambda: deferred.later(functools.partial(turn_queue, turn.id)))
+    deferred.after_commit(turn_queue, turn.id)
     return turn
 
 

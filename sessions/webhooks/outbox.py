@@ -7,7 +7,6 @@ webhooks or without. Elsewhere (SQLite, the embedded quick start) they are a que
 
 import functools
 
-from django.db import transaction
 from django.utils import timezone
 
 from everruns.celery import DELIVER_WEBHOOK_TASK
@@ -75,7 +74,7 @@ def deliveries_record(*, event_id, event_type: str, session_id) -> list[str]:
 def wake_after_commit(delivery_ids: list[str]) -> None:
     """Queue one send per delivery once the transaction commits (the rows exist for the worker by then)."""
     if delivery_ids:
-        transaction.on_commit(lambda: deferred.later(functools.partial(wake, delivery_ids)))
+        deferred.after_commit(wake, delivery_ids)
 
 
 def wake(delivery_ids: list[str]) -> None:
