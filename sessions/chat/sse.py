@@ -20,7 +20,7 @@ from agents.models import Agent
 from everruns.api.auth import Denied
 from everruns.api.errors import DATABASE_ERRORS, envelope
 from everruns.api.limits import stream_slots
-from everruns.api.parsers import NestedTooDeeply, check_depth
+from everruns.api.parsers import UnstorableJson, check_json, nested_too_deeply
 from everruns.core.errors import AppError, NotFound, TooManyRequests, ValidationError
 from everruns.front import routes
 from everruns.front.access import caller, require_json
@@ -88,9 +88,11 @@ async def _json_body(scope, receive, send):
     if body is None:
         raise _Answered
     try:
-        return check_depth(json.loads(body or b"null"))
-    except (RecursionError, NestedTooDeeply):
-        raise ValidationError("Malformed JSON", details={"body": [str(NestedTooDeeply())]}) from None
+        return check_json(json.loads(body or b"null"))
+    except RecursionError:
+        raise ValidationError("Malformed JSON", details={"body": [str(nested_too_deeply())]}) from None
+    except UnstorableJson as refused:
+        raise ValidationError("Malformed JSON", details={"body": [str(refused)]}) from None
     except ValueError:
         raise ValidationError("Malformed JSON", details={"body": ["Not valid JSON."]}) from None
 
